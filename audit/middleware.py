@@ -1,0 +1,48 @@
+"""Request context middleware: the first and last thing every request meets."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from audit import context
+
+logger = logging.getLogger("dashtam.request")
+
+
+class RequestContextMiddleware:
+    """Assigns the request id, keeps the context in a contextvar, echoes the id.
+
+    It sits first in MIDDLEWARE, so even a crashed request's response carries
+    ``X-Request-ID`` and logs one access line with the id, status and duration.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        started = time.perf_counter()
+        request_id = context.sane_request_id(request.META.get("HTTP_X_REQUEST_ID"))
+        request.request_id = request_id
+        token = context.set_context(context.context_for_request(request, request_id))
+        try:
+            response = self.get_response(request)
+            response["X-Request-ID"] = request_id
+            ctx = context.get()
+            logger.info(
+                "request",
+                extra={
+                    "status": response.status_code,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "route": ctx.route if ctx else "",
+                },
+            )
+            return response
+        finally:
+            context.reset(token)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        match = getattr(request, "resolver_match", None)
+        if match is not None:
+            context.update(route=match.route or "")
+        return None

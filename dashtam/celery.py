@@ -1,0 +1,35 @@
+"""The Celery app.
+
+Production: a Redis broker (CELERY_BROKER_URL, defaulting to REDIS_URL), with
+``celery -A dashtam worker`` and ``celery -A dashtam beat``. Embedded default
+(no broker configured): kombu's filesystem transport under CELERY_DATA_DIR, so
+``make run`` can start one worker with beat and periodic work still runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery, signals
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashtam.settings")
+
+app = Celery("dashtam")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+
+
+app.autodiscover_tasks()
+
+
+@signals.worker_init.connect
+def _check_configuration(**kwargs):
+    from dashtam.startup import fail_on_misconfiguration
+
+    fail_on_misconfiguration()
+
+
+@signals.beat_init.connect
+def _check_configuration_beat(**kwargs):
+    from dashtam.startup import fail_on_misconfiguration
+
+    fail_on_misconfiguration()

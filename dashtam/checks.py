@@ -1,0 +1,69 @@
+"""Configuration checks: a bad environment fails at start-up, all problems in one message.
+
+They run under manage.py (check, migrate, runserver), and at gunicorn, ASGI
+and Celery start through ``dashtam.startup``.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.checks import Error, Tags, register
+
+from dashtam.config import parse_encryption_keys
+
+
+def _err(var: str, msg: str, n: int) -> Error:
+    return Error(f"{var}: {msg}", hint=f"Set the environment variable {var}.", id=f"dashtam.E{n:03d}")
+
+
+@register(Tags.security, deploy=False)
+def check_configuration(app_configs=None, **kwargs):
+    errors: list[Error] = []
+    prod = settings.IS_PRODUCTION
+
+    if settings.DJANGO_ENV not in {"development", "test", "production"}:
+        errors.append(_err("DJANGO_ENV", f"unknown value {settings.DJANGO_ENV!r} "
+                           "(development, test or production)", 1))
+
+    secret = settings.SECRET_KEY or ""
+    if not secret:
+        errors.append(_err("DJANGO_SECRET_KEY", "is missing", 2))
+    elif prod and (len(secret) < 50 or len(set(secret)) < 5):
+        errors.append(_err("DJANGO_SECRET_KEY", "must be at least 50 random characters", 3))
+
+    jwt_key = settings.JWT_SIGNING_KEY or ""
+    if not jwt_key:
+        errors.append(_err("JWT_SIGNING_KEY", "is missing", 4))
+    elif len(jwt_key.encode()) < 32:
+        errors.append(_err("JWT_SIGNING_KEY", "is weak: it must be at least 32 bytes", 5))
+    elif jwt_key == secret:
+        errors.append(_err("JWT_SIGNING_KEY", "must differ from DJANGO_SECRET_KEY", 6))
+
+    _, problems = parse_encryption_keys(settings.FIELD_ENCRYPTION_KEYS or "")
+    if problems:
+        errors.append(_err("FIELD_ENCRYPTION_KEYS", "; ".join(problems), 7))
+
+    if settings.TRUSTED_PROXY_COUNT < 0:
+        errors.append(_err("TRUSTED_PROXY_COUNT", "cannot be negative", 8))
+
+    if prod:
+        if settings.DEBUG:
+            errors.append(_err("DJANGO_DEBUG", "must be off in production", 10))
+        if not settings.ALLOWED_HOSTS:
+            errors.append(_err("DJANGO_ALLOWED_HOSTS", "is missing", 11))
+        if not settings.DATABASE_URL_SET or "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
+            errors.append(_err("DATABASE_URL", "is missing: production needs postgres://...", 12))
+        if not settings.REDIS_URL:
+            errors.append(_err("REDIS_URL", "is missing: production needs Redis for the cache, "
+                               "rate limits, lockout and revocation", 13))
+        if not settings.DEFAULT_FROM_EMAIL:
+            errors.append(_err("DEFAULT_FROM_EMAIL", "is missing", 14))
+        if not settings.FRONTEND_URL:
+            errors.append(_err("FRONTEND_URL", "is missing: links in emails point to it", 15))
+        elif not settings.FRONTEND_URL.startswith("https://"):
+            errors.append(_err("FRONTEND_URL", "must be an https:// URL in production", 16))
+        if settings.EMAIL_BACKEND.endswith(("console.EmailBackend", "locmem.EmailBackend",
+                                             "dummy.EmailBackend", "filebased.EmailBackend")):
+            errors.append(_err("EMAIL_URL", "is missing: production needs smtp://... "
+                               "or an anymail ESP (anymail://amazon_ses)", 17))
+    return errors

@@ -1,0 +1,80 @@
+"""Small pure helpers the settings module needs (no Django imports here)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import re
+
+KEY_ENTRY = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+
+
+def derive_jwt_key(secret_key: str) -> str:
+    """Development/test only: a JWT key distinct from SECRET_KEY, derived from it."""
+    return hmac.new(secret_key.encode(), b"dashtam-jwt-signing-key", hashlib.sha256).hexdigest()
+
+
+def parse_encryption_keys(value: str) -> tuple[list[tuple[str, bytes]], list[str]]:
+    """Parse FIELD_ENCRYPTION_KEYS (``kid:base64url(32 bytes)``, newest first).
+
+    Returns the ring and a list of problems. Keys are never padded, truncated or
+    derived: a key that is not exactly 32 bytes is an error.
+    """
+    ring: list[tuple[str, bytes]] = []
+    problems: list[str] = []
+    if not value.strip():
+        return ring, ["FIELD_ENCRYPTION_KEYS is empty"]
+    seen: set[str] = set()
+    for position, entry in enumerate(value.split(","), start=1):
+        entry = entry.strip()
+        kid, sep, encoded = entry.partition(":")
+        if not sep or not KEY_ENTRY.match(kid):
+            problems.append(f"entry {position} is not 'kid:base64url(32 bytes)'")
+            continue
+        if kid in seen:
+            problems.append(f"key id {kid!r} appears twice")
+            continue
+        try:
+            raw = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        except (binascii.Error, ValueError):
+            problems.append(f"key {kid!r} is not valid base64url")
+            continue
+        if len(raw) != 32:
+            problems.append(f"key {kid!r} is {len(raw)} bytes; AES-256-GCM needs exactly 32")
+            continue
+        seen.add(kid)
+        ring.append((kid, raw))
+    return ring, problems
+
+
+# Inbound rate-limit rules: name -> (url names or path prefixes, key, default rate).
+# Every rate is overridable with RATE_LIMIT_<NAME> (for example RATE_LIMIT_LOGIN=20/m).
+DEFAULT_RATE_RULES: dict[str, dict] = {
+    "login": {"routes": ["auth-login"], "key": "ip", "rate": "20/m"},
+    "register": {"routes": ["auth-register"], "key": "ip", "rate": "10/h"},
+    "password_reset_ip": {"routes": ["auth-request-password-reset"], "key": "ip", "rate": "5/h"},
+    "password_reset_email": {
+        "routes": ["auth-request-password-reset"],
+        "key": "body:email",
+        "rate": "3/h",
+    },
+    "resend_verification": {
+        "routes": ["auth-resend-verification"],
+        "key": "body:email",
+        "rate": "3/h",
+    },
+    "refresh": {"routes": ["auth-refresh"], "key": "session", "rate": "60/m"},
+    "sessions": {"routes": ["sessions-*"], "key": "user", "rate": "30/m"},
+    "providers": {"routes": ["providers-*", "accounts-*"], "key": "user", "rate": "100/m"},
+    "oauth_callback": {"routes": ["providers-oauth-callback"], "key": "ip", "rate": "20/m"},
+    "api": {"routes": ["*"], "key": "user_or_ip", "rate": "1000/m"},
+}
+
+
+def parse_rate_rules(env) -> dict[str, dict]:
+    rules = {}
+    for name, rule in DEFAULT_RATE_RULES.items():
+        rules[name] = dict(rule, rate=env.str(f"RATE_LIMIT_{name.upper()}", default=rule["rate"]))
+    return rules

@@ -1,0 +1,88 @@
+"""Liveness and readiness for load balancers and operators."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import connection
+from django.http import JsonResponse
+
+logger = logging.getLogger("dashtam.health")
+CHECK_TIMEOUT = 2.0
+_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="readyz")
+
+
+def healthz(request):
+    """Liveness: the process answers. Touches nothing."""
+    return JsonResponse({"status": "ok"})
+
+
+def _check_database() -> str:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return "ok"
+    finally:
+        connection.close()  # this runs in a pool thread: do not leak its connection
+
+
+def _check_cache() -> str:
+    key = f"readyz:{uuid.uuid4().hex}"
+    cache.set(key, "1", 5)
+    if cache.get(key) != "1":
+        raise RuntimeError("cache read-back failed")
+    cache.delete(key)
+    return "ok" if settings.REDIS_URL else "ok (local memory)"
+
+
+def _check_broker() -> str:
+    from dashtam.celery import app
+
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return "ok (eager)"
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=CHECK_TIMEOUT)
+    return "ok" if not settings.CELERY_EMBEDDED else "ok (embedded)"
+
+
+def _run(check) -> tuple[bool, str]:
+    future = _pool.submit(check)
+    try:
+        return True, future.result(timeout=CHECK_TIMEOUT)
+    except FutureTimeout:
+        return False, "timeout"
+    except Exception as exc:  # noqa: BLE001 - a readiness probe reports, it does not raise
+        logger.warning("readiness check failed: %s", type(exc).__name__)
+        return False, f"error: {type(exc).__name__}"
+
+
+def _circuit_breakers() -> dict:
+    try:
+        from providers.selectors import circuit_breaker_states
+
+        return circuit_breaker_states()
+    except Exception:  # noqa: BLE001
+        logger.warning("circuit breaker state unavailable")
+        return {}
+
+
+def readyz(request):
+    """Readiness: database, cache and broker, each with a short timeout.
+
+    The database is required (503 without it). A cache outage is reported as
+    ``degraded`` but stays 200: rate limits fail open, and revocation and lockout
+    fall back to the database, so the service still serves safely.
+    """
+    results = {name: _run(fn) for name, fn in
+               (("database", _check_database), ("cache", _check_cache), ("broker", _check_broker))}
+    checks = {name: message for name, (ok, message) in results.items()}
+    db_ok = results["database"][0]
+    degraded = not all(ok for ok, _ in results.values())
+    status = "ok" if not degraded else ("degraded" if db_ok else "unavailable")
+    body = {"status": status, "checks": checks, "circuit_breakers": _circuit_breakers()}
+    return JsonResponse(body, status=200 if db_ok else 503)

@@ -1,0 +1,417 @@
+"""Dashtam settings: one module, every value read from the environment.
+
+DJANGO_ENV selects the defaults: ``development`` (the embedded default that
+``make run`` uses), ``test`` and ``production``. Production has no default for
+any secret; what is missing or weak is reported by the system checks in
+``dashtam/checks.py`` (all problems in one message) rather than by an exception
+on the first one, so an operator fixes the whole configuration in one pass.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+
+from dashtam.config import derive_jwt_key, parse_rate_rules
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DJANGO_ENV = env.str("DJANGO_ENV", default="development").strip().lower()
+IS_PRODUCTION = DJANGO_ENV == "production"
+IS_TEST = DJANGO_ENV == "test"
+IS_DEVELOPMENT = not (IS_PRODUCTION or IS_TEST)
+
+
+def _dev_secrets() -> dict[str, str]:
+    """Secrets for development and test, generated once per checkout and kept out of git."""
+    path = BASE_DIR / ".dev-secrets.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        import base64
+
+        values = {
+            "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
+            "FIELD_ENCRYPTION_KEYS": "dev1:"
+            + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("="),
+        }
+        try:
+            path.write_text(json.dumps(values))
+            path.chmod(0o600)
+        except OSError:
+            pass
+        return values
+
+
+_DEV = {} if IS_PRODUCTION else _dev_secrets()
+
+# --- Core -------------------------------------------------------------------
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=_DEV.get("DJANGO_SECRET_KEY", ""))
+DEBUG = env.bool("DJANGO_DEBUG", default=IS_DEVELOPMENT)
+ALLOWED_HOSTS = env.list(
+    "DJANGO_ALLOWED_HOSTS",
+    default=[] if IS_PRODUCTION else ["localhost", "127.0.0.1", "[::1]", "testserver"],
+)
+ROOT_URLCONF = "dashtam.urls"
+WSGI_APPLICATION = "dashtam.wsgi.application"
+ASGI_APPLICATION = "dashtam.asgi.application"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+AUTH_USER_MODEL = "accounts.User"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "corsheaders",
+    "rest_framework",
+    "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "axes",
+    "csp",
+    "dashtam",
+    "audit",
+    "accounts",
+    "sessions_mgmt",
+    "providers",
+]
+
+MIDDLEWARE = [
+    # Request context first: every response, even a crash, carries X-Request-ID.
+    "audit.middleware.RequestContextMiddleware",
+    "dashtam.api.middleware.ProblemDetailsMiddleware",
+    "dashtam.api.middleware.HttpsOnlyApiMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "dashtam.ratelimit.middleware.RateLimitMiddleware",
+    # Axes last, as its documentation asks.
+    "axes.middleware.AxesMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database ---------------------------------------------------------------
+DATABASES = {
+    "default": env.db(
+        "DATABASE_URL",
+        default="sqlite:///" + str(BASE_DIR / "db.sqlite3"),
+    )
+}
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5))
+DATABASE_URL_SET = "DATABASE_URL" in env
+
+# --- Cache (Redis or local memory) ------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default="dashtam"),
+            "OPTIONS": {
+                "CLIENT_CLASS": "django_redis.client.DefaultClient",
+                "SOCKET_CONNECT_TIMEOUT": env.float("REDIS_CONNECT_TIMEOUT", default=0.5),
+                "SOCKET_TIMEOUT": env.float("REDIS_SOCKET_TIMEOUT", default=0.5),
+            },
+        }
+    }
+else:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": "dashtam",
+        }
+    }
+    # django-ratelimit refuses a local-memory cache because counts are per process.
+    # Without Redis we run one process (make run), so the count is still exact there.
+    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
+
+# --- Passwords ----------------------------------------------------------------
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    # Users migrated from the earlier Dashtam carry bcrypt (12 rounds); upgraded on login.
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.BCryptPasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+PASSWORD_POLICY = env.str("PASSWORD_POLICY", default="composition")
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "accounts.validators.PolicyPasswordValidator"},
+]
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# --- Static files -------------------------------------------------------------
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if IS_PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+WHITENOISE_USE_FINDERS = not IS_PRODUCTION
+
+# --- Request limits -------------------------------------------------------------
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=256 * 1024)
+
+# --- Proxies and client IP ------------------------------------------------------
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+
+# --- Security headers -----------------------------------------------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+if IS_PRODUCTION:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    # /api/ over plain HTTP is refused (HttpsOnlyApiMiddleware), never redirected:
+    # a redirect would already have sent the bearer token in clear. The admin
+    # pages are redirected by the same middleware.
+    SECURE_SSL_REDIRECT = False
+    SILENCED_SYSTEM_CHECKS = ["security.W008"]
+REQUIRE_HTTPS = env.bool("REQUIRE_HTTPS", default=IS_PRODUCTION)
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_URLS_REGEX = r"^/api/.*$"
+CORS_EXPOSE_HEADERS = [
+    "X-Request-ID",
+    "Retry-After",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'self'"],
+    }
+}
+
+# --- Logging (JSON lines, request id on each) -----------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"context": {"()": "dashtam.logging.RequestContextFilter"}},
+    "formatters": {"json": {"()": "dashtam.logging.JsonFormatter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "filters": ["context"],
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.request": {"level": "ERROR"},  # we log requests ourselves, once
+        "django.server": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
+        "celery": {"level": "INFO"},
+    },
+}
+
+# --- DRF and OpenAPI ----------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["sessions_mgmt.authentication.SessionJWTAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "dashtam.api.exceptions.problem_exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "dashtam.api.pagination.CursorPagination",
+    "PAGE_SIZE": 50,
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Dashtam API",
+    "DESCRIPTION": "Connect brokerage accounts over OAuth and see them in one place.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "dashtam.api.schema.add_problem_responses",
+    ],
+}
+
+# --- JWT (simplejwt; sessions_mgmt adds sid and token version) -----------------
+JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", default="") or (
+    "" if IS_PRODUCTION else derive_jwt_key(SECRET_KEY)
+)
+ACCESS_TOKEN_LIFETIME = env.int("ACCESS_TOKEN_LIFETIME", default=30 * 60)  # seconds
+REFRESH_TOKEN_LIFETIME = env.int("REFRESH_TOKEN_LIFETIME", default=30 * 24 * 3600)  # seconds
+SESSION_MAX_AGE = env.int("SESSION_MAX_AGE", default=90 * 24 * 3600)  # seconds
+REFRESH_REUSE_GRACE_SECONDS = env.int("REFRESH_REUSE_GRACE_SECONDS", default=0)
+SESSION_RETENTION_DAYS = env.int("SESSION_RETENTION_DAYS", default=90)
+SESSION_LAST_USED_RESOLUTION = env.int("SESSION_LAST_USED_RESOLUTION", default=60)  # seconds
+GEOIP_PATH = env.str("GEOIP_PATH", default="")
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(seconds=ACCESS_TOKEN_LIFETIME),
+    "REFRESH_TOKEN_LIFETIME": timedelta(seconds=REFRESH_TOKEN_LIFETIME),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,  # accounts updates it, with the signals simplejwt skips
+    "ALGORITHM": "HS256",
+    "SIGNING_KEY": JWT_SIGNING_KEY,
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    "USER_ID_FIELD": "id",
+    "USER_ID_CLAIM": "user_id",
+    "LEEWAY": 5,
+}
+
+# --- Accounts -------------------------------------------------------------------
+EMAIL_VERIFICATION_TOKEN_HOURS = env.int("EMAIL_VERIFICATION_TOKEN_HOURS", default=24)
+PASSWORD_RESET_TOKEN_MINUTES = env.int("PASSWORD_RESET_TOKEN_MINUTES", default=15)
+FRONTEND_URL = env.str(
+    "FRONTEND_URL", default="" if IS_PRODUCTION else "http://127.0.0.1:8000"
+).rstrip("/")
+
+# --- Lockout (django-axes, database handler: the lock survives a Redis outage) -----
+LOCKOUT_FAILURE_LIMIT = env.int("LOCKOUT_FAILURE_LIMIT", default=10)
+LOCKOUT_IP_FAILURE_LIMIT = env.int("LOCKOUT_IP_FAILURE_LIMIT", default=50)
+LOCKOUT_COOLOFF_SECONDS = env.int("LOCKOUT_COOLOFF_SECONDS", default=3600)
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = LOCKOUT_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(seconds=LOCKOUT_COOLOFF_SECONDS)
+AXES_LOCKOUT_PARAMETERS = ["username"]
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_FORM_FIELD = "email"
+AXES_CLIENT_IP_CALLABLE = "audit.context.client_ip_for_request"
+AXES_VERBOSE = False
+
+# --- Email -------------------------------------------------------------------------
+EMAIL_URL = env.str("EMAIL_URL", default="memorymail://" if IS_TEST else "consolemail://")
+vars().update(env.email_url_config(EMAIL_URL) if "://" in EMAIL_URL else {})
+if EMAIL_URL.startswith("anymail"):
+    # EMAIL_URL=anymail://amazon_ses etc.; ANYMAIL_* settings configure the ESP.
+    EMAIL_BACKEND = "anymail.backends.{}.EmailBackend".format(EMAIL_URL.split("://", 1)[1].strip("/"))
+    ANYMAIL = {k[len("ANYMAIL_"):]: v for k, v in env.ENVIRON.items() if k.startswith("ANYMAIL_")}
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str(
+    "DEFAULT_FROM_EMAIL", default="" if IS_PRODUCTION else "Dashtam <no-reply@dashtam.local>"
+)
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# --- Celery --------------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL
+CELERY_EMBEDDED = not CELERY_BROKER_URL
+CELERY_DATA_DIR = Path(env.str("CELERY_DATA_DIR", default=str(BASE_DIR / "var" / "celery")))
+if CELERY_EMBEDDED:
+    # kombu's filesystem transport: one machine, no broker to run (make run).
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_DATA_DIR / "queue"),
+        "data_folder_out": str(CELERY_DATA_DIR / "queue"),
+        "processed_folder": str(CELERY_DATA_DIR / "processed"),
+        "store_processed": False,
+    }
+    for _sub in ("queue", "processed"):
+        (CELERY_DATA_DIR / _sub).mkdir(parents=True, exist_ok=True)
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=IS_TEST)
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BEAT_SCHEDULE_FILENAME = str(CELERY_DATA_DIR / "beat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    # Each app's periodic work. Tasks are idempotent and safe to overlap.
+}
+
+# --- Audit -----------------------------------------------------------------------------
+AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=400)
+
+# --- Rate limits (inbound and outbound share dashtam/ratelimit) ----------------------------
+RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_EXCEPTION_CLASS = "dashtam.ratelimit.exceptions.RateLimited"
+RATE_LIMIT_RULES = parse_rate_rules(env)
+
+# --- Providers ---------------------------------------------------------------------------
+FIELD_ENCRYPTION_KEYS = env.str(
+    "FIELD_ENCRYPTION_KEYS", default=_DEV.get("FIELD_ENCRYPTION_KEYS", "")
+)
+SCHWAB_CLIENT_ID = env.str("SCHWAB_CLIENT_ID", default="")
+SCHWAB_CLIENT_SECRET = env.str("SCHWAB_CLIENT_SECRET", default="")
+SCHWAB_REDIRECT_URI = env.str("SCHWAB_REDIRECT_URI", default="")
+SCHWAB_API_BASE_URL = env.str("SCHWAB_API_BASE_URL", default="https://api.schwabapi.com").rstrip("/")
+SCHWAB_RATE_LIMIT = env.str("SCHWAB_RATE_LIMIT", default="120/m")
+HTTP_TIMEOUT_CONNECT = env.float("HTTP_TIMEOUT_CONNECT", default=10)
+HTTP_TIMEOUT_READ = env.float("HTTP_TIMEOUT_READ", default=30)
+HTTP_MAX_RETRIES = env.int("HTTP_MAX_RETRIES", default=3)
+CIRCUIT_BREAKER_FAILURE_THRESHOLD = env.int("CIRCUIT_BREAKER_FAILURE_THRESHOLD", default=5)
+CIRCUIT_BREAKER_RESET_SECONDS = env.int("CIRCUIT_BREAKER_RESET_SECONDS", default=60)
+OAUTH_STATE_TTL_SECONDS = env.int("OAUTH_STATE_TTL_SECONDS", default=600)
+PROVIDER_REFRESH_AHEAD = env.int("PROVIDER_REFRESH_AHEAD", default=300)  # seconds
+PROVIDER_REAUTH_WARNING_HOURS = env.int("PROVIDER_REAUTH_WARNING_HOURS", default=24)
+PROVIDER_SYNC_MINUTES = env.int("PROVIDER_SYNC_MINUTES", default=60)
+PROVIDER_MAX_CONSECUTIVE_FAILURES = env.int("PROVIDER_MAX_CONSECUTIVE_FAILURES", default=3)
+SANDBOX_PROVIDER_ENABLED = env.bool("SANDBOX_PROVIDER_ENABLED", default=not IS_PRODUCTION)

@@ -1,0 +1,27 @@
+"""URL map. Each app owns its routes; names are what the rate-limit rules match."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from dashtam import health
+
+api_v1 = [
+    path("auth/", include("accounts.urls")),
+    path("auth/", include("sessions_mgmt.urls")),
+    path("", include("providers.urls")),
+    path("admin/audit/", include("audit.urls")),
+]
+
+urlpatterns = [
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("api/v1/", include(api_v1)),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("sandbox/", include("providers.sandbox.urls")),
+    path("admin/", admin.site.urls),
+]
+
+handler404 = "dashtam.views.not_found"
+handler500 = "dashtam.views.server_error"
