@@ -1,0 +1,33 @@
+"""Demo data for `make run`: a verified demo user and a staff user. Idempotent."""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from accounts.models import User
+
+DEMO_USERS = (
+    # email, password, staff
+    ("demo@dashtam.local", "Demo-Passw0rd!", False),
+    ("staff@dashtam.local", "Staff-Passw0rd!", True),
+)
+
+
+class Command(BaseCommand):
+    help = "Create the demo user and the staff user (development only); print their credentials."
+
+    def handle(self, *args, **options):
+        if settings.IS_PRODUCTION:
+            raise CommandError("Demo data is never loaded in production.")
+        for email, password, staff in DEMO_USERS:
+            user, created = User.objects.get_or_create(
+                email=email,
+                defaults={"email_verified_at": timezone.now(), "is_staff": staff, "is_superuser": staff,
+                          "first_name": "Demo" if not staff else "Staff"},
+            )
+            if created:
+                user.set_password(password)
+                user.save(update_fields=["password"])
+        self.stdout.write(self.style.SUCCESS("Demo data ready:"))
+        self.stdout.write("  API user:   demo@dashtam.local / Demo-Passw0rd!   (POST /api/v1/auth/login)")
+        self.stdout.write("  Staff user: staff@dashtam.local / Staff-Passw0rd!  (http://127.0.0.1:8000/admin/)")
