@@ -26,7 +26,7 @@ def check_configuration(app_configs=None, **kwargs):
                            "(development, test or production)", 1))
 
     secret = settings.SECRET_KEY or ""
-    if not secret:
+    if settings.SECRET_KEY_MISSING:
         errors.append(_err("DJANGO_SECRET_KEY", "is missing", 2))
     elif prod and (len(secret) < 50 or len(set(secret)) < 5):
         errors.append(_err("DJANGO_SECRET_KEY", "must be at least 50 random characters", 3))

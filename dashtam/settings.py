@@ -54,6 +54,10 @@ _DEV = {} if IS_PRODUCTION else _dev_secrets()
 
 # --- Core -------------------------------------------------------------------
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=_DEV.get("DJANGO_SECRET_KEY", ""))
+# Django refuses an empty SECRET_KEY with a traceback on first use. Keep a marker
+# instead, so the system checks can report it together with everything else.
+SECRET_KEY_MISSING = not SECRET_KEY
+SECRET_KEY = SECRET_KEY or "missing-DJANGO_SECRET_KEY"
 DEBUG = env.bool("DJANGO_DEBUG", default=IS_DEVELOPMENT)
 ALLOWED_HOSTS = env.list(
     "DJANGO_ALLOWED_HOSTS",
@@ -185,7 +189,8 @@ AUTHENTICATION_BACKENDS = [
 
 # --- Static files -------------------------------------------------------------
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Production serves collected files (collectstatic) through whitenoise; elsewhere the finders do.
+STATIC_ROOT = BASE_DIR / "staticfiles" if IS_PRODUCTION else None
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -215,7 +220,7 @@ if IS_PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     # /api/ over plain HTTP is refused (HttpsOnlyApiMiddleware), never redirected:

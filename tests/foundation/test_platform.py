@@ -1,0 +1,102 @@
+"""Health, OpenAPI, security headers, HTTPS-only API, logs without secrets."""
+
+import io
+import json
+import logging
+
+import pytest
+
+from dashtam.logging import JsonFormatter, RequestContextFilter
+
+pytestmark = pytest.mark.django_db
+
+
+def test_healthz_touches_nothing_and_answers_200(client, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_readyz_reports_each_dependency(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] in {"ok", "degraded"}
+    assert set(body["checks"]) == {"database", "cache", "broker"}
+    assert body["checks"]["database"] == "ok"
+    assert isinstance(body["circuit_breakers"], dict)
+
+
+def test_openapi_schema_and_docs_are_served(client):
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert schema.status_code == 200
+    spec = schema.json()
+    assert spec["openapi"].startswith("3.")
+    assert "Problem" in spec["components"]["schemas"]
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 200
+    assert b"swagger" in docs.content.lower()
+
+
+def test_security_headers_on_every_response(client):
+    response = client.get("/api/v1/nothing-here")
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["Referrer-Policy"] == "same-origin"
+    admin = client.get("/admin/login/")
+    assert "default-src 'self'" in admin["Content-Security-Policy"]
+
+
+def test_plain_http_api_is_refused_not_redirected_when_https_is_required(client, settings):
+    settings.REQUIRE_HTTPS = True
+    response = client.get("/api/v1/anything")
+    assert response.status_code == 403
+    assert response["Content-Type"].startswith("application/problem+json")
+    assert "Location" not in response
+    assert client.get("/admin/login/").status_code == 301
+    assert client.get("/healthz").status_code == 200
+    secure = client.get("/api/v1/anything", secure=True)
+    assert secure.status_code == 404
+
+
+def _log_line(record_kwargs, msg="request", args=()):
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RequestContextFilter())
+    logger = logging.getLogger("tests.secrets")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.warning(msg, *args, extra=record_kwargs)
+    finally:
+        logger.removeHandler(handler)
+    return stream.getvalue()
+
+
+def test_logs_never_contain_passwords_tokens_authorization_or_cookies():
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJlLXZhbHVl"
+    line = _log_line(
+        {"password": "hunter2-Secret", "headers": {"Authorization": f"Bearer {jwt}",
+                                                  "Cookie": "sessionid=abc123cookie"},
+         "refresh_token": "r-token-value"},
+        msg="login with password=%s and token %s", args=("hunter2-Secret", jwt),
+    )
+    record = json.loads(line)
+    assert record["level"] == "WARNING"
+    for secret in ("hunter2-Secret", jwt, "abc123cookie", "r-token-value"):
+        assert secret not in line
+
+
+def test_request_log_line_carries_request_id_and_no_bearer_token(client, caplog):
+    with caplog.at_level(logging.INFO, logger="dashtam.request"):
+        client.get("/api/v1/nothing", HTTP_X_REQUEST_ID="log-1", HTTP_AUTHORIZATION="Bearer abc.def.ghi")
+    records = [r for r in caplog.records if r.name == "dashtam.request"]
+    assert records and records[-1].request_id == "log-1"
+    assert records[-1].status == 404
+    formatted = JsonFormatter().format(records[-1])
+    assert "abc.def.ghi" not in formatted
+    body = json.loads(formatted)
+    assert body["request_id"] == "log-1" and body["method"] == "GET"
+    assert "duration_ms" in body
