@@ -373,6 +373,7 @@ if CELERY_EMBEDDED:
         "data_folder_out": str(CELERY_DATA_DIR / "queue"),
         "processed_folder": str(CELERY_DATA_DIR / "processed"),
         "store_processed": False,
+        "polling_interval": env.float("CELERY_POLLING_INTERVAL", default=0.2),
     }
     for _sub in ("queue", "processed"):
         (CELERY_DATA_DIR / _sub).mkdir(parents=True, exist_ok=True)
