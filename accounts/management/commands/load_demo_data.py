@@ -30,4 +30,4 @@ class Command(BaseCommand):
                 user.save(update_fields=["password"])
         self.stdout.write(self.style.SUCCESS("Demo data ready:"))
         self.stdout.write("  API user:   demo@dashtam.local / Demo-Passw0rd!   (POST /api/v1/auth/login)")
-        self.stdout.write("  Staff user: staff@dashtam.local / Staff-Passw0rd!  (http://127.0.0.1:8000/admin/)")
+        self.stdout.write("  Staff user: staff@dashtam.local / Staff-Passw0rd!  (/admin/)")
