@@ -1,5 +1,6 @@
 """URL map. Each app owns its routes; names are what the rate-limit rules match."""
 
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
@@ -22,6 +23,14 @@ urlpatterns = [
     path("sandbox/", include("providers.sandbox.urls")),
     path("admin/", admin.site.urls),
 ]
+
+if settings.BENCH_ENDPOINTS:
+    # The benchmark baseline (docs/performance.md); never routed unless enabled.
+    from dashtam.bench_views import BaselineView
+
+    urlpatterns.append(
+        path("api/v1/bench/baseline", BaselineView.as_view(), name="bench-baseline")
+    )
 
 handler404 = "dashtam.views.not_found"
 handler500 = "dashtam.views.server_error"
