@@ -422,3 +422,8 @@ PROVIDER_REAUTH_WARNING_HOURS = env.int("PROVIDER_REAUTH_WARNING_HOURS", default
 PROVIDER_SYNC_MINUTES = env.int("PROVIDER_SYNC_MINUTES", default=60)
 PROVIDER_MAX_CONSECUTIVE_FAILURES = env.int("PROVIDER_MAX_CONSECUTIVE_FAILURES", default=3)
 SANDBOX_PROVIDER_ENABLED = env.bool("SANDBOX_PROVIDER_ENABLED", default=not IS_PRODUCTION)
+
+# --- Benchmarks ------------------------------------------------------------------------------
+# Routes the bare baseline view (dashtam/bench_views.py) that `make bench` compares
+# against. Off everywhere unless explicitly enabled, production included.
+BENCH_ENDPOINTS = env.bool("BENCH_ENDPOINTS", default=False)
