@@ -1,0 +1,324 @@
+"""Counting requests against a rate: atomic, one cache round trip, fail-open.
+
+Built on django-ratelimit's vocabulary and settings (rates such as ``20/m`` or
+``5/15m``, ``RATELIMIT_ENABLE``, ``RATELIMIT_USE_CACHE``,
+``RATELIMIT_EXCEPTION_CLASS``) but not on its counting code, which falls short
+in three ways (see docs/ratelimits.md): it answers 403 without Retry-After, it
+fails closed (or with a 500) when Redis is down because ``RATELIMIT_FAIL_OPEN``
+never sees django-redis' exceptions, and it needs two round trips per counter.
+
+Windows are fixed and start at a key's first hit: the first request sets the
+expiry, every request in the window increments, and the key's remaining TTL is
+the honest "seconds until the window frees up" that Retry-After reports.
+
+On Redis the increments of every counter of a request, their TTLs and the
+registry of limited keys (what staff see in the admin) are one Lua script: one
+round trip per request, atomic under any concurrency. On any other cache (the
+embedded default's local memory) a process-wide lock makes the count exact
+within the process, which is the only process the embedded default runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import caches
+from django_ratelimit.core import _split_rate
+
+logger = logging.getLogger("dashtam.ratelimit")
+
+RATE_RE = re.compile(r"^\s*[1-9]\d*/\d*[smhd]?\s*$")
+WARNING_INTERVAL = 60.0  # seconds between two "failing open" warnings
+_namespace = "rl"  # tests switch it per test, so counters never leak between tests
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of counting one hit against one rate.
+
+    ``reset_in`` is the number of whole seconds (at least 1) until the window
+    frees up; on a refusal it is the honest Retry-After. ``degraded`` is True
+    when the cache could not be reached and the hit was let through uncounted.
+    ``newly_limited`` is True for exactly one hit per key and window: the first
+    one over the limit (callers audit that one, not every refusal).
+    """
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_in: int
+    degraded: bool = False
+    newly_limited: bool = False
+
+
+def parse_rate(rate: str) -> tuple[int, int]:
+    """``"20/m"`` -> ``(20, 60)``; ``"5/15m"`` -> ``(5, 900)``. Raises ValueError when malformed."""
+    if not isinstance(rate, str) or not RATE_RE.match(rate):
+        raise ValueError(f"not a rate: {rate!r} (expected for example 20/m, 5/15m, 1000/h)")
+    count, seconds = _split_rate(rate.strip())
+    if seconds <= 0:
+        raise ValueError(f"not a rate: {rate!r} (the period must be positive)")
+    return count, seconds
+
+
+def counter_key(key: str, limit: int, period: int) -> str:
+    """The cache key (before the cache's own prefix) of one counter."""
+    return f"{_namespace}:{limit}/{period}s:{key}"
+
+
+def registry_key() -> str:
+    """The cache key of the registry of limited keys (what the admin lists)."""
+    return f"{_namespace}:registry"
+
+
+def _now() -> float:
+    return time.time()
+
+
+# --- Fail-open bookkeeping ----------------------------------------------------------
+_state_lock = threading.Lock()
+_last_warning = 0.0
+_suppressed = 0
+
+
+def _warn_failing_open(exc: BaseException) -> None:
+    """Log that rate limits are failing open, at most once per WARNING_INTERVAL."""
+    global _last_warning, _suppressed
+    now = time.monotonic()
+    with _state_lock:
+        if _last_warning and now - _last_warning < WARNING_INTERVAL:
+            _suppressed += 1
+            return
+        suppressed, _suppressed = _suppressed, 0
+        _last_warning = now
+    logger.warning(
+        "rate limits are failing open: the cache is unreachable (%s); requests are served "
+        "uncounted", type(exc).__name__,
+        extra={"event": "ratelimit.fail_open", "error": type(exc).__name__,
+               "suppressed_warnings": suppressed},
+    )
+
+
+def reset_state(*, namespace: str = "rl") -> None:
+    """Forget the warning throttle and count under ``namespace`` from now on.
+
+    Tests call it with a fresh namespace, so no test inherits another's counters
+    (all test requests come from the same IP). Production never calls it.
+    """
+    global _last_warning, _suppressed, _namespace
+    with _state_lock:
+        _last_warning = 0.0
+        _suppressed = 0
+        _namespace = namespace
+
+
+# --- Redis: one script, one round trip ---------------------------------------------------
+# KEYS[1] is the registry (a sorted set: member -> expiry in ms); KEYS[2..] the counters.
+# ARGV[1] is now in ms; then per counter: period in ms, limit, registry member.
+LUA_CONSUME = """
+local now = tonumber(ARGV[1])
+local out = {}
+for i = 2, #KEYS do
+  local base = 2 + (i - 2) * 3
+  local period = tonumber(ARGV[base])
+  local limit = tonumber(ARGV[base + 1])
+  local count = redis.call('INCR', KEYS[i])
+  local ttl = redis.call('PTTL', KEYS[i])
+  if count == 1 or ttl < 0 then
+    redis.call('PEXPIRE', KEYS[i], period)
+    ttl = period
+  end
+  if count == limit + 1 then
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+    redis.call('ZADD', KEYS[1], now + ttl, ARGV[base + 2])
+    redis.call('PEXPIRE', KEYS[1], 86400000)
+  end
+  out[#out + 1] = count
+  out[#out + 1] = ttl
+end
+return out
+"""
+
+def _redis_client(cache):
+    """The raw redis-py client behind a django-redis cache, or None for other caches."""
+    client = getattr(cache, "client", None)
+    get_client = getattr(client, "get_client", None)
+    if get_client is None or not type(cache).__module__.startswith("django_redis"):
+        return None
+    return get_client(write=True)
+
+
+def _member(key: str, limit: int, period: int) -> str:
+    return f"{limit}/{period}s {key}"
+
+
+def _consume_redis(cache, client, items: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
+    script = getattr(client, "_dashtam_ratelimit_script", None)
+    if script is None:
+        # EVALSHA, loading the script on the first NOSCRIPT: one round trip per call.
+        script = client.register_script(LUA_CONSUME)
+        client._dashtam_ratelimit_script = script
+    keys = [cache.make_key(registry_key())]
+    args: list = [int(_now() * 1000)]
+    for key, limit, period in items:
+        keys.append(cache.make_key(counter_key(key, limit, period)))
+        args.extend((period * 1000, limit, _member(key, limit, period)))
+    raw = script(keys=keys, args=args)
+    return [(int(raw[i]), int(raw[i + 1])) for i in range(0, len(raw), 2)]
+
+
+# --- Any other cache: exact within one process --------------------------------------------
+_local_lock = threading.Lock()
+
+
+def _consume_local(cache, items: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
+    out = []
+    with _local_lock:
+        now = _now()
+        registry = None
+        for key, limit, period in items:
+            ckey = counter_key(key, limit, period)
+            entry = cache.get(ckey)
+            if not entry or entry[1] <= now:
+                entry = (0, now + period)
+            count, expires = entry[0] + 1, entry[1]
+            cache.set(ckey, (count, expires), timeout=max(1, math.ceil(expires - now)))
+            if count == limit + 1:
+                if registry is None:
+                    registry = {m: exp for m, exp in (cache.get(registry_key()) or {}).items() if exp > now}
+                registry[_member(key, limit, period)] = expires
+            out.append((count, int((expires - now) * 1000)))
+        if registry is not None:
+            cache.set(registry_key(), registry, timeout=86400)
+    return out
+
+
+# --- Public API --------------------------------------------------------------------------
+def _cache():
+    return caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
+
+
+def consume_many(items: list[tuple[str, str]]) -> list[Decision]:
+    """Count one hit against each ``(key, rate)`` pair, in one cache round trip.
+
+    Atomic: N concurrent callers against a limit L are admitted exactly L times
+    per window (Redis: one Lua script; other caches: a process lock). Fails open:
+    when the cache raises, every pair is allowed with ``degraded=True`` and a
+    warning is logged at most once a minute. Not idempotent by design: every call
+    is a hit. Keys are shown to staff in the admin, so they must not hold secrets
+    (hash a body value before using it in a key).
+    """
+    parsed = []
+    for key, rate in items:
+        limit, period = parse_rate(rate)
+        parsed.append((key, limit, period))
+    if not parsed:
+        return []
+    if not getattr(settings, "RATELIMIT_ENABLE", True):
+        return [Decision(True, limit, limit, period) for _, limit, period in parsed]
+    try:
+        cache = _cache()
+        client = _redis_client(cache)
+        if client is not None:
+            counts = _consume_redis(cache, client, parsed)
+        else:
+            counts = _consume_local(cache, parsed)
+    except Exception as exc:  # noqa: BLE001 - any cache failure fails open, never a 500
+        _warn_failing_open(exc)
+        return [Decision(True, limit, limit, period, degraded=True) for _, limit, period in parsed]
+    decisions = []
+    for (_, limit, _period), (count, ttl_ms) in zip(parsed, counts, strict=True):
+        decisions.append(Decision(
+            allowed=count <= limit,
+            limit=limit,
+            remaining=max(0, limit - count),
+            reset_in=max(1, math.ceil(ttl_ms / 1000)),
+            newly_limited=count == limit + 1,
+        ))
+    return decisions
+
+
+def consume(key: str, rate: str) -> Decision:
+    """Count one hit for ``key`` against ``rate`` (for example ``"120/m"``).
+
+    See :func:`consume_many` for the guarantees: atomic, one round trip, fails open.
+    """
+    return consume_many([(key, rate)])[0]
+
+
+@dataclass(frozen=True)
+class LimitedKey:
+    key: str
+    limit: int
+    period: int
+    count: int
+    reset_in: int
+
+
+def limited_keys() -> list[LimitedKey]:
+    """The keys currently over their limit, soonest to free up last. Empty when the cache is down."""
+    cache = _cache()
+    now = _now()
+    try:
+        client = _redis_client(cache)
+        if client is not None:
+            raw = client.zrangebyscore(cache.make_key(registry_key()), int(now * 1000), "+inf",
+                                       withscores=True)
+            entries = [(m.decode() if isinstance(m, bytes) else m, score / 1000) for m, score in raw]
+        else:
+            entries = [(m, exp) for m, exp in (cache.get(registry_key()) or {}).items() if exp > now]
+        parsed = []
+        for member, expires in entries:
+            rate, _, key = member.partition(" ")
+            limit, period = parse_rate(rate)
+            parsed.append((key, limit, period, expires))
+        if client is not None:
+            names = [cache.make_key(counter_key(k, lim, per)) for k, lim, per, _ in parsed]
+            values = client.mget(names) if names else []
+            counts = [int(v) if v is not None else 0 for v in values]
+        else:
+            counts = []
+            for k, lim, per, _ in parsed:
+                entry = cache.get(counter_key(k, lim, per))
+                counts.append(entry[0] if entry else 0)
+    except Exception as exc:  # noqa: BLE001 - the admin page shows nothing rather than a 500
+        _warn_failing_open(exc)
+        return []
+    out = [
+        LimitedKey(key=k, limit=lim, period=per, count=c, reset_in=max(1, math.ceil(exp - now)))
+        for (k, lim, per, exp), c in zip(parsed, counts, strict=True)
+        if c > lim
+    ]
+    out.sort(key=lambda item: item.reset_in, reverse=True)
+    return out
+
+
+def limited_key_clear(*, key: str, rate: str) -> bool:
+    """Forget one counter now (staff unblocking a key). Returns False when there was none.
+
+    Idempotent. Raises nothing on a cache outage: it returns False.
+    """
+    limit, period = parse_rate(rate)
+    cache = _cache()
+    try:
+        client = _redis_client(cache)
+        if client is not None:
+            removed = client.delete(cache.make_key(counter_key(key, limit, period)))
+            client.zrem(cache.make_key(registry_key()), _member(key, limit, period))
+            return bool(removed)
+        with _local_lock:
+            existed = cache.get(counter_key(key, limit, period)) is not None
+            cache.delete(counter_key(key, limit, period))
+            registry = cache.get(registry_key()) or {}
+            registry.pop(_member(key, limit, period), None)
+            cache.set(registry_key(), registry, timeout=86400)
+            return existed
+    except Exception as exc:  # noqa: BLE001
+        _warn_failing_open(exc)
+        return False

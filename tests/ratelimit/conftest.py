@@ -1,0 +1,29 @@
+import uuid
+
+import pytest
+
+from dashtam.ratelimit import core
+
+
+@pytest.fixture(autouse=True)
+def fresh_counters():
+    """Every test counts from zero under a namespace of its own."""
+    core.reset_state(namespace=f"rl-test-{uuid.uuid4().hex[:12]}")
+    yield
+    core.reset_state()
+
+
+@pytest.fixture(params=["default", "own_redis"])
+def any_cache(request):
+    """Run a test on the configured cache and on a private real Redis."""
+    if request.param == "own_redis":
+        return request.getfixturevalue("own_redis")
+    return None
+
+
+@pytest.fixture
+def locmem_cache(settings):
+    """The embedded default's cache, whatever REDIS_URL says (for time travel)."""
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "rl-tests"}
+    }

@@ -1,0 +1,138 @@
+"""consume(): exact counting, honest reset times, fail-open on a dead Redis."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import pytest
+
+from dashtam.ratelimit import core
+from dashtam.ratelimit.core import consume, consume_many, limited_key_clear, limited_keys, parse_rate
+
+
+@pytest.mark.parametrize(
+    ("rate", "expected"),
+    [("20/m", (20, 60)), ("5/15m", (5, 900)), ("1000/h", (1000, 3600)), ("3/d", (3, 86400)), ("7/s", (7, 1))],
+)
+def test_rates_are_parsed_like_django_ratelimit(rate, expected):
+    assert parse_rate(rate) == expected
+
+
+@pytest.mark.parametrize("rate", ["", "abc", "0/m", "-1/m", "10/x", "10 per minute", "/m"])
+def test_a_malformed_rate_is_refused(rate):
+    with pytest.raises(ValueError, match="not a rate"):
+        parse_rate(rate)
+
+
+def test_consume_admits_exactly_the_limit_then_refuses_until_the_window_frees_up(any_cache):
+    decisions = [consume("test:exact", "3/m") for _ in range(5)]
+
+    assert [d.allowed for d in decisions] == [True, True, True, False, False]
+    assert [d.remaining for d in decisions] == [2, 1, 0, 0, 0]
+    assert all(d.limit == 3 for d in decisions)
+    assert all(0 < d.reset_in <= 60 for d in decisions)
+    assert [d.newly_limited for d in decisions] == [False, False, False, True, False]
+    assert not any(d.degraded for d in decisions)
+
+
+def test_keys_and_rates_are_counted_separately(any_cache):
+    for _ in range(2):
+        consume("test:a", "2/m")
+    assert not consume("test:a", "2/m").allowed
+    assert consume("test:b", "2/m").allowed
+    assert consume("test:a", "5/h").allowed  # another rule over the same key
+
+
+def test_consume_many_counts_every_pair_in_one_call(any_cache):
+    first = consume_many([("test:ip", "1/m"), ("test:user", "2/m")])
+    second = consume_many([("test:ip", "1/m"), ("test:user", "2/m")])
+
+    assert [d.allowed for d in first] == [True, True]
+    assert [d.allowed for d in second] == [False, True]
+    assert [d.remaining for d in second] == [0, 0]
+
+
+def test_the_window_frees_up_after_reset_in_seconds(locmem_cache, monkeypatch):
+    clock = [1_000_000.0]
+    monkeypatch.setattr(core, "_now", lambda: clock[0])
+    consume("test:window", "1/m")
+    refused = consume("test:window", "1/m")
+    assert not refused.allowed
+    assert refused.reset_in == 60
+
+    clock[0] += 45
+    assert consume("test:window", "1/m").reset_in == 15
+    clock[0] += 15.5
+    again = consume("test:window", "1/m")
+    assert again.allowed
+    assert again.reset_in == 60
+
+
+def test_reset_in_is_the_real_ttl_on_redis(own_redis):
+    from django.core.cache import cache
+
+    consume("test:ttl", "1/h")
+    client = cache.client.get_client(write=True)
+    client.pexpire(cache.make_key(core.counter_key("test:ttl", 1, 3600)), 12_300)
+
+    refused = consume("test:ttl", "1/h")
+    assert not refused.allowed
+    assert refused.reset_in == 13
+
+
+def test_concurrent_hits_admit_exactly_the_limit(any_cache):
+    limit, threads_count, hits_each = 25, 8, 10
+    barrier = threading.Barrier(threads_count)
+    admitted: list[bool] = []
+    lock = threading.Lock()
+
+    def hammer():
+        barrier.wait()
+        for _ in range(hits_each):
+            decision = consume("test:race", f"{limit}/h")
+            with lock:
+                admitted.append(decision.allowed)
+
+    threads = [threading.Thread(target=hammer) for _ in range(threads_count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(admitted) == threads_count * hits_each
+    assert sum(admitted) == limit
+
+
+def test_limited_keys_lists_what_is_over_its_limit_and_clearing_unblocks_it(any_cache):
+    consume("test:quiet", "5/m")
+    for _ in range(3):
+        consume("test:noisy", "2/m")
+
+    listed = limited_keys()
+    assert [(k.key, k.limit, k.period, k.count) for k in listed] == [("test:noisy", 2, 60, 3)]
+    assert 0 < listed[0].reset_in <= 60
+
+    assert limited_key_clear(key="test:noisy", rate="2/m") is True
+    assert limited_keys() == []
+    assert consume("test:noisy", "2/m").allowed
+    assert limited_key_clear(key="test:gone", rate="2/m") is False
+
+
+def test_disabled_rate_limits_admit_everything(settings):
+    settings.RATELIMIT_ENABLE = False
+    assert all(consume("test:off", "1/m").allowed for _ in range(5))
+
+
+def test_a_dead_redis_fails_open_and_warns_once(own_redis, caplog):
+    assert consume("test:outage", "2/m").allowed
+    own_redis.kill()
+
+    with caplog.at_level(logging.WARNING, logger="dashtam.ratelimit"):
+        decisions = [consume("test:outage", "2/m") for _ in range(5)]
+        assert limited_keys() == []
+
+    assert all(d.allowed and d.degraded for d in decisions)
+    warnings = [r for r in caplog.records if r.name == "dashtam.ratelimit"]
+    assert len(warnings) == 1
+    assert "failing open" in warnings[0].getMessage()
