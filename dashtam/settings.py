@@ -313,6 +313,10 @@ REFRESH_REUSE_GRACE_SECONDS = env.int("REFRESH_REUSE_GRACE_SECONDS", default=0)
 SESSION_RETENTION_DAYS = env.int("SESSION_RETENTION_DAYS", default=90)
 SESSION_LAST_USED_RESOLUTION = env.int("SESSION_LAST_USED_RESOLUTION", default=60)  # seconds
 GEOIP_PATH = env.str("GEOIP_PATH", default="")
+# Revocation cache (sessions_mgmt.revocation): how long an "active" entry may be
+# trusted, and how long to use the database alone after a cache error.
+REVOCATION_CACHE_SECONDS = env.int("REVOCATION_CACHE_SECONDS", default=300)
+REVOCATION_CACHE_RETRY_SECONDS = env.int("REVOCATION_CACHE_RETRY_SECONDS", default=5)
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(seconds=ACCESS_TOKEN_LIFETIME),
     "REFRESH_TOKEN_LIFETIME": timedelta(seconds=REFRESH_TOKEN_LIFETIME),

@@ -1,14 +1,107 @@
-"""DRF authentication: simplejwt, plus binding the actor to the request context."""
+"""DRF authentication: a simplejwt access token whose session is still alive.
 
+On top of simplejwt's signature and expiry checks, every request checks, with
+one cache round trip (``sessions_mgmt.revocation``), that the token's session
+is neither revoked nor past its maximum age, that its token version is not
+below the user's or the global minimum, and that the user is active. When the
+cache cannot answer, the database does: revocation never fails open.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.contrib.auth import get_user_model
 from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.settings import api_settings
 
 from audit import context
+from dashtam.api.exceptions import ProblemError
+from sessions_mgmt import revocation, tokens
+from sessions_mgmt.models import SecurityConfig, Session
+
+BEARER = {"WWW-Authenticate": 'Bearer realm="api"'}
+
+
+def _invalid(detail: str = "The access token is invalid or expired.") -> ProblemError:
+    return ProblemError("TOKEN_INVALID", detail, headers=BEARER)
+
+
+def _revoked() -> ProblemError:
+    return ProblemError("SESSION_REVOKED", "This session has ended. Sign in again.", headers=BEARER)
 
 
 class SessionJWTAuthentication(JWTAuthentication):
     def authenticate(self, request):
-        result = super().authenticate(request)
-        if result is not None:
-            user, token = result
-            context.bind_actor(user, token.get("sid"))
-        return result
+        header = self.get_header(request)
+        if header is None:
+            return None
+        raw = self.get_raw_token(header)
+        if raw is None:
+            return None
+        try:
+            token = tokens.decode_access(raw.decode() if isinstance(raw, bytes) else raw)
+        except tokens.InvalidTokenError:
+            raise _invalid() from None
+        user = self.check_session(token)
+        context.bind_actor(user, token.get("sid"))
+        return user, token
+
+    def check_session(self, token):
+        """The user behind a live session, or ProblemError (TOKEN_INVALID / SESSION_REVOKED)."""
+        sid = str(token["sid"])
+        uid = str(token[api_settings.USER_ID_CLAIM])
+        version = int(token["ver"])
+        found = revocation.lookup(session_id=sid, user_id=uid)
+        state, user, global_version = found.session, found.user, found.global_version
+        fill: dict = {}
+        if state is None:
+            row = Session.objects.filter(pk=sid).values("user_id", "revoked_at", "expires_at", "last_used_at").first()
+            if row is None:
+                raise _invalid()
+            state = revocation.state_from_row(row)
+            fill["session"] = state
+        if user is None:
+            user = get_user_model().objects.filter(pk=uid).first()
+            if user is None:
+                raise _invalid()
+            fill["user"] = user
+        if global_version is None:
+            global_version = (
+                SecurityConfig.objects.filter(pk=1).values_list("min_token_version", flat=True).first() or 0
+            )
+            fill["global_version"] = global_version
+        if fill and found.cache_ok:
+            revocation.fill(generation=found.generation, session_id=sid, user_id=uid, **fill)
+
+        if state.user_id != uid:
+            raise _invalid()
+        if state.revoked:
+            raise _revoked()
+        now = time.time()
+        if state.expires_at <= now:
+            raise _invalid("This session has expired. Sign in again.")
+        if not user.is_active:
+            raise _invalid("This account is inactive.")
+        if version < user.min_token_version or version < global_version:
+            raise _revoked()
+        if now - state.last_used_at >= _resolution():
+            self._touch(sid, state, found)
+        return user
+
+    @staticmethod
+    def _touch(sid, state, found) -> None:
+        from sessions_mgmt.services import session_touch
+
+        session_touch(session_id=sid)
+        if found.cache_ok:
+            touched = revocation.SessionState(
+                user_id=state.user_id, revoked=False, expires_at=state.expires_at, last_used_at=time.time()
+            )
+            revocation.session_touched(generation=found.generation, session_id=sid, state=touched)
+
+
+def _resolution() -> int:
+    from django.conf import settings
+
+    return settings.SESSION_LAST_USED_RESOLUTION

@@ -1,0 +1,229 @@
+"""The revocation cache: what the authentication class asks on every request.
+
+Three facts decide whether an access token still works: its session's state
+(revoked? expired?), its user's row (active? minimum token version?) and the
+global minimum token version. All three live in the cache and are read in ONE
+round trip (``get_many``); a miss is filled from the database, which is the
+source of truth.
+
+It never fails open:
+- A cache error (Redis down, timeout) sends the request to the database. Only
+  the redis / django-redis exceptions are caught, nothing broader.
+- Entries saying "active" live briefly (``REVOCATION_CACHE_SECONDS``); entries
+  saying "revoked" live at least as long as an access token can.
+- Every entry is tagged with a cache generation. When a process could not
+  write a revocation to the cache (Redis unreachable), it changes the
+  generation as soon as the cache answers again, which turns every entry
+  written before into a miss.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+from django_redis.exceptions import ConnectionInterrupted
+from redis.exceptions import RedisError
+
+logger = logging.getLogger("dashtam.sessions")
+
+CACHE_ERRORS = (ConnectionInterrupted, RedisError)
+
+GEN_KEY = "sessions:gen"
+GLOBAL_VERSION_KEY = "sessions:gver"
+
+
+def session_key(session_id) -> str:
+    return f"sessions:s:{session_id}"
+
+
+def user_key(user_id) -> str:
+    return f"sessions:u:{user_id}"
+
+
+# Process-local: after a cache error, skip the cache for a few seconds instead of
+# paying a timeout on every request; remember to bump the generation afterwards.
+_lock = threading.Lock()
+_state = {"down_until": 0.0, "pending_generation_bump": False}
+
+
+def _cache_usable() -> bool:
+    return time.monotonic() >= _state["down_until"]
+
+
+def _cache_failed(exc: BaseException) -> None:
+    with _lock:
+        _state["down_until"] = time.monotonic() + settings.REVOCATION_CACHE_RETRY_SECONDS
+    logger.warning("revocation cache unavailable, using the database", extra={"error": type(exc).__name__})
+
+
+def _revocation_write_failed(exc: BaseException) -> None:
+    with _lock:
+        _state["pending_generation_bump"] = True
+    _cache_failed(exc)
+
+
+def _bump_generation_if_pending() -> None:
+    if not _state["pending_generation_bump"]:
+        return
+    try:
+        cache.set(GEN_KEY, uuid.uuid4().hex, timeout=None)
+    except CACHE_ERRORS as exc:
+        _cache_failed(exc)
+        return
+    with _lock:
+        _state["pending_generation_bump"] = False
+    logger.info("revocation cache generation changed after an outage")
+
+
+def reset_process_state() -> None:
+    """Forget a past outage (tests, and after a settings change)."""
+    with _lock:
+        _state["down_until"] = 0.0
+        _state["pending_generation_bump"] = False
+
+
+@dataclass(frozen=True)
+class SessionState:
+    user_id: str
+    revoked: bool
+    expires_at: float  # epoch seconds
+    last_used_at: float  # epoch seconds
+
+
+def _ts(value: datetime | None) -> float:
+    return value.timestamp() if value is not None else 0.0
+
+
+def state_from_row(row: dict) -> SessionState:
+    return SessionState(
+        user_id=str(row["user_id"]),
+        revoked=row["revoked_at"] is not None,
+        expires_at=_ts(row["expires_at"]),
+        last_used_at=_ts(row["last_used_at"]),
+    )
+
+
+def _state_ttl(state: SessionState) -> int:
+    if state.revoked:
+        return revoked_ttl()
+    left = int(state.expires_at - time.time())
+    return max(1, min(settings.REVOCATION_CACHE_SECONDS, left))
+
+
+def revoked_ttl() -> int:
+    """At least as long as any access token issued before the revocation can live."""
+    return settings.ACCESS_TOKEN_LIFETIME + int(settings.SIMPLE_JWT.get("LEEWAY", 0)) + 60
+
+
+@dataclass
+class Lookup:
+    """What the cache knew; ``None`` fields are misses the caller fills from the database."""
+
+    cache_ok: bool
+    generation: str = ""
+    session: SessionState | None = None
+    user: object | None = None
+    global_version: int | None = None
+
+
+def lookup(*, session_id: str, user_id: str) -> Lookup:
+    """One cache round trip for the session state, the user row and the global version."""
+    if not _cache_usable():
+        return Lookup(cache_ok=False)
+    skey, ukey = session_key(session_id), user_key(user_id)
+    try:
+        values = cache.get_many([GEN_KEY, skey, ukey, GLOBAL_VERSION_KEY])
+    except CACHE_ERRORS as exc:
+        _cache_failed(exc)
+        return Lookup(cache_ok=False)
+    _bump_generation_if_pending()
+    gen = values.get(GEN_KEY) or ""
+    result = Lookup(cache_ok=True, generation=gen)
+    for key, attr in ((skey, "session"), (ukey, "user"), (GLOBAL_VERSION_KEY, "global_version")):
+        entry = values.get(key)
+        if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == gen:
+            setattr(result, attr, entry[1])
+    return result
+
+
+def fill(*, generation: str, session_id: str, user_id: str, session: SessionState | None = None,
+         user=None, global_version: int | None = None) -> None:
+    """Write what the database said back to the cache (best effort)."""
+    data: dict[str, tuple] = {}
+    ttl_by_key: dict[str, int] = {}
+    if session is not None:
+        key = session_key(session_id)
+        data[key] = (generation, session)
+        ttl_by_key[key] = _state_ttl(session)
+    if user is not None:
+        key = user_key(user_id)
+        data[key] = (generation, user)
+        ttl_by_key[key] = settings.REVOCATION_CACHE_SECONDS
+    if global_version is not None:
+        data[GLOBAL_VERSION_KEY] = (generation, global_version)
+        ttl_by_key[GLOBAL_VERSION_KEY] = settings.REVOCATION_CACHE_SECONDS
+    if not data:
+        return
+    try:
+        if len({*ttl_by_key.values()}) == 1:
+            cache.set_many(data, timeout=next(iter(ttl_by_key.values())))
+        else:
+            for key, value in data.items():
+                cache.set(key, value, timeout=ttl_by_key[key])
+    except CACHE_ERRORS as exc:
+        _cache_failed(exc)
+
+
+def _forget(keys: list[str]) -> None:
+    """Delete entries now, so the next request asks the database."""
+    if not keys:
+        return
+    try:
+        cache.delete_many(keys)
+    except CACHE_ERRORS as exc:
+        _revocation_write_failed(exc)
+
+
+def session_revoked(*, session_id, user_id) -> None:
+    """Tell the cache a session is revoked: forget it now, and pin "revoked" once committed."""
+    _forget([session_key(session_id)])
+    state = SessionState(user_id=str(user_id), revoked=True, expires_at=0.0, last_used_at=0.0)
+
+    def pin():
+        try:
+            gen = cache.get(GEN_KEY) or ""
+            cache.set(session_key(session_id), (gen, state), timeout=revoked_ttl())
+        except CACHE_ERRORS as exc:
+            _revocation_write_failed(exc)
+
+    transaction.on_commit(pin)
+
+
+def user_changed(*, user_id) -> None:
+    """Forget a cached user row (saved, deactivated, minimum token version raised)."""
+    keys = [user_key(user_id)]
+    _forget(keys)
+    transaction.on_commit(lambda: _forget(keys))
+
+
+def global_version_changed() -> None:
+    keys = [GLOBAL_VERSION_KEY]
+    _forget(keys)
+    transaction.on_commit(lambda: _forget(keys))
+
+
+def session_touched(*, generation: str, session_id, state: SessionState) -> None:
+    fill(generation=generation, session_id=session_id, user_id=state.user_id, session=state)
+
+
+def now_ts() -> float:
+    return timezone.now().timestamp()

@@ -1,0 +1,375 @@
+"""Login sessions: start, refresh (rotation with reuse detection), revoke, clean up.
+
+Every write here is atomic and idempotent; revocations reach the revocation
+cache (``sessions_mgmt.revocation``) so access tokens stop working on the very
+next request, while the database stays the source of truth.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+
+from audit import context
+from audit.services import record
+from dashtam.api.exceptions import ProblemError
+from dashtam.mail import send_templated_email
+from sessions_mgmt import revocation, tokens
+from sessions_mgmt.devices import describe
+from sessions_mgmt.models import SecurityConfig, Session
+
+logger = logging.getLogger("dashtam.sessions")
+
+BEARER = {"WWW-Authenticate": 'Bearer realm="api"'}
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    access: str
+    refresh: str
+    expires_in: int
+    session: Session
+
+
+# --- token versions ---------------------------------------------------------------
+def global_min_version() -> int:
+    value = SecurityConfig.objects.filter(pk=1).values_list("min_token_version", flat=True).first()
+    return value or 0
+
+
+def token_version_for(*, user_min_version: int) -> int:
+    """The version new tokens carry: never below the user's or the global minimum."""
+    return max(user_min_version, global_min_version())
+
+
+# --- simplejwt's outstanding/blacklist tables ---------------------------------------------
+def _outstand(*, user_id, jti: str, expires_at, now) -> None:
+    # The token text is not stored: the jti identifies it, and a token in the
+    # database (or the admin) would be a credential at rest.
+    OutstandingToken.objects.create(user_id=user_id, jti=jti, token="", created_at=now, expires_at=expires_at)
+
+
+def _blacklist(jtis: list[str]) -> None:
+    jtis = [j for j in jtis if j]
+    if not jtis:
+        return
+    outstanding = list(
+        OutstandingToken.objects.filter(jti__in=jtis, blacklistedtoken__isnull=True).values_list("pk", flat=True)
+    )
+    BlacklistedToken.objects.bulk_create(
+        [BlacklistedToken(token_id=pk) for pk in outstanding], ignore_conflicts=True
+    )
+
+
+# --- start ----------------------------------------------------------------------------
+def _client(request) -> tuple[str | None, str]:
+    ctx = context.get()
+    if ctx is not None:
+        return ctx.ip, ctx.user_agent
+    meta = getattr(request, "META", {}) or {}
+    return context.client_ip(meta), (meta.get("HTTP_USER_AGENT", "") or "")[:512]
+
+
+@transaction.atomic
+def session_start(*, user, request) -> IssuedTokens:
+    """Create a login session for an authenticated user and its first token pair.
+
+    Not idempotent (each call is a new login). Sends the new-device alert when
+    the user has signed in before but never from this device, browser and
+    location. The caller (login) writes the login audit row; the session id is
+    bound to the request context so that row carries it.
+    """
+    now = timezone.now()
+    ip, user_agent = _client(request)
+    info = describe(user_agent=user_agent, ip=ip)
+    user_model = get_user_model()
+    user_min = user_model.objects.filter(pk=user.pk).values_list("min_token_version", flat=True).first() or 0
+    version = token_version_for(user_min_version=user_min)
+
+    previous = Session.objects.filter(user_id=user.pk)
+    known_device = previous.filter(device=info.device, browser=info.browser, location=info.location).exists()
+    first_login = not known_device and not previous.exists()
+
+    session = Session(
+        user_id=user.pk, created_at=now, last_used_at=now,
+        expires_at=now + timedelta(seconds=settings.SESSION_MAX_AGE),
+        ip=ip, user_agent=user_agent, device=info.device, browser=info.browser, os=info.os,
+        location=info.location,
+    )
+    pair = tokens.issue_pair(user_id=user.pk, session_id=session.id, version=version,
+                             session_expires_at=session.expires_at, now=now)
+    session.refresh_jti = pair.refresh_jti
+    session.save(force_insert=True)
+    _outstand(user_id=user.pk, jti=pair.refresh_jti, expires_at=pair.refresh_expires_at, now=now)
+    context.bind_actor(user, session.id)
+
+    if not known_device and not first_login:
+        record(action="session.new_device", target=session, actor=user,
+               extra={"device": info.device, "browser": info.browser, "location": info.location})
+        send_templated_email(to=user.email, template="session_new_device", context=_email_context(session))
+    return IssuedTokens(access=pair.access, refresh=pair.refresh, expires_in=pair.expires_in, session=session)
+
+
+def _email_context(session: Session) -> dict:
+    return {
+        "first_name": getattr(session.user, "first_name", "") if session.user_id else "",
+        "device": session.device,
+        "browser": session.browser,
+        "os": session.os,
+        "location": session.location,
+        "ip_address": session.ip or "",
+        "when": timezone.now().strftime("%Y-%m-%d %H:%M UTC"),
+        "sessions_url": f"{settings.FRONTEND_URL}/settings/sessions",
+        "reset_url": f"{settings.FRONTEND_URL}/reset-password",
+    }
+
+
+# --- refresh ----------------------------------------------------------------------------
+def session_refresh(*, refresh: str) -> IssuedTokens:
+    """Exchange the newest refresh token of a session for a new pair (always rotates).
+
+    Locks the session row, so of two concurrent refreshes with one token exactly
+    one succeeds; the rotation itself is also a compare-and-swap on the jti.
+    A token of the family that was already rotated, presented after
+    REFRESH_REUSE_GRACE_SECONDS, is theft: the whole session is revoked and
+    committed, ``session.token_reuse_detected`` is audited, the user is
+    emailed, and the caller gets 401 TOKEN_REUSED.
+    """
+    try:
+        payload = tokens.decode_refresh(refresh)
+    except tokens.InvalidTokenError:
+        raise ProblemError("TOKEN_INVALID", "The refresh token is invalid or expired.", headers=BEARER) from None
+
+    failure: ProblemError | None = None
+    issued: IssuedTokens | None = None
+    with transaction.atomic():
+        session = (
+            Session.objects.select_for_update(of=("self",)).select_related("user")
+            .filter(pk=payload["sid"]).first()
+        )
+        now = timezone.now()
+        if session is None or str(session.user_id) != str(payload["user_id"]):
+            failure = ProblemError("TOKEN_INVALID", "The refresh token is invalid or expired.", headers=BEARER)
+        elif session.revoked_at is not None:
+            failure = ProblemError("SESSION_REVOKED", "This session has ended. Sign in again.", headers=BEARER)
+        elif session.expires_at <= now or not session.user.is_active:
+            failure = ProblemError("TOKEN_INVALID", "This session has expired. Sign in again.", headers=BEARER)
+        elif payload["ver"] < token_version_for(user_min_version=session.user.min_token_version):
+            failure = ProblemError("SESSION_REVOKED", "This session has ended. Sign in again.", headers=BEARER)
+        elif payload["jti"] != session.refresh_jti:
+            grace = settings.REFRESH_REUSE_GRACE_SECONDS
+            in_grace = (
+                grace > 0 and payload["jti"] == session.previous_refresh_jti and session.rotated_at is not None
+                and now - session.rotated_at <= timedelta(seconds=grace)
+            )
+            if in_grace:
+                failure = ProblemError(
+                    "TOKEN_INVALID", "This refresh token was just rotated; use the newest one.", headers=BEARER
+                )
+            else:
+                _token_reuse_detected(session=session, now=now)
+                failure = ProblemError(
+                    "TOKEN_REUSED",
+                    "This refresh token was already used. The session has been ended for your safety.",
+                    headers=BEARER,
+                )
+        else:
+            issued = _rotate(session=session, old_jti=payload["jti"], now=now)
+            if issued is None:
+                failure = ProblemError("TOKEN_INVALID", "The refresh token is invalid or expired.", headers=BEARER)
+    if failure is not None:
+        raise failure
+    return issued
+
+
+def _rotate(*, session: Session, old_jti: str, now) -> IssuedTokens | None:
+    version = token_version_for(user_min_version=session.user.min_token_version)
+    pair = tokens.issue_pair(user_id=session.user_id, session_id=session.id, version=version,
+                             session_expires_at=session.expires_at, now=now)
+    swapped = Session.objects.filter(pk=session.pk, refresh_jti=old_jti, revoked_at__isnull=True).update(
+        refresh_jti=pair.refresh_jti, previous_refresh_jti=old_jti, rotated_at=now, last_used_at=now,
+    )
+    if swapped != 1:
+        return None
+    session.refresh_jti, session.previous_refresh_jti = pair.refresh_jti, old_jti
+    session.rotated_at = session.last_used_at = now
+    _outstand(user_id=session.user_id, jti=pair.refresh_jti, expires_at=pair.refresh_expires_at, now=now)
+    _blacklist([old_jti])
+    return IssuedTokens(access=pair.access, refresh=pair.refresh, expires_in=pair.expires_in, session=session)
+
+
+def _token_reuse_detected(*, session: Session, now) -> None:
+    _revoke_locked(session=session, reason="token_reuse", now=now)
+    context.bind_actor(session.user, session.id)
+    record(action="session.token_reuse_detected", outcome="denied", target=session, actor=session.user,
+           extra={"reason": "token_reuse"})
+    send_templated_email(to=session.user.email, template="session_token_reuse", context=_email_context(session))
+    logger.warning("refresh token reuse detected; session revoked", extra={"session_id": str(session.id)})
+
+
+# --- revoke -----------------------------------------------------------------------------
+def _revoke_locked(*, session: Session, reason: str, now) -> None:
+    session.revoked_at = now
+    session.revoke_reason = reason[:64]
+    session.save(update_fields=["revoked_at", "revoke_reason"])
+    _blacklist([session.refresh_jti])
+    revocation.session_revoked(session_id=session.pk, user_id=session.user_id)
+
+
+@transaction.atomic
+def session_revoke(*, session: Session, reason: str, actor=None) -> bool:
+    """End one login session now: its refresh tokens and its access tokens stop working.
+
+    Locks the session row. Returns False when it was already revoked, so callers
+    may retry safely. Audits ``session.revoked``.
+    """
+    locked = Session.objects.select_for_update().filter(pk=session.pk).first()
+    if locked is None or locked.revoked_at is not None:
+        return False
+    now = timezone.now()
+    _revoke_locked(session=locked, reason=reason, now=now)
+    session.revoked_at, session.revoke_reason = locked.revoked_at, locked.revoke_reason
+    record(action="session.revoked", target=locked, actor=actor, extra={"reason": reason})
+    return True
+
+
+@transaction.atomic
+def sessions_revoke_all(*, user, reason: str, keep_session_id=None, actor=None) -> int:
+    """End every active session of ``user`` except ``keep_session_id``; return how many ended.
+
+    Locks the sessions it ends; idempotent (a second call returns 0 and audits
+    nothing). Audits one ``sessions.revoked`` row with the count.
+    """
+    now = timezone.now()
+    qs = Session.objects.active(now=now).filter(user_id=user.pk)
+    if keep_session_id:
+        qs = qs.exclude(pk=keep_session_id)
+    rows = list(qs.select_for_update().values_list("pk", "refresh_jti"))
+    if not rows:
+        return 0
+    ids = [pk for pk, _ in rows]
+    Session.objects.filter(pk__in=ids).update(revoked_at=now, revoke_reason=reason[:64])
+    _blacklist([jti for _, jti in rows])
+    for pk in ids:
+        revocation.session_revoked(session_id=pk, user_id=user.pk)
+    record(action="sessions.revoked", target=user, actor=actor,
+           extra={"reason": reason, "count": len(ids), "kept_session_id": str(keep_session_id or "")})
+    return len(ids)
+
+
+@transaction.atomic
+def session_logout(*, session_id, refresh: str, user) -> bool:
+    """Log out: end the session the caller is authenticated with.
+
+    The refresh token must belong to that same session (its signature is
+    checked; an already-rotated one of the family is accepted, since the
+    caller proved possession of the session's access token too).
+    Idempotent; audits ``auth.logout``.
+    """
+    try:
+        payload = tokens.decode_refresh(refresh)
+    except tokens.InvalidTokenError:
+        raise ProblemError("TOKEN_INVALID", "The refresh token is invalid or expired.", headers=BEARER) from None
+    if payload["sid"] != str(session_id) or str(payload["user_id"]) != str(user.pk):
+        raise ProblemError("TOKEN_INVALID", "The refresh token does not belong to this session.", headers=BEARER)
+    session = Session.objects.select_for_update().filter(pk=session_id, user_id=user.pk).first()
+    if session is None or session.revoked_at is not None:
+        return False
+    _revoke_locked(session=session, reason="logout", now=timezone.now())
+    record(action="auth.logout", target=session, actor=user)
+    return True
+
+
+# --- breach rotation ---------------------------------------------------------------------
+@transaction.atomic
+def tokens_revoke_for_user(*, user, reason: str, actor=None) -> int:
+    """Raise the user's minimum token version: every token issued before stops working.
+
+    Also ends the user's sessions. Locks the user row. Returns the new minimum.
+    Audits ``tokens.revoked``.
+    """
+    user_model = get_user_model()
+    locked = user_model.objects.select_for_update().get(pk=user.pk)
+    new_min = max(locked.min_token_version, global_min_version()) + 1
+    user_model.objects.filter(pk=user.pk).update(min_token_version=new_min)
+    user.min_token_version = new_min
+    revocation.user_changed(user_id=user.pk)
+    sessions_revoke_all(user=user, reason=reason, actor=actor)
+    record(action="tokens.revoked", target=user, actor=actor, extra={"reason": reason, "min_token_version": new_min})
+    return new_min
+
+
+@transaction.atomic
+def tokens_revoke_all(*, reason: str, actor=None) -> int:
+    """Raise the global minimum token version: every token of every user stops working.
+
+    Locks the SecurityConfig row and marks every active session revoked in one
+    statement. Returns the new global minimum. Audits ``tokens.revoked_all``.
+    """
+    SecurityConfig.objects.get_or_create(pk=1)
+    config = SecurityConfig.objects.select_for_update().get(pk=1)
+    user_model = get_user_model()
+    highest_user = user_model.objects.order_by("-min_token_version").values_list(
+        "min_token_version", flat=True).first() or 0
+    config.min_token_version = max(config.min_token_version, highest_user) + 1
+    config.save(update_fields=["min_token_version", "updated_at"])
+    revocation.global_version_changed()
+    now = timezone.now()
+    ended = Session.objects.active(now=now).update(revoked_at=now, revoke_reason=reason[:64])
+    record(action="tokens.revoked_all", target=config, actor=actor,
+           extra={"reason": reason, "min_token_version": config.min_token_version, "sessions": ended})
+    return config.min_token_version
+
+
+# --- access-path bookkeeping -------------------------------------------------------------
+def session_touch(*, session_id, now=None) -> bool:
+    """Record activity at most once per SESSION_LAST_USED_RESOLUTION seconds per session.
+
+    A conditional UPDATE, so concurrent requests and several processes write at
+    most once per window. Returns True when it wrote.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=settings.SESSION_LAST_USED_RESOLUTION)
+    return bool(
+        Session.objects.filter(pk=session_id, revoked_at__isnull=True, last_used_at__lt=cutoff)
+        .update(last_used_at=now)
+    )
+
+
+# --- clean-up ------------------------------------------------------------------------------
+def sessions_cleanup(*, batch_size: int = 1000, max_batches: int = 1000) -> dict[str, int]:
+    """Delete, in batches, sessions that expired or were revoked more than
+    SESSION_RETENTION_DAYS ago, their refresh tokens' outstanding/blacklisted rows,
+    and every outstanding token row that has expired.
+
+    Each batch is its own short transaction, so it never holds long locks and a
+    second run at the same time only finds less to do. Idempotent.
+    """
+    now = timezone.now()
+    cutoff = now - timedelta(days=settings.SESSION_RETENTION_DAYS)
+    old = Session.objects.filter(Q(revoked_at__lt=cutoff) | Q(expires_at__lt=cutoff))
+    deleted_sessions = deleted_tokens = 0
+    for _ in range(max_batches):
+        with transaction.atomic():
+            batch = list(old.values_list("pk", "refresh_jti", "previous_refresh_jti")[:batch_size])
+            if not batch:
+                break
+            jtis = [j for _, a, b in batch for j in (a, b) if j]
+            deleted_tokens += OutstandingToken.objects.filter(jti__in=jtis).delete()[0]
+            deleted_sessions += Session.objects.filter(pk__in=[pk for pk, _, _ in batch]).delete()[0]
+    expired = OutstandingToken.objects.filter(expires_at__lt=now)
+    for _ in range(max_batches):
+        with transaction.atomic():
+            ids = list(expired.values_list("pk", flat=True)[:batch_size])
+            if not ids:
+                break
+            deleted_tokens += OutstandingToken.objects.filter(pk__in=ids).delete()[0]
+    return {"sessions": deleted_sessions, "tokens": deleted_tokens}

@@ -1,0 +1,74 @@
+"""Access tokens stop working the moment their session is revoked."""
+
+from __future__ import annotations
+
+import pytest
+
+from sessions_mgmt.models import Session
+from sessions_mgmt.services import session_revoke, sessions_revoke_all
+
+pytestmark = pytest.mark.django_db
+
+SESSIONS = "/api/v1/auth/sessions"
+
+
+def test_access_token_works_for_a_live_session(user, start_session, client_for):
+    issued = start_session(user)
+    response = client_for(issued).get(SESSIONS)
+    assert response.status_code == 200
+    assert [s["id"] for s in response.json()] == [str(issued.session.id)]
+
+
+def test_revoking_a_session_kills_its_access_token_on_the_next_request(user, start_session, client_for):
+    issued = start_session(user)
+    client = client_for(issued)
+    assert client.get(SESSIONS).status_code == 200  # warms the revocation cache
+
+    assert session_revoke(session=issued.session, reason="test") is True
+
+    response = client.get(SESSIONS)
+    assert response.status_code == 401
+    assert response["Content-Type"].startswith("application/problem+json")
+    assert response.json()["code"] == "SESSION_REVOKED"
+
+
+def test_session_revoke_is_idempotent(user, start_session):
+    issued = start_session(user)
+    assert session_revoke(session=issued.session, reason="test") is True
+    assert session_revoke(session=issued.session, reason="test") is False
+    assert Session.objects.get(pk=issued.session.pk).revoke_reason == "test"
+
+
+def test_revoke_all_keeps_only_the_named_session(user, start_session, client_for):
+    keep, other1, other2 = start_session(user), start_session(user), start_session(user)
+    for issued in (keep, other1, other2):
+        assert client_for(issued).get(SESSIONS).status_code == 200
+
+    assert sessions_revoke_all(user=user, reason="password_changed", keep_session_id=keep.session.id) == 2
+    assert sessions_revoke_all(user=user, reason="password_changed", keep_session_id=keep.session.id) == 0
+
+    assert client_for(keep).get(SESSIONS).status_code == 200
+    assert client_for(other1).get(SESSIONS).json()["code"] == "SESSION_REVOKED"
+    assert client_for(other2).get(SESSIONS).status_code == 401
+
+
+def test_garbage_and_foreign_tokens_are_token_invalid(user, start_session, api_client):
+    api_client.credentials(HTTP_AUTHORIZATION="Bearer not-a-jwt")
+    response = api_client.get(SESSIONS)
+    assert response.status_code == 401
+    assert response.json()["code"] == "TOKEN_INVALID"
+
+
+def test_refresh_token_is_not_accepted_as_an_access_token(user, start_session, api_client):
+    issued = start_session(user)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.refresh}")
+    assert api_client.get(SESSIONS).json()["code"] == "TOKEN_INVALID"
+
+
+def test_inactive_user_is_refused(user, start_session, client_for):
+    issued = start_session(user)
+    client = client_for(issued)
+    assert client.get(SESSIONS).status_code == 200
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    assert client.get(SESSIONS).status_code == 401
