@@ -1,0 +1,74 @@
+"""The markdown tables printed at the end of a run (and pasted into docs/performance.md)."""
+
+from __future__ import annotations
+
+from bench.stats import fmt, fmt_spread, markdown_table
+
+ORDER = ["baseline", "me", "ratelimit_overhead", "refresh", "login", "audit_admin", "provider_refresh"]
+
+
+def _result(name: str, s: dict) -> str:
+    if name == "baseline":
+        return "1.0× (reference)"
+    if name == "me":
+        return f"{fmt_spread(s['ratio_to_baseline'], 2)}× baseline"
+    if name == "ratelimit_overhead":
+        return (f"limiter on {fmt_spread(s['on']['rps'], 0)}/s vs off {fmt_spread(s['off']['rps'], 0)}/s: "
+                f"costs {fmt_spread(s['cost_pct'], 1)}%")
+    if name == "refresh":
+        return f"{fmt_spread(s['rps'], 0)} rotations/s"
+    if name == "login":
+        return (f"{fmt_spread(s['p50_ms'], 1)} ms per login vs Argon2 verify "
+                f"{fmt_spread(s['argon2_verify_ms'], 1)} ms: +{fmt_spread(s['overhead_ms'], 1)} ms")
+    if name == "audit_admin":
+        pages = s["pages"]
+        worst = max((p["server_ms"]["median"] or 0) for p in pages.values())
+        return (f"{s['rows']:,} rows: slowest page {fmt(worst)} ms, request-id search "
+                f"{fmt(pages['search_request_id']['server_ms']['median'])} ms (see pages)")
+    if name == "provider_refresh":
+        return (f"{s['connections']:,} due: all refreshed in {fmt(s.get('seconds'))} s; "
+                f"double refreshes {s['double_refreshes']}, lost tokens {s['lost_tokens']}")
+    return ""
+
+
+def markdown(document: dict) -> str:
+    results = document["scenarios"]
+    rows = []
+    for name in ORDER:
+        s = results.get(name)
+        if s is None:
+            continue
+        if "skipped" in s or "error" in s:
+            rows.append([name, "-", "-", "-", "-", "-", "-", s.get("skipped") or s.get("error"), "-"])
+            continue
+        met = s.get("met")
+        rows.append([
+            name,
+            fmt_spread(s.get("rps"), 0) if s.get("rps") else "-",
+            fmt_spread(s.get("p50_ms"), 1) if s.get("p50_ms") else "-",
+            fmt_spread(s.get("p95_ms"), 1) if s.get("p95_ms") else "-",
+            fmt_spread(s.get("p99_ms"), 1) if s.get("p99_ms") else "-",
+            fmt(s.get("errors")),
+            fmt(s.get("peak_rss_mb")),
+            _result(name, s),
+            "-" if met is None else ("yes" if met else "**no**"),
+        ])
+    header = ["scenario", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "peak RSS/worker MiB",
+              "result", "target met"]
+    machine = document.get("machine", {})
+    parts = [
+        f"Run {document.get('started_at')} ({'short' if document.get('short') else 'full'}), "
+        f"{machine.get('cpus')} CPUs: server on {machine.get('server_cpus')}, load on "
+        f"{machine.get('load_cpus')}; gunicorn {machine.get('gunicorn')}. Median (min–max) of "
+        f"{document.get('options', {}).get('runs')} runs.",
+        "",
+        markdown_table(header, rows),
+    ]
+    audit = results.get("audit_admin")
+    if audit and "pages" in audit:
+        page_rows = [[name, fmt_spread(p["server_ms"], 1), fmt_spread(p["client_ms"], 1),
+                      ",".join(map(str, p["status"])), f"`{p['url'][:90]}`"]
+                     for name, p in audit["pages"].items()]
+        parts += ["", f"audit_admin pages ({audit['rows']:,} audit rows):", "",
+                  markdown_table(["page", "server ms", "client ms", "status", "url"], page_rows)]
+    return "\n".join(parts)

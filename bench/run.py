@@ -1,0 +1,167 @@
+"""`make bench`: Dashtam's hot paths under load in the production configuration.
+
+    .venv/bin/python bench/run.py                 # the full run (docs/performance.md)
+    .venv/bin/python bench/run.py --short         # make bench-ci: under 3 minutes
+    .venv/bin/python bench/run.py --only me,login # some scenarios
+
+It starts gunicorn (and Celery where a scenario needs it) with DJANGO_ENV=production
+and generated secrets, on PostgreSQL (BENCH_DATABASE_URL, database dashtam_bench) and
+Redis (BENCH_REDIS_URL db 8, broker on db 9), drives it with wrk pinned to other
+cores, writes bench/results/<timestamp>.json and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench import report, scenarios, seed, stack  # noqa: E402
+
+ORDER = ["baseline", "me", "ratelimit_overhead", "refresh", "login", "audit_admin", "provider_refresh"]
+
+
+def options(args) -> scenarios.Options:
+    short = args.short
+    return scenarios.Options(
+        short=short,
+        runs=args.runs or (3 if short else 5),
+        duration=args.duration or (3 if short else 10),
+        warmup=2 if short else 3,
+        connections=args.connections,
+        threads=2,
+        me_sessions=64 if short else 256,
+        refresh_sessions=1000 if short else 3000,
+        login_users=50 if short else 200,
+        audit_rows=args.audit_rows or (100_000 if short else 1_000_000),
+        admin_samples=3 if short else 9,
+        provider_connections=args.provider_connections or (1000 if short else 10_000),
+        provider_latency_ms=50,
+        provider_timeout_s=60 if short else 300,
+        worker_concurrency=args.worker_concurrency,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--short", action="store_true", help="the short CI version (under 3 minutes)")
+    parser.add_argument("--only", default="", help="comma-separated scenarios: " + ",".join(ORDER))
+    parser.add_argument("--runs", type=int, default=0, help="runs per scenario (default 5, short 3)")
+    parser.add_argument("--duration", type=float, default=0, help="seconds per run (default 10, short 3)")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--audit-rows", type=int, default=0)
+    parser.add_argument("--provider-connections", type=int, default=0)
+    parser.add_argument("--worker-concurrency", type=int, default=16,
+                        help="Celery worker threads for provider_refresh")
+    parser.add_argument("--gunicorn-args", default=os.environ.get(
+        "BENCH_GUNICORN_ARGS", "--workers 2 --worker-class gthread --threads 4"))
+    parser.add_argument("--output", default="", help="results file (default bench/results/<timestamp>.json)")
+    args = parser.parse_args(argv)
+
+    wanted = [s.strip() for s in args.only.split(",") if s.strip()] or ORDER
+    unknown = set(wanted) - set(ORDER)
+    if unknown:
+        parser.error("unknown scenario(s): " + ", ".join(sorted(unknown)))
+    opts = options(args)
+    began = time.monotonic()
+
+    def log(message: str) -> None:
+        sys.stderr.write(f"[bench {time.monotonic() - began:6.1f}s] {message}\n")
+        sys.stderr.flush()
+
+    server_cpus, load_cpus = stack.cpu_split()
+    if load_cpus:
+        # This process (fixtures, the fake provider, polling) counts as load generator.
+        os.sched_setaffinity(0, {int(c) for c in load_cpus.split(",")})
+    stack.ensure_tools(log)
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    log_dir = ROOT / "var" / "bench" / stamp
+    log_dir.mkdir(parents=True, exist_ok=True)
+    database_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dashtam_bench")
+    redis_base = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/8")
+    broker_url = os.environ.get("BENCH_BROKER_URL", redis_base.rsplit("/", 1)[0] + "/9")
+    smtp = stack.SmtpSink()
+    config = stack.BenchConfig(
+        database_url=database_url, redis_url=redis_base, broker_url=broker_url, smtp_port=smtp.port,
+        server_cpus=server_cpus, load_cpus=load_cpus, log_dir=log_dir,
+        gunicorn_args=args.gunicorn_args.split(),
+    )
+    stack.ensure_database(database_url, log)
+    stack.flush_redis(redis_base)
+    stack.flush_redis(broker_url)
+    log("migrate and collectstatic (production settings)")
+    config.manage("migrate", "--noinput")
+    config.manage("collectstatic", "--noinput")
+
+    os.environ.update(config.env())
+    import django
+
+    django.setup()
+    users_needed = 1000 if "audit_admin" in wanted or not opts.short else max(opts.me_sessions, 200)
+    bench = scenarios.Bench(config, opts, log, Path(tempfile.mkdtemp(prefix="dashtam-bench-")))
+    bench.users = seed.users_ensure(count=users_needed)
+
+    results: dict = {}
+    try:
+        http = [s for s in ("baseline", "me", "ratelimit_overhead") if s in wanted]
+        if http:
+            log("scenarios " + ", ".join(http) + " (interleaved rounds)")
+            _guard(results, http, lambda: scenarios.http_group(bench, set(http)), log)
+        for name in ("refresh", "login", "audit_admin", "provider_refresh"):
+            if name in wanted:
+                log(f"scenario {name}")
+                fn = getattr(scenarios, name)
+                _guard(results, [name], lambda fn=fn, name=name: {name: fn(bench)}, log)
+    finally:
+        bench.stop_all()
+        smtp.stop()
+
+    document = {
+        "started_at": stamp,
+        "command": "bench/run.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "short": opts.short,
+        "machine": {
+            "cpus": os.cpu_count(), "server_cpus": server_cpus, "load_cpus": load_cpus,
+            "platform": platform.platform(), "python": platform.python_version(),
+            "gunicorn": args.gunicorn_args,
+        },
+        "options": vars(opts),
+        "seconds": round(time.monotonic() - began, 1),
+        "scenarios": results,
+    }
+    output = Path(args.output) if args.output else ROOT / "bench" / "results" / f"{stamp}.json"
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(document, indent=2, default=str))
+    print(report.markdown(document))
+    log(f"results: {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}; "
+        f"server logs: {log_dir.relative_to(ROOT)}")
+    return 1 if any(r.get("error") for r in results.values()) else 0
+
+
+def _guard(results: dict, names: list[str], fn, log) -> None:
+    """Run one scenario group; a missing endpoint skips it, a crash is reported, not fatal."""
+    try:
+        results.update(fn())
+    except scenarios.Unavailable as exc:
+        log(f"  skipped: {exc}")
+        for name in names:
+            results[name] = {"skipped": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - one broken scenario must not hide the others
+        log("  failed:\n" + traceback.format_exc())
+        for name in names:
+            results[name] = {"error": f"{type(exc).__name__}: {exc}"}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

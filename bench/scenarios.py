@@ -1,0 +1,328 @@
+"""The scenarios of `make bench`. Each returns a JSON-able dict; none asserts on time.
+
+Every HTTP scenario runs wrk several times after a warm-up and reports the median
+with min and max of throughput and latency percentiles, the errors, and the peak
+RSS of the server's worker processes.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import seed, serverlog, stack, wrk
+from bench.stats import spread
+
+BASELINE_PATH = "/api/v1/bench/baseline"
+ME_PATH = "/api/v1/auth/me"
+REFRESH_PATH = "/api/v1/auth/refresh"
+LOGIN_PATH = "/api/v1/auth/login"
+
+TARGETS = {
+    "me": "≥ 0.5× baseline throughput, p99 < 25 ms at 32 connections",
+    "refresh": "≥ 300 rotations/s",
+    "login": "≤ Argon2 verify + 10 ms",
+    "audit_admin": "every page < 300 ms, request-id search < 50 ms (server time, 1M rows)",
+    "provider_refresh": "10,000 due connections refreshed in ≤ 60 s; 0 double refreshes, 0 lost tokens",
+    "ratelimit_overhead": "limiter costs ≤ 10% of me's throughput",
+}
+
+
+@dataclass
+class Options:
+    short: bool
+    runs: int
+    duration: float
+    warmup: float
+    connections: int
+    threads: int
+    me_sessions: int
+    refresh_sessions: int
+    login_users: int
+    audit_rows: int
+    admin_samples: int
+    provider_connections: int
+    provider_latency_ms: int
+    provider_timeout_s: float
+    worker_concurrency: int
+
+
+class Unavailable(Exception):
+    """The code a scenario measures has not landed (yet): the scenario is skipped."""
+
+
+class Bench:
+    def __init__(self, config: stack.BenchConfig, opts: Options, log, work_dir: Path):
+        self.config = config
+        self.opts = opts
+        self.log = log
+        self.work_dir = work_dir
+        self.processes: list[stack.Process] = []
+        self.users: list = []
+        self.cache: dict = {}
+
+    # --- helpers ---------------------------------------------------------------------------
+    def server(self, label: str, **overrides: str) -> stack.Server:
+        server = stack.Server(self.config, label, **overrides)
+        self.processes.append(server)
+        return server
+
+    def stop(self, process: stack.Process) -> None:
+        process.stop()
+        if process in self.processes:
+            self.processes.remove(process)
+
+    def stop_all(self) -> None:
+        for process in list(self.processes):
+            self.stop(process)
+
+    def lines_file(self, name: str, lines: list[str]) -> Path:
+        path = self.work_dir / f"{name}.txt"
+        path.write_text("\n".join(lines) + "\n")
+        return path
+
+    def wrk(self, server: stack.Server, script: str, data: Path, path: str, *,
+            connections: int | None = None, duration: float | None = None) -> wrk.WrkResult:
+        return wrk.run(
+            url=server.base_url, script=wrk.build_script(script, self.work_dir), args=[str(data), path],
+            threads=self.opts.threads, connections=connections or self.opts.connections,
+            duration=duration or self.opts.duration, cpus=self.config.load_cpus,
+        )
+
+    def access_tokens(self) -> Path:
+        """Access tokens of distinct sessions of distinct users, for bearer GETs."""
+        if "access" not in self.cache:
+            pairs = seed.sessions_start(users=self.users, count=self.opts.me_sessions)
+            self.cache["access"] = self.lines_file("access", [a for a, _ in pairs])
+        return self.cache["access"]
+
+
+def summarize(results: list[wrk.WrkResult], server: stack.Server | None) -> dict:
+    peaks = stack.peak_rss_mb(server.workers()) if server else {}
+    return {
+        "rps": spread(r.rps for r in results),
+        "p50_ms": spread(r.p50_ms for r in results),
+        "p95_ms": spread(r.p95_ms for r in results),
+        "p99_ms": spread(r.p99_ms for r in results),
+        "errors": sum(r.errors for r in results),
+        "requests": sum(r.requests for r in results),
+        "peak_rss_mb": round(max(peaks.values()), 1) if peaks else None,
+        "peak_rss_total_mb": round(sum(peaks.values()), 1) if peaks else None,
+        "workers": len(peaks),
+        "runs": [r.as_dict() for r in results],
+    }
+
+
+def _endpoint_exists(server: stack.Server, method: str, path: str) -> bool:
+    import requests
+
+    response = requests.request(method, server.base_url + path, headers={"X-Forwarded-Proto": "https"},
+                                json={} if method == "POST" else None, timeout=10)
+    return response.status_code != 404 or response.json().get("instance") != path
+
+
+# --- baseline, me, ratelimit_overhead (interleaved rounds) ------------------------------------
+def http_group(bench: Bench, wanted: set[str]) -> dict:
+    """baseline, me and me-without-rate-limits, each on its own idle-until-used server.
+
+    Rounds are interleaved (baseline, me, me-off, baseline, ...), so drift in the
+    machine's load hits every variant alike, and ratios are taken per round.
+    """
+    opts = bench.opts
+    variants = {"baseline": ({}, BASELINE_PATH)}
+    if wanted & {"me", "ratelimit_overhead"}:
+        variants["me"] = ({}, ME_PATH)
+    if "ratelimit_overhead" in wanted:
+        variants["me_ratelimit_off"] = ({"RATELIMIT_ENABLE": "false"}, ME_PATH)
+    tokens = bench.access_tokens() if len(variants) > 1 else bench.lines_file("none", ["-"])
+    servers = {name: bench.server(name, **env) for name, (env, _) in variants.items()}
+    try:
+        for name, server in servers.items():
+            if name != "baseline" and not _endpoint_exists(server, "GET", variants[name][1]):
+                raise Unavailable(f"{variants[name][1]} is not routed yet")
+        results: dict[str, list[wrk.WrkResult]] = {name: [] for name in servers}
+        for name, server in servers.items():
+            bench.wrk(server, "bearer_get", tokens, variants[name][1], duration=opts.warmup)
+        for round_no in range(opts.runs):
+            for name, server in servers.items():
+                results[name].append(bench.wrk(server, "bearer_get", tokens, variants[name][1]))
+            bench.log("  round {}: {}".format(round_no + 1, ", ".join(
+                f"{n} {results[n][-1].rps:,.0f}/s p99 {results[n][-1].p99_ms:.1f} ms" for n in results)))
+        out = {name: summarize(results[name], servers[name]) for name in servers}
+    finally:
+        for server in servers.values():
+            bench.stop(server)
+
+    report = {"baseline": dict(out["baseline"], path=BASELINE_PATH)}
+    if "me" in out:
+        ratios = [m.rps / b.rps for m, b in zip(results["me"], results["baseline"], strict=True) if b.rps]
+        me = dict(out["me"], path=ME_PATH, ratio_to_baseline=spread(ratios), target=TARGETS["me"])
+        me["met"] = bool(me["ratio_to_baseline"]["median"] >= 0.5 and me["p99_ms"]["median"] < 25
+                         and me["errors"] == 0)
+        report["me"] = me
+    if "me_ratelimit_off" in out:
+        costs = [100 * (1 - on.rps / off.rps)
+                 for on, off in zip(results["me"], results["me_ratelimit_off"], strict=True) if off.rps]
+        report["ratelimit_overhead"] = {
+            "on": out["me"], "off": out["me_ratelimit_off"], "cost_pct": spread(costs),
+            "target": TARGETS["ratelimit_overhead"],
+            "met": spread(costs)["median"] <= 10,
+            # For the table: the limiter-off variant's numbers.
+            **{k: out["me_ratelimit_off"][k] for k in ("rps", "p50_ms", "p95_ms", "p99_ms", "errors",
+                                                        "peak_rss_mb")},
+        }
+    return {k: v for k, v in report.items() if k in wanted or k == "baseline"}
+
+
+# --- refresh ------------------------------------------------------------------------------------
+def refresh(bench: Bench) -> dict:
+    """Rotations per second over thousands of distinct sessions; each run gets its own."""
+    opts = bench.opts
+    server = bench.server("refresh")
+    try:
+        if not _endpoint_exists(server, "POST", REFRESH_PATH):
+            raise Unavailable(f"{REFRESH_PATH} is not routed yet")
+        started = time.monotonic()
+        slices = []
+        for _ in range(opts.runs + 1):
+            pairs = seed.sessions_start(users=bench.users, count=opts.refresh_sessions)
+            slices.append(bench.lines_file(f"refresh-{len(slices)}", [r for _, r in pairs]))
+        bench.log(f"  {len(slices) * opts.refresh_sessions:,} sessions started in "
+                  f"{time.monotonic() - started:.1f} s")
+        bench.wrk(server, "refresh", slices[0], REFRESH_PATH, duration=opts.warmup)
+        results = []
+        for data in slices[1:]:
+            results.append(bench.wrk(server, "refresh", data, REFRESH_PATH))
+            bench.log(f"  {results[-1].rps:,.0f} rotations/s, p99 {results[-1].p99_ms:.1f} ms, "
+                      f"{results[-1].errors} errors")
+        out = summarize(results, server)
+    finally:
+        bench.stop(server)
+    out.update(path=REFRESH_PATH, sessions_per_run=opts.refresh_sessions, target=TARGETS["refresh"])
+    out["met"] = out["rps"]["median"] >= 300 and out["errors"] == 0
+    return out
+
+
+# --- login ----------------------------------------------------------------------------------------
+HASH_SNIPPET = """
+import statistics, sys, time, django
+django.setup()
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import check_password
+encoded = get_user_model().objects.get(email=sys.argv[1]).password
+check_password(sys.argv[2], encoded)
+times = []
+for _ in range(int(sys.argv[3])):
+    t = time.perf_counter(); ok = check_password(sys.argv[2], encoded); times.append(time.perf_counter() - t)
+    assert ok
+print(statistics.median(times) * 1000, min(times) * 1000, max(times) * 1000)
+"""
+
+
+def argon2_verify_ms(bench: Bench, samples: int) -> dict:
+    """The raw hash check, on the server's cores, with the production hasher settings."""
+    argv = (["taskset", "-c", bench.config.server_cpus] if bench.config.server_cpus else []) + [
+        sys.executable, "-c", HASH_SNIPPET, seed.EMAIL.format(0), seed.PASSWORD, str(samples)]
+    out = subprocess.run(argv, cwd=stack.ROOT, env=bench.config.env(), capture_output=True, text=True,
+                         timeout=300)
+    if out.returncode != 0:
+        raise RuntimeError("hash timing failed: " + out.stderr[-2000:])
+    median, low, high = map(float, out.stdout.split()[-3:])
+    return {"median": median, "min": low, "max": high, "n": samples}
+
+
+def login(bench: Bench) -> dict:
+    """Milliseconds per login (one connection, so latency is the cost of one login)."""
+    opts = bench.opts
+    users = bench.users[: opts.login_users]
+    data = bench.lines_file("login", [f"{u.email} {seed.PASSWORD}" for u in users])
+    server = bench.server("login")
+    try:
+        if not _endpoint_exists(server, "POST", LOGIN_PATH):
+            raise Unavailable(f"{LOGIN_PATH} is not routed yet")
+        bench.wrk(server, "login", data, LOGIN_PATH, connections=1, duration=opts.warmup)
+        results = []
+        for _ in range(opts.runs):
+            results.append(bench.wrk(server, "login", data, LOGIN_PATH, connections=1))
+            bench.log(f"  login p50 {results[-1].p50_ms:.1f} ms, {results[-1].errors} errors")
+        out = summarize(results, server)
+    finally:
+        bench.stop(server)
+    hashing = argon2_verify_ms(bench, samples=15 if opts.short else 40)
+    overhead = [r.p50_ms - hashing["median"] for r in results]
+    out.update(path=LOGIN_PATH, argon2_verify_ms=hashing, overhead_ms=spread(overhead),
+               target=TARGETS["login"])
+    out["met"] = out["overhead_ms"]["median"] <= 10 and out["errors"] == 0
+    return out
+
+
+# --- audit_admin --------------------------------------------------------------------------------
+def audit_admin(bench: Bench) -> dict:
+    """Server time per admin page over a million audit rows (from the server's access log)."""
+    import requests
+    from django.conf import settings
+
+    opts = bench.opts
+    if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
+        raise Unavailable("needs PostgreSQL")
+    found = seed.audit_seed(rows=opts.audit_rows, users=bench.users[:1000], log=bench.log)
+    staff = seed.staff_ensure()
+    cookie = seed.admin_cookie(user=staff)
+    staff_access = seed.sessions_start(users=[staff], count=1)[0][0]
+    base = "/admin/audit/auditevent/"
+    pages = {
+        "changelist": base,
+        "filter_action_date": f"{base}?action__exact={found['action']}"
+                              f"&created_at__gte={found['since']}&created_at__lt={found['until']}",
+        "search_request_id": f"{base}?q={found['request_id']}",
+        "user_trail": f"{base}?actor__id__exact={found['actor_id']}",
+        "api_events": "/api/v1/admin/audit/events",
+        "api_request_id": f"/api/v1/admin/audit/events?request_id={found['request_id']}",
+    }
+    server = bench.server("audit_admin")
+    results: dict = {}
+    try:
+        session = requests.Session()
+        for name, url in pages.items():
+            headers = {"X-Forwarded-Proto": "https"}
+            if url.startswith("/api/"):
+                headers["Authorization"] = f"Bearer {staff_access}"
+            else:
+                headers["Cookie"] = cookie
+            ids, client_ms, statuses = [], [], set()
+            for i in range(opts.admin_samples + 1):
+                rid = f"bench-{name}-{uuid.uuid4().hex[:12]}"
+                started = time.perf_counter()
+                response = session.get(server.base_url + url, headers=dict(headers, **{"X-Request-ID": rid}),
+                                       allow_redirects=False, timeout=120)
+                elapsed = (time.perf_counter() - started) * 1000
+                statuses.add(response.status_code)
+                if i:  # the first request warms caches and is not counted
+                    ids.append(rid)
+                    client_ms.append(elapsed)
+            time.sleep(0.3)  # let the access lines reach the log
+            server_ms = serverlog.durations(server.log_path, set(ids))
+            results[name] = {
+                "url": url, "status": sorted(statuses),
+                "server_ms": spread(server_ms.values()), "client_ms": spread(client_ms),
+            }
+            bench.log(f"  {name}: {results[name]['server_ms']['median']} ms server, statuses {sorted(statuses)}")
+        rss = stack.peak_rss_mb(server.workers())
+    finally:
+        bench.stop(server)
+
+    def ok(name, limit):
+        page = results[name]
+        return page["status"] == [200] and (page["server_ms"]["median"] or 1e9) < limit
+
+    out = {
+        "rows": found["rows"], "pages": results, "target": TARGETS["audit_admin"],
+        "peak_rss_mb": round(max(rss.values()), 1) if rss else None,
+        "errors": sum(1 for p in results.values() if p["status"] != [200]),
+    }
+    out["met"] = all(ok(n, 300) for n in pages) and ok("search_request_id", 50) and ok("api_request_id", 50)
+    return out

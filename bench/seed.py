@@ -1,0 +1,194 @@
+"""Data the scenarios need, written into the bench database from this process.
+
+Runs after ``django.setup()`` under the same production environment as the
+servers, so hashes, signatures and encrypted fields match what they expect.
+Seeding is idempotent: a second run reuses the users and audit rows already there.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import timedelta
+
+PASSWORD = "Bench-Horse-9-Battery"
+EMAIL = "bench-user-{:05d}@bench.invalid"
+STAFF_EMAIL = "bench-staff@bench.invalid"
+
+
+def users_ensure(*, count: int) -> list:
+    """``count`` verified users whose password is PASSWORD (one Argon2 hash, shared)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import make_password
+    from django.utils import timezone
+
+    user_model = get_user_model()
+    emails = [EMAIL.format(i) for i in range(count)]
+    existing = set(user_model.objects.filter(email__in=emails).values_list("email", flat=True))
+    missing = [e for e in emails if e not in existing]
+    if missing:
+        encoded = make_password(PASSWORD)
+        now = timezone.now()
+        user_model.objects.bulk_create(
+            [user_model(email=e, password=encoded, email_verified_at=now, first_name="Bench")
+             for e in missing],
+            batch_size=1000,
+        )
+    by_email = {u.email: u for u in user_model.objects.filter(email__in=emails)}
+    return [by_email[e] for e in emails]
+
+
+def staff_ensure():
+    from django.contrib.auth import get_user_model
+
+    user_model = get_user_model()
+    staff = user_model.objects.filter(email=STAFF_EMAIL).first()
+    if staff is None:
+        staff = user_model.objects.create_superuser(email=STAFF_EMAIL, password=PASSWORD)
+    return staff
+
+
+def _fake_request(index: int):
+    from django.test import RequestFactory
+
+    return RequestFactory().post(
+        "/api/v1/auth/login",
+        REMOTE_ADDR=f"10.{(index >> 16) & 255}.{(index >> 8) & 255}.{index & 255}",
+        HTTP_USER_AGENT="Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/130.0 Safari/537.36",
+        HTTP_X_FORWARDED_PROTO="https",
+    )
+
+
+def sessions_start(*, users: list, count: int) -> list[tuple[str, str]]:
+    """``count`` login sessions spread over ``users``: [(access, refresh), ...].
+
+    Goes through ``sessions_mgmt.services.session_start``, the same service the
+    login endpoint calls, so the rows are exactly what a real login writes.
+    """
+    from audit import context
+    from sessions_mgmt import services as session_services
+
+    pairs = []
+    for i in range(count):
+        request = _fake_request(i)
+        token = context.set_context(context.context_for_request(request, context.new_request_id()))
+        try:
+            issued = session_services.session_start(user=users[i % len(users)], request=request)
+        finally:
+            context.reset(token)
+        pairs.append((str(issued.access), str(issued.refresh)))
+    return pairs
+
+
+def admin_cookie(*, user) -> str:
+    """A Cookie header for a logged-in admin session of ``user``."""
+    from importlib import import_module
+
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+
+    store = import_module(settings.SESSION_ENGINE).SessionStore()
+    store[SESSION_KEY] = str(user.pk)
+    store[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    store[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    store.create()
+    return f"{settings.SESSION_COOKIE_NAME}={store.session_key}"
+
+
+def audit_actions() -> list[str]:
+    """Action codes from the audit catalogue when it exists, else a representative set."""
+    try:
+        from audit import catalogue
+
+        codes = [v for k, v in vars(catalogue).items() if k.isupper() and isinstance(v, str) and "." in v]
+        if not codes:
+            codes = list(getattr(catalogue, "ACTIONS", {}) or [])
+        if codes:
+            return sorted(set(codes))
+    except ImportError:
+        pass
+    return ["auth.login", "auth.login_failed", "auth.logout", "auth.refresh", "auth.password_changed",
+            "session.revoked", "provider.connected", "provider.token_refreshed", "account.updated",
+            "auth.register", "auth.email_verified", "auth.password_reset_requested"]
+
+
+def audit_seed(*, rows: int, users: list, log, days: int = 365, seed: int = 8) -> dict:
+    """Make the audit table hold at least ``rows`` rows, written with COPY (PostgreSQL).
+
+    Rows spread over ``days`` days, over ``users`` as actors, over the catalogue's
+    actions, each with its own request id. Returns what the scenario searches for.
+    Fields this module does not know get their model default, so a new column does
+    not break the seed.
+    """
+    from django.db import connection
+    from django.utils import timezone
+
+    from audit.models import AuditEvent
+
+    table = AuditEvent._meta.db_table
+    rng = random.Random(seed)
+    actions = audit_actions()
+    have = AuditEvent.objects.count()
+    need = rows - have
+    now = timezone.now()
+    if need > 0:
+        log(f"seeding {need:,} audit rows with COPY ({have:,} there)")
+        fields = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
+        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+        user_ids = [(str(u.pk), u.email) for u in users]
+        span = days * 86400
+
+        def value(f, generated):
+            if f.name in generated:
+                return generated[f.name]
+            if f.has_default():
+                return f.get_db_prep_save(f.get_default(), connection)
+            return None if f.null else ""
+
+        with connection.cursor() as cursor, cursor.cursor.copy(
+            f"COPY {connection.ops.quote_name(table)} ({columns}) FROM STDIN"
+        ) as copy:
+            for i in range(need):
+                actor, email = user_ids[rng.randrange(len(user_ids))]
+                created = now - timedelta(seconds=rng.random() * span)
+                ip = f"198.51.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+                generated = {
+                    "created_at": created,
+                    "action": actions[rng.randrange(len(actions))],
+                    "outcome": "success" if rng.random() < 0.9 else "failure",
+                    "actor": actor,
+                    "actor_email": email,
+                    "target_type": "accounts.user",
+                    "target_id": actor,
+                    "target_repr": email,
+                    "request_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                    "session_id": str(rng.randrange(1, 10**6)),
+                    "ip": ip,
+                    "user_agent": "Mozilla/5.0 (bench)",
+                    "fingerprint": f"{rng.getrandbits(256):064x}",
+                    "method": "POST",
+                    "path": "/api/v1/auth/login",
+                    "route": "api/v1/auth/login",
+                    "extra": "{}",
+                }
+                copy.write_row([value(f, generated) for f in fields])
+                if i and i % 200_000 == 0:
+                    log(f"  {i:,} rows")
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+    # What the scenario looks up: a real request id from the middle of the table,
+    # that row's actor and action, and a 30-day window.
+    from django.db.models import Max, Min
+
+    bounds = AuditEvent.objects.aggregate(lo=Min("pk"), hi=Max("pk"))
+    middle = AuditEvent.objects.filter(pk__gte=((bounds["lo"] or 0) + (bounds["hi"] or 0)) // 2)
+    row = middle.order_by("pk").values("request_id", "actor_id", "action").first()
+    row = row or {"request_id": str(uuid.uuid4()), "actor_id": users[0].pk, "action": actions[0]}
+    return {
+        "rows": AuditEvent.objects.count(),
+        "request_id": row["request_id"],
+        "actor_id": str(row["actor_id"]),
+        "action": row["action"],
+        "since": (now - timedelta(days=30)).date().isoformat(),
+        "until": (now + timedelta(days=1)).date().isoformat(),
+    }

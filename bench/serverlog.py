@@ -1,0 +1,27 @@
+"""Server time per request, read from the access lines the server logs anyway.
+
+RequestContextMiddleware, first in MIDDLEWARE, logs one JSON line per request with
+its request id and ``duration_ms``: the time Django spent, without the network.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def durations(log_path: Path, request_ids: set[str]) -> dict[str, float]:
+    """{request_id: duration_ms} for the given ids found in the log."""
+    found: dict[str, float] = {}
+    with open(log_path, errors="replace") as fh:
+        for line in fh:
+            if '"duration_ms"' not in line:
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            rid = record.get("request_id")
+            if rid in request_ids and "duration_ms" in record:
+                found[rid] = float(record["duration_ms"])
+    return found

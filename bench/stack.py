@@ -1,0 +1,263 @@
+"""The production stack the benchmarks run: environment, database, gunicorn, Celery.
+
+Everything runs as DJANGO_ENV=production with secrets generated for the run, on
+PostgreSQL (its own database) and Redis (its own db numbers). The server side
+(gunicorn, Celery worker and beat) is pinned to one set of cores and the load
+generator side (wrk, this harness, the fake Schwab server) to another.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+CLEARED = ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "DJANGO_SETTINGS_MODULE", "EMAIL_URL",
+           "CELERY_TASK_ALWAYS_EAGER")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_split() -> tuple[str | None, str | None]:
+    """(server cores, generator cores): the first half for the server, the rest for load."""
+    try:
+        cores = sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        return None, None
+    if len(cores) < 2 or not shutil.which("taskset"):
+        return None, None
+    half = len(cores) // 2
+    return ",".join(map(str, cores[:half])), ",".join(map(str, cores[half:]))
+
+
+def ensure_tools(log) -> None:
+    """wrk from the distribution and gunicorn from requirements/prod.txt, installed when missing."""
+    if not shutil.which("wrk"):
+        if os.geteuid() != 0 or not shutil.which("apt-get"):
+            raise SystemExit("wrk is not installed: install it (Debian: apt-get install -y wrk)")
+        log("installing wrk (apt-get)")
+        subprocess.run(["apt-get", "update", "-qq"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, stdout=subprocess.DEVNULL,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    if not (VENV_BIN / "gunicorn").exists():
+        log("installing requirements/prod.txt (gunicorn)")
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-r",
+                        str(ROOT / "requirements" / "prod.txt")], check=True)
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+def ensure_database(database_url: str, log) -> None:
+    """Create the bench database when it does not exist (never drops anything)."""
+    import psycopg
+
+    name = urlsplit(database_url).path.lstrip("/")
+    with psycopg.connect(with_database(database_url, "postgres"), autocommit=True, connect_timeout=5) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
+        if not exists:
+            log(f"creating database {name}")
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def flush_redis(url: str) -> None:
+    """FLUSHDB on the bench's own Redis db numbers only."""
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+
+
+@dataclass
+class BenchConfig:
+    database_url: str
+    redis_url: str
+    broker_url: str
+    smtp_port: int
+    server_cpus: str | None
+    load_cpus: str | None
+    log_dir: Path
+    gunicorn_args: list[str]
+    secrets: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.secrets:
+            key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+            self.secrets = {
+                "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
+                "JWT_SIGNING_KEY": secrets.token_urlsafe(48),
+                "FIELD_ENCRYPTION_KEYS": f"bench1:{key}",
+            }
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        """The production environment every process of the run gets (plus overrides)."""
+        env = {k: v for k, v in os.environ.items() if k not in CLEARED}
+        env.update(self.secrets)
+        env.update({
+            "DJANGO_ENV": "production",
+            "DJANGO_SETTINGS_MODULE": "dashtam.settings",
+            "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DATABASE_URL": self.database_url,
+            "REDIS_URL": self.redis_url,
+            "CELERY_BROKER_URL": self.broker_url,
+            "EMAIL_URL": f"smtp://127.0.0.1:{self.smtp_port}",
+            "DEFAULT_FROM_EMAIL": "Dashtam <no-reply@bench.invalid>",
+            "FRONTEND_URL": "https://app.bench.invalid",
+            "BENCH_ENDPOINTS": "true",
+            # The limiter counts every request as in production, but the bench's
+            # thousands of requests a second from one address must not be refused.
+            "RATE_LIMIT_API": "100000000/m",
+            "RATE_LIMIT_LOGIN": "100000000/m",
+            "RATE_LIMIT_REFRESH": "100000000/m",
+            "LOCKOUT_IP_FAILURE_LIMIT": "100000000",
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.update(overrides)
+        return env
+
+    def manage(self, *args: str, **overrides: str) -> str:
+        out = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env(**overrides),
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{out.stderr[-4000:]}{out.stdout[-2000:]}")
+        return out.stdout
+
+
+def _pin(cpus: str | None) -> list[str]:
+    return ["taskset", "-c", cpus] if cpus else []
+
+
+def children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    found = []
+    for child in map(int, text.split()):
+        found.append(child)
+        found.extend(children(child))
+    return found
+
+
+def peak_rss_mb(pids: list[int]) -> dict[int, float]:
+    """VmHWM (peak resident set) of each process, in MiB."""
+    peaks = {}
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks[pid] = int(line.split()[1]) / 1024
+        except OSError:
+            continue
+    return peaks
+
+
+class Process:
+    """A child process in its own process group, its output in a log file."""
+
+    def __init__(self, name: str, argv: list[str], env: dict, log_path: Path):
+        self.name = name
+        self.log_path = log_path
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def workers(self) -> list[int]:
+        """The processes that serve: the children, or the process itself when it has none."""
+        return children(self.pid) or [self.pid]
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.alive():
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+            except ProcessLookupError:
+                pass
+        self._log.close()
+
+
+class Server(Process):
+    """gunicorn on the server cores, answering on a fresh port."""
+
+    def __init__(self, config: BenchConfig, label: str, **overrides: str):
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        argv = _pin(config.server_cpus) + [
+            str(VENV_BIN / "gunicorn"), "dashtam.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
+            "--log-level", "warning", "--graceful-timeout", "5", *config.gunicorn_args,
+        ]
+        super().__init__(f"gunicorn-{label}", argv, config.env(**overrides),
+                         config.log_dir / f"gunicorn-{label}.log")
+        self.wait_ready()
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise RuntimeError(f"gunicorn exited; see {self.log_path.name}:\n"
+                                   + self.log_path.read_text(errors="replace")[-3000:])
+            try:
+                if requests.get(self.base_url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("gunicorn did not become ready in time")
+
+
+def celery(config: BenchConfig, role: str, *extra: str, **overrides: str) -> Process:
+    """``celery -A dashtam worker|beat`` on the server cores."""
+    argv = _pin(config.server_cpus) + [str(VENV_BIN / "celery"), "-A", "dashtam", role,
+                                       "--loglevel", "WARNING", *extra]
+    return Process(f"celery-{role}", argv, config.env(**overrides), config.log_dir / f"celery-{role}.log")
+
+
+class SmtpSink:
+    """Accepts and drops the mail the stack sends (production refuses a console backend)."""
+
+    def __init__(self):
+        from aiosmtpd.controller import Controller
+
+        self.received = 0
+
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+                sink.received += 1
+                return "250 OK"
+
+        self.port = free_port()
+        self._controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
+    def stop(self):
+        self._controller.stop()
