@@ -71,17 +71,20 @@ def _revocation_write_failed(exc: BaseException) -> None:
     _cache_failed(exc)
 
 
-def _bump_generation_if_pending() -> None:
+def _bump_generation_if_pending() -> str | None:
+    """The new generation when this process owed the cache one, else None."""
     if not _state["pending_generation_bump"]:
-        return
+        return None
+    generation = uuid.uuid4().hex
     try:
-        cache.set(GEN_KEY, uuid.uuid4().hex, timeout=None)
+        cache.set(GEN_KEY, generation, timeout=None)
     except CACHE_ERRORS as exc:
         _cache_failed(exc)
-        return
+        return None
     with _lock:
         _state["pending_generation_bump"] = False
     logger.info("revocation cache generation changed after an outage")
+    return generation
 
 
 def reset_process_state() -> None:
@@ -145,7 +148,10 @@ def lookup(*, session_id: str, user_id: str) -> Lookup:
     except CACHE_ERRORS as exc:
         _cache_failed(exc)
         return Lookup(cache_ok=False)
-    _bump_generation_if_pending()
+    bumped = _bump_generation_if_pending()
+    if bumped is not None:
+        # Everything just read was written before the generation change: all misses.
+        return Lookup(cache_ok=True, generation=bumped)
     gen = values.get(GEN_KEY) or ""
     result = Lookup(cache_ok=True, generation=gen)
     for key, attr in ((skey, "session"), (ukey, "user"), (GLOBAL_VERSION_KEY, "global_version")):

@@ -1,0 +1,57 @@
+"""With Redis gone, the database answers: requests keep working and revoked sessions stay refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from sessions_mgmt.services import session_revoke
+
+pytestmark = [pytest.mark.django_db, pytest.mark.integration]
+
+SESSIONS = "/api/v1/auth/sessions"
+
+
+def test_authentication_survives_a_redis_outage_without_failing_open(own_redis, user, start_session, client_for):
+    from django.core.cache import cache
+
+    from sessions_mgmt import revocation
+
+    live, revoked_before, revoked_during = start_session(user), start_session(user), start_session(user)
+    for issued in (live, revoked_before, revoked_during):
+        assert client_for(issued).get(SESSIONS).status_code == 200
+    # The states really are cached in this Redis now.
+    assert cache.get(revocation.session_key(live.session.pk)) is not None
+
+    assert session_revoke(session=revoked_before.session, reason="test") is True
+    assert client_for(revoked_before).get(SESSIONS).status_code == 401
+
+    own_redis.kill()
+
+    assert client_for(live).get(SESSIONS).status_code == 200
+    assert client_for(revoked_before).get(SESSIONS).json()["code"] == "SESSION_REVOKED"
+    # Revoking while Redis is down still takes effect at once.
+    assert session_revoke(session=revoked_during.session, reason="test") is True
+    response = client_for(revoked_during).get(SESSIONS)
+    assert response.status_code == 401
+    assert response.json()["code"] == "SESSION_REVOKED"
+    assert client_for(live).get(SESSIONS).status_code == 200
+
+
+def test_a_stale_cache_entry_is_ignored_after_a_failed_revocation_write(own_redis, user, start_session, client_for):
+    """A revocation that could not reach Redis changes the cache generation once Redis answers again."""
+    from django.utils import timezone
+
+    from sessions_mgmt import revocation
+    from sessions_mgmt.models import Session
+
+    issued = start_session(user)
+    client = client_for(issued)
+    assert client.get(SESSIONS).status_code == 200  # "active" is cached
+
+    # Simulate a revocation whose cache write failed (e.g. a network blip) while the
+    # stale "active" entry survived in Redis.
+    revocation._revocation_write_failed(RuntimeError("blip"))
+    revocation._state["down_until"] = 0.0  # the cache answers again
+    Session.objects.filter(pk=issued.session.pk).update(revoked_at=timezone.now())
+
+    assert client.get(SESSIONS).json()["code"] == "SESSION_REVOKED"
