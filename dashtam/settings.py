@@ -395,6 +395,10 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BEAT_SCHEDULE_FILENAME = str(CELERY_DATA_DIR / "beat-schedule")
 CELERY_BEAT_SCHEDULE = {
     # Each app's periodic work. Tasks are idempotent and safe to overlap.
+    "sessions-cleanup": {  # sessions_mgmt: old sessions and expired token rows, daily
+        "task": "sessions_mgmt.tasks.cleanup_sessions",
+        "schedule": env.int("SESSION_CLEANUP_INTERVAL", default=24 * 3600),
+    },
 }
 
 # --- Audit -----------------------------------------------------------------------------

@@ -1,0 +1,110 @@
+"""Read-only admin for sessions; revocation goes through the same services as the API."""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db import transaction
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.http import urlencode
+
+from audit.services import record
+from sessions_mgmt import services
+from sessions_mgmt.models import SecurityConfig, Session
+
+
+class StatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return [("active", "Active"), ("revoked", "Revoked"), ("expired", "Expired")]
+
+    def queryset(self, request, queryset):
+        now = timezone.now()
+        if self.value() == "active":
+            return queryset.active(now=now)
+        if self.value() == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        if self.value() == "expired":
+            return queryset.filter(revoked_at__isnull=True, expires_at__lte=now)
+        return queryset
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def _admin_action(request, *, action: str, count: int, **extra) -> None:
+    record(action="admin.action", actor=request.user, extra={"action": action, "count": count, **extra})
+
+
+@admin.register(Session)
+class SessionAdmin(ReadOnlyAdmin):
+    list_display = ("id", "user_link", "device", "browser", "os", "ip", "location", "created_at",
+                    "last_used_at", "expires_at", "revoked_at", "revoke_reason")
+    list_filter = (StatusFilter, ("created_at", admin.DateFieldListFilter))
+    search_fields = ("=user__email", "=id", "=ip")
+    list_select_related = ("user",)
+    show_full_result_count = False
+    date_hierarchy = None
+    ordering = ("-created_at",)
+    exclude = ("refresh_jti", "previous_refresh_jti")
+    actions = ["revoke_sessions", "revoke_user_tokens"]
+
+    def lookup_allowed(self, lookup, value, request=None):
+        # Links from a user's page filter the list by user (?user__id__exact=...).
+        if lookup in ("user__id__exact", "user__email__iexact"):
+            return True
+        return super().lookup_allowed(lookup, value, request)
+
+    @admin.display(description="user", ordering="user__email")
+    def user_link(self, obj: Session):
+        query = urlencode({"user__id__exact": str(obj.user_id)})
+        return format_html('<a href="?{}">{}</a>', query, obj.user.email)
+
+    @admin.action(description="Revoke the selected sessions")
+    def revoke_sessions(self, request, queryset):
+        with transaction.atomic():
+            count = sum(
+                services.session_revoke(session=s, reason="admin", actor=request.user)
+                for s in queryset.select_related(None).only("pk", "user_id")
+            )
+            _admin_action(request, action="sessions.revoke", count=count)
+        self.message_user(request, f"{count} session(s) revoked.", messages.SUCCESS)
+
+    @admin.action(description="Revoke every token of the selected sessions' users (breach rotation)")
+    def revoke_user_tokens(self, request, queryset):
+        from django.contrib.auth import get_user_model
+
+        user_ids = set(queryset.values_list("user_id", flat=True))
+        with transaction.atomic():
+            for user in get_user_model().objects.filter(pk__in=user_ids):
+                services.tokens_revoke_for_user(user=user, reason="admin", actor=request.user)
+            _admin_action(request, action="tokens.revoke_for_users", count=len(user_ids))
+        self.message_user(request, f"Every token of {len(user_ids)} user(s) revoked.", messages.SUCCESS)
+
+
+@admin.register(SecurityConfig)
+class SecurityConfigAdmin(ReadOnlyAdmin):
+    list_display = ("id", "min_token_version", "updated_at")
+    actions = ["revoke_all_tokens"]
+
+    @admin.action(description="Revoke every token of every user (breach rotation)")
+    def revoke_all_tokens(self, request, queryset):
+        with transaction.atomic():
+            version = services.tokens_revoke_all(reason="admin", actor=request.user)
+            _admin_action(request, action="tokens.revoke_all", count=1, min_token_version=version)
+        self.message_user(request, f"Every token revoked; global minimum version is now {version}.",
+                          messages.WARNING)
+
+    def changelist_view(self, request, extra_context=None):
+        SecurityConfig.objects.get_or_create(pk=1)
+        return super().changelist_view(request, extra_context)

@@ -1,0 +1,88 @@
+"""revoke_tokens: every token issued before it stops working, access and refresh alike."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from audit.models import AuditEvent
+from sessions_mgmt.models import SecurityConfig
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+SESSIONS = "/api/v1/auth/sessions"
+REFRESH = "/api/v1/auth/refresh"
+
+
+def test_revoke_tokens_all_invalidates_every_token_of_every_user(start_session, client_for, api_client):
+    users = [UserFactory(), UserFactory()]
+    issued = [start_session(u) for u in users for _ in range(2)]
+    for i in issued:
+        assert client_for(i).get(SESSIONS).status_code == 200  # cached as valid
+
+    call_command("revoke_tokens", "--all", "--reason", "signing key leaked")
+
+    for i in issued:
+        response = client_for(i).get(SESSIONS)
+        assert response.status_code == 401
+        assert response.json()["code"] in ("SESSION_REVOKED", "TOKEN_INVALID")
+        assert api_client.post(REFRESH, {"refresh": i.refresh}, format="json").status_code == 401
+    assert SecurityConfig.objects.get().min_token_version == 1
+    assert AuditEvent.objects.filter(action="tokens.revoked_all").count() == 1
+    # A new login gets tokens that work.
+    fresh = start_session(users[0])
+    assert client_for(fresh).get(SESSIONS).status_code == 200
+    assert api_client.post(REFRESH, {"refresh": fresh.refresh}, format="json").status_code == 200
+
+
+def test_global_version_alone_refuses_old_tokens(user, start_session, client_for, api_client):
+    """Even a session not marked revoked is refused when its tokens are below the global minimum."""
+    from sessions_mgmt import revocation
+    from sessions_mgmt.models import Session
+
+    issued = start_session(user)
+    client = client_for(issued)
+    assert client.get(SESSIONS).status_code == 200
+    SecurityConfig.objects.update_or_create(pk=1, defaults={"min_token_version": 5})
+    revocation.global_version_changed()
+    assert Session.objects.get(pk=issued.session.pk).revoked_at is None
+    assert client.get(SESSIONS).status_code == 401
+    assert api_client.post(REFRESH, {"refresh": issued.refresh}, format="json").status_code == 401
+
+
+def test_revoke_tokens_for_one_user_spares_the_others(start_session, client_for, api_client):
+    victim, bystander = UserFactory(), UserFactory()
+    v, b = start_session(victim), start_session(bystander)
+    for i in (v, b):
+        assert client_for(i).get(SESSIONS).status_code == 200
+
+    call_command("revoke_tokens", "--user", victim.email.upper(), "--reason", "laptop stolen")
+
+    assert client_for(v).get(SESSIONS).status_code == 401
+    assert api_client.post(REFRESH, {"refresh": v.refresh}, format="json").status_code == 401
+    assert client_for(b).get(SESSIONS).status_code == 200
+    victim.refresh_from_db()
+    assert victim.min_token_version == 1
+    event = AuditEvent.objects.get(action="tokens.revoked")
+    assert event.target_id == str(victim.pk) and event.extra["reason"] == "laptop stolen"
+    again = start_session(victim)
+    assert client_for(again).get(SESSIONS).status_code == 200
+
+
+def test_user_version_bump_outranks_a_higher_global_minimum(user, start_session, client_for):
+    from sessions_mgmt.services import tokens_revoke_all, tokens_revoke_for_user
+
+    tokens_revoke_all(reason="one")
+    tokens_revoke_all(reason="two")  # global minimum 2, user minimum 0
+    issued = start_session(user)  # carries version 2
+    assert client_for(issued).get(SESSIONS).status_code == 200
+    assert tokens_revoke_for_user(user=user, reason="three") == 3
+    assert client_for(issued).get(SESSIONS).status_code == 401
+
+
+def test_revoke_tokens_needs_a_target_and_a_reason(user):
+    with pytest.raises(CommandError):
+        call_command("revoke_tokens", "--all", "--reason", " ")
+    with pytest.raises(CommandError):
+        call_command("revoke_tokens", "--user", "nobody@example.com", "--reason", "x")
