@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Iterable
 
@@ -19,7 +20,7 @@ def percentile(values: Iterable[float], pct: float) -> float | None:
     data = sorted(float(v) for v in values)
     if not data:
         return None
-    rank = max(1, min(len(data), round(pct / 100 * len(data) + 0.5)))
+    rank = max(1, min(len(data), math.ceil(pct / 100 * len(data))))
     return data[rank - 1]
 
 
