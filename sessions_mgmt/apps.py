@@ -10,7 +10,7 @@ class SessionsMgmtConfig(AppConfig):
         from django.contrib.auth import get_user_model
         from django.db.models.signals import post_delete, post_save
 
-        from sessions_mgmt import revocation
+        from sessions_mgmt import checks, revocation, schema  # noqa: F401 - registers checks and the OpenAPI scheme
 
         def forget_cached_user(sender, instance, **kwargs):
             # The authentication class caches user rows; a saved user is re-read.
