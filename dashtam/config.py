@@ -49,10 +49,17 @@ def parse_encryption_keys(value: str) -> tuple[list[tuple[str, bytes]], list[str
     return ring, problems
 
 
-# Inbound rate-limit rules: name -> (url names or path prefixes, key, default rate).
-# Every rate is overridable with RATE_LIMIT_<NAME> (for example RATE_LIMIT_LOGIN=20/m).
+# Inbound rate-limit rules (dashtam/ratelimit; docs/ratelimits.md).
+# name -> routes: URL names; "x-*" is a prefix, "*" is every route under /api/.
+#         key: ip | user | user_or_ip | session | body:<field>.
+#         rate: django-ratelimit's notation (20/m, 5/15m, 1000/h); "off" disables the rule.
+# Every rate is overridable with RATE_LIMIT_<NAME> (for example RATE_LIMIT_LOGIN=30/m).
+# A request counts against every rule that matches it and is refused when any is spent.
+RATE_LIMIT_KEYS = ("ip", "user", "user_or_ip", "session")
 DEFAULT_RATE_RULES: dict[str, dict] = {
-    "login": {"routes": ["auth-login"], "key": "ip", "rate": "20/m"},
+    # The per-account budget is the lockout's: an over-limit login whose account is
+    # locked is answered ACCOUNT_LOCKED, never RATE_LIMITED (lockout_first).
+    "login": {"routes": ["auth-login"], "key": "ip", "rate": "20/m", "lockout_first": True},
     "register": {"routes": ["auth-register"], "key": "ip", "rate": "10/h"},
     "password_reset_ip": {"routes": ["auth-request-password-reset"], "key": "ip", "rate": "5/h"},
     "password_reset_email": {
@@ -66,15 +73,30 @@ DEFAULT_RATE_RULES: dict[str, dict] = {
         "rate": "3/h",
     },
     "refresh": {"routes": ["auth-refresh"], "key": "session", "rate": "60/m"},
-    "sessions": {"routes": ["sessions-*"], "key": "user", "rate": "30/m"},
-    "providers": {"routes": ["providers-*", "accounts-*"], "key": "user", "rate": "100/m"},
+    "sessions": {"routes": ["sessions-*", "auth-logout"], "key": "user", "rate": "30/m"},
+    "providers": {
+        "routes": ["provider-types", "providers-*", "accounts-*"],
+        "key": "user",
+        "rate": "100/m",
+    },
     "oauth_callback": {"routes": ["providers-oauth-callback"], "key": "ip", "rate": "20/m"},
     "api": {"routes": ["*"], "key": "user_or_ip", "rate": "1000/m"},
 }
+RATE_OFF = ("off", "none", "disabled")
+
+
+def rate_rule_env_var(name: str) -> str:
+    return f"RATE_LIMIT_{name.upper()}"
 
 
 def parse_rate_rules(env) -> dict[str, dict]:
+    """The rule table with each rate read from RATE_LIMIT_<NAME> (default: the table's).
+
+    Values are not validated here: ``dashtam.ratelimit.checks`` reports every bad
+    one at start-up, naming its variable.
+    """
     rules = {}
     for name, rule in DEFAULT_RATE_RULES.items():
-        rules[name] = dict(rule, rate=env.str(f"RATE_LIMIT_{name.upper()}", default=rule["rate"]))
+        rate = env.str(rate_rule_env_var(name), default=rule["rate"]).strip()
+        rules[name] = dict(rule, routes=list(rule["routes"]), rate=rate)
     return rules

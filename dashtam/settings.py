@@ -89,6 +89,8 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "dashtam",
+    "django_ratelimit",
+    "dashtam.ratelimit",
     "audit",
     "accounts",
     "sessions_mgmt",
@@ -282,6 +284,8 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "dashtam.api.exceptions.problem_exception_handler",
+    # Rate limits run after authentication, so user keys know the JWT's user.
+    "DEFAULT_THROTTLE_CLASSES": ["dashtam.ratelimit.throttling.RateLimitRulesThrottle"],
     "DEFAULT_PAGINATION_CLASS": "dashtam.api.pagination.CursorPagination",
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -406,8 +410,12 @@ AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=400)
 
 # --- Rate limits (inbound and outbound share dashtam/ratelimit) ----------------------------
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
-RATELIMIT_USE_CACHE = "default"
+RATELIMIT_USE_CACHE = env.str("RATELIMIT_USE_CACHE", default="default")
 RATELIMIT_EXCEPTION_CLASS = "dashtam.ratelimit.exceptions.RateLimited"
+# Clients are counted per address, IPv6 per /64 (one subscriber's prefix).
+RATELIMIT_IPV4_MASK = env.int("RATELIMIT_IPV4_MASK", default=32)
+RATELIMIT_IPV6_MASK = env.int("RATELIMIT_IPV6_MASK", default=64)
+# The rule table (dashtam/config.py): RATE_LIMIT_<NAME>=20/m overrides a rate, =off disables it.
 RATE_LIMIT_RULES = parse_rate_rules(env)
 
 # --- Providers ---------------------------------------------------------------------------

@@ -212,3 +212,17 @@ def own_redis(settings):
         yield server
     finally:
         server.cleanup()
+
+
+# --- Rate limits: every test counts from zero ---------------------------------------------
+@pytest.fixture(autouse=True)
+def _fresh_rate_limit_counters():
+    """All test requests come from one IP: without this, the login budget (20/m) and
+    the catch-all budget would be shared by every test of the run."""
+    import uuid
+
+    from dashtam.ratelimit import core
+
+    core.reset_state(namespace=f"rl-test-{uuid.uuid4().hex[:12]}")
+    yield
+    core.reset_state()

@@ -27,3 +27,24 @@ def locmem_cache(settings):
     settings.CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "rl-tests"}
     }
+
+
+@pytest.fixture
+def rate_rules(settings):
+    """The stand-in routes of tests/ratelimit/urls.py under the default rules.
+
+    Call the fixture's value with ``name=rate`` to change rates (``"off"`` disables).
+    """
+    from dashtam.config import DEFAULT_RATE_RULES
+
+    settings.ROOT_URLCONF = "tests.ratelimit.urls"
+
+    def apply(**rates):
+        rules = {name: dict(rule) for name, rule in DEFAULT_RATE_RULES.items()}
+        for name, rate in rates.items():
+            rules[name]["rate"] = rate
+        settings.RATE_LIMIT_RULES = rules
+        return rules
+
+    apply()
+    return apply

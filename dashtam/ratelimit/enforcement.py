@@ -1,0 +1,245 @@
+"""Applying the rule table to one request: keys, one count, the verdict, headers, audit."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from audit import context
+from dashtam.ratelimit.core import Decision, consume_many
+from dashtam.ratelimit.rules import Rule, rules_for
+
+logger = logging.getLogger("dashtam.ratelimit")
+
+HEADER_LIMIT = "X-RateLimit-Limit"
+HEADER_REMAINING = "X-RateLimit-Remaining"
+HEADER_RESET = "X-RateLimit-Reset"
+
+
+@dataclass(frozen=True)
+class Hit:
+    rule: Rule
+    key: str
+    decision: Decision
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """What counting one request found; kept on the Django request as ``request.ratelimit``."""
+
+    hits: tuple[Hit, ...]
+
+    @property
+    def degraded(self) -> bool:
+        return any(hit.decision.degraded for hit in self.hits)
+
+    @property
+    def refused(self) -> tuple[Hit, ...]:
+        return tuple(hit for hit in self.hits if not hit.decision.allowed)
+
+    @property
+    def retry_after(self) -> int:
+        """Seconds until every spent rule has freed up (0 when none is spent)."""
+        return max((hit.decision.reset_in for hit in self.refused), default=0)
+
+    def binding(self) -> Hit | None:
+        """The rule the headers describe: the spent one that frees up last, else the tightest."""
+        if not self.hits:
+            return None
+        refused = self.refused
+        if refused:
+            return max(refused, key=lambda hit: hit.decision.reset_in)
+        return min(self.hits, key=lambda hit: (hit.decision.remaining, -hit.decision.reset_in))
+
+    def headers(self) -> dict[str, str]:
+        hit = self.binding()
+        if hit is None or self.degraded:
+            # Uncounted while the cache is down: no numbers rather than made-up ones.
+            return {}
+        decision = hit.decision
+        return {
+            HEADER_LIMIT: str(decision.limit),
+            HEADER_REMAINING: str(decision.remaining),
+            HEADER_RESET: str(decision.reset_in),
+        }
+
+
+# --- Keys ----------------------------------------------------------------------------------
+def _ip(django_request) -> str:
+    """The client IP as the audit context decided it (TRUSTED_PROXY_COUNT), IPv6 per /64."""
+    ctx = context.get()
+    ip = ctx.ip if ctx is not None and ctx.ip else context.client_ip(django_request.META)
+    if not ip:
+        return "ip:unknown"
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return "ip:unknown"
+    if address.version == 6:
+        mask = getattr(settings, "RATELIMIT_IPV6_MASK", 64)
+        return "ip:" + str(ipaddress.ip_network(f"{address}/{mask}", strict=False).network_address)
+    mask = getattr(settings, "RATELIMIT_IPV4_MASK", 32)
+    if mask != 32:
+        return "ip:" + str(ipaddress.ip_network(f"{address}/{mask}", strict=False).network_address)
+    return f"ip:{address}"
+
+
+def _user(user) -> str | None:
+    if user is not None and getattr(user, "is_authenticated", False) and user.pk is not None:
+        return f"user:{user.pk}"
+    return None
+
+
+def _session(data) -> str | None:
+    """The session id of the refresh token in the body, when its signature is ours.
+
+    The claim only picks the bucket; the refresh view still does every check. A
+    token we did not sign (or none) is counted by IP instead, so forging a ``sid``
+    cannot open a fresh budget or spend someone else's.
+    """
+    raw = data.get("refresh") if hasattr(data, "get") else None
+    if not isinstance(raw, str) or not raw or len(raw) > 4096:
+        return None
+    try:
+        from rest_framework_simplejwt.state import token_backend
+
+        payload = token_backend.decode(raw, verify=True)
+    except Exception:  # noqa: BLE001 - any bad token is simply not a session key
+        return None
+    sid = payload.get("sid")
+    return f"session:{sid}" if isinstance(sid, str) and sid else None
+
+
+def _body_field(data, field: str) -> str | None:
+    """A body field, normalised (trimmed, lower-cased) and hashed: never stored in clear."""
+    value = data.get(field) if hasattr(data, "get") else None
+    if not isinstance(value, str):
+        return None
+    value = value.strip().lower()
+    if not value:
+        return None
+    digest = hashlib.sha256(f"{field}:{value}".encode()).hexdigest()[:32]
+    return f"{field}:{digest}"
+
+
+def key_for(rule: Rule, *, django_request, user, data_loader) -> str | None:
+    """The bucket of this request under ``rule``, or None when the rule does not apply."""
+    kind = rule.key
+    if kind == "ip":
+        return _ip(django_request)
+    if kind == "user":
+        return _user(user)
+    if kind == "user_or_ip":
+        return _user(user) or _ip(django_request)
+    if kind == "session":
+        return _session(data_loader()) or _ip(django_request)
+    if kind.startswith("body:"):
+        return _body_field(data_loader(), kind[5:])
+    return None
+
+
+# --- The verdict ----------------------------------------------------------------------------
+def exception_class():
+    return import_string(settings.RATELIMIT_EXCEPTION_CLASS)
+
+
+def count_request(*, django_request, url_name: str | None, user, data_loader) -> RequestLimits | None:
+    """Count this request against every rule that covers it, in one cache round trip.
+
+    Stores the result on ``django_request.ratelimit`` (the middleware turns it into
+    headers and the audit event) and returns it; None when no rule applies.
+    Counting happens once per request even if called twice.
+    """
+    existing = getattr(django_request, "ratelimit", None)
+    if existing is not None:
+        return existing
+    pairs: list[tuple[Rule, str]] = []
+    for rule in rules_for(url_name):
+        key = key_for(rule, django_request=django_request, user=user, data_loader=data_loader)
+        if key is not None:
+            pairs.append((rule, f"{rule.name}:{key}"))
+    if not pairs:
+        return None
+    decisions = consume_many([(key, rule.rate) for rule, key in pairs])
+    limits = RequestLimits(hits=tuple(
+        Hit(rule=rule, key=key, decision=decision)
+        for (rule, key), decision in zip(pairs, decisions, strict=True)
+    ))
+    django_request.ratelimit = limits
+    return limits
+
+
+def refusal(limits: RequestLimits):
+    """The RATELIMIT_EXCEPTION_CLASS instance for a refused request (429 RATE_LIMITED)."""
+    return exception_class()(retry_after=limits.retry_after, headers=limits.headers())
+
+
+def yields_to_lockout(limits: RequestLimits, *, django_request, data_loader) -> bool:
+    """True when a refused login names a locked account: the view answers ACCOUNT_LOCKED.
+
+    A rate limit must not hide the lockout. Letting the request through is cheap:
+    the lockout refuses before any password is hashed.
+    """
+    if not any(hit.rule.lockout_first for hit in limits.hits):
+        return False
+    if any(not hit.rule.lockout_first for hit in limits.refused):
+        return False
+    data = data_loader()
+    email = data.get("email") if hasattr(data, "get") else None
+    if not isinstance(email, str) or not email.strip():
+        return False
+    return account_is_locked(django_request, email.strip())
+
+
+def account_is_locked(django_request, email: str) -> bool:
+    """Whether django-axes holds ``email`` locked (database handler). False on any doubt."""
+    if not getattr(settings, "AXES_ENABLED", True):
+        return False
+    try:
+        from axes.handlers.proxy import AxesProxyHandler
+
+        AxesProxyHandler.update_request(django_request)
+        for candidate in dict.fromkeys((email, email.lower())):
+            credentials = {settings.AXES_USERNAME_FORM_FIELD: candidate, "username": candidate}
+            if AxesProxyHandler.is_locked(django_request, credentials):
+                return True
+    except Exception:  # noqa: BLE001 - the rate limit stands when the lockout cannot answer
+        logger.warning("lockout state unavailable for a rate-limited login")
+    return False
+
+
+# --- After the response ------------------------------------------------------------------------
+def record_violations(limits: RequestLimits) -> None:
+    """One ``ratelimit.exceeded`` audit event per key per window: the first refused hit.
+
+    Runs after the response, outside the view's transaction, so a rolled-back
+    view does not take the event with it. Never raises.
+    """
+    for hit in limits.hits:
+        if not hit.decision.newly_limited:
+            continue
+        try:
+            from audit.services import record
+
+            record(
+                action="ratelimit.exceeded",
+                outcome="denied",
+                target_type="ratelimit.key",
+                target_id=hit.key[:64],
+                target_repr=f"{hit.rule.name} {hit.rule.rate}",
+                extra={
+                    "rule": hit.rule.name,
+                    "key": hit.key,
+                    "rate": hit.rule.rate,
+                    "limit": hit.decision.limit,
+                    "window_seconds": hit.rule.period,
+                    "retry_after": hit.decision.reset_in,
+                },
+            )
+        except Exception:  # noqa: BLE001 - an audit failure must not turn a 429 into a 500
+            logger.exception("could not record ratelimit.exceeded")

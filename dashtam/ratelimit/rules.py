@@ -1,0 +1,109 @@
+"""The rule table (``settings.RATE_LIMIT_RULES``), compiled and matched by URL name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from django.conf import settings
+from django.core.signals import setting_changed
+
+from dashtam.config import RATE_LIMIT_KEYS, RATE_OFF, rate_rule_env_var
+from dashtam.ratelimit.core import parse_rate
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    routes: tuple[str, ...]
+    key: str
+    rate: str
+    limit: int
+    period: int
+    lockout_first: bool = False
+
+    def matches(self, url_name: str | None) -> bool:
+        for route in self.routes:
+            if route == "*":
+                return True
+            if url_name is None:
+                continue
+            if route.endswith("*"):
+                if url_name.startswith(route[:-1]):
+                    return True
+            elif url_name == route:
+                return True
+        return False
+
+
+def rule_problems(rules: dict) -> list[str]:
+    """Every problem of a rule table, each naming the variable or rule to fix."""
+    problems = []
+    if not isinstance(rules, dict):
+        return ["RATE_LIMIT_RULES must be a mapping of rule name to rule"]
+    for name, rule in rules.items():
+        rate = str(rule.get("rate", "")).strip()
+        if rate.lower() not in RATE_OFF:
+            try:
+                parse_rate(rate)
+            except ValueError:
+                problems.append(f"{rate_rule_env_var(name)}={rate!r} is not a rate "
+                                "(for example 20/m, 5/15m, 1000/h, or off)")
+        key = str(rule.get("key", ""))
+        if key not in RATE_LIMIT_KEYS and not (key.startswith("body:") and len(key) > 5):
+            problems.append(f"rate-limit rule {name!r} has an unknown key {key!r} "
+                            f"({', '.join(RATE_LIMIT_KEYS)} or body:<field>)")
+        routes = rule.get("routes")
+        if not routes or isinstance(routes, str):
+            problems.append(f"rate-limit rule {name!r} needs a list of routes")
+    return problems
+
+
+def _compile(rules: dict) -> tuple[Rule, ...]:
+    compiled = []
+    for name, rule in rules.items():
+        rate = str(rule.get("rate", "")).strip()
+        if rate.lower() in RATE_OFF:
+            continue
+        try:
+            limit, period = parse_rate(rate)
+        except ValueError:
+            continue  # reported at start-up by dashtam.ratelimit.checks
+        compiled.append(Rule(
+            name=name, routes=tuple(rule.get("routes") or ()), key=str(rule.get("key", "ip")),
+            rate=rate, limit=limit, period=period, lockout_first=bool(rule.get("lockout_first")),
+        ))
+    return tuple(compiled)
+
+
+@lru_cache(maxsize=8)
+def _table(rules_id: int) -> tuple[Rule, ...]:
+    return _compile(settings.RATE_LIMIT_RULES)
+
+
+@lru_cache(maxsize=1024)
+def _for(rules_id: int, url_name: str | None) -> tuple[Rule, ...]:
+    return tuple(rule for rule in _table(rules_id) if rule.matches(url_name))
+
+
+def rules_for(url_name: str | None) -> tuple[Rule, ...]:
+    """The rules that cover a route under /api/ (``None``: a path no route matched).
+
+    Compiled once per rule table: a test (or override_settings) that assigns a new
+    RATE_LIMIT_RULES gets a new table.
+    """
+    return _for(id(settings.RATE_LIMIT_RULES), url_name)
+
+
+def clear_caches() -> None:
+    _table.cache_clear()
+    _for.cache_clear()
+
+
+def _on_setting_changed(*, setting: str, **kwargs) -> None:
+    # id() of a replaced table may be reused by the next one: forget them all.
+    if setting == "RATE_LIMIT_RULES":
+        clear_caches()
+
+
+setting_changed.connect(_on_setting_changed, dispatch_uid="dashtam.ratelimit.rules")
