@@ -83,3 +83,32 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def get_short_name(self) -> str:
         return self.first_name
+
+
+class AccountToken(models.Model):
+    """A one-time token sent by email: email verification, email change, password reset.
+
+    Only the SHA-256 of the token is stored. A token is valid until ``expires_at``
+    and until it is used or replaced (``used_at`` / ``revoked_at``).
+    """
+
+    class Purpose(models.TextChoices):
+        VERIFY_EMAIL = "verify_email", "Verify email"
+        CHANGE_EMAIL = "change_email", "Change email"
+        RESET_PASSWORD = "reset_password", "Reset password"
+
+    id = models.BigAutoField(primary_key=True)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="account_tokens")
+    purpose = models.CharField(max_length=32, choices=Purpose.choices)
+    token_hash = models.CharField(max_length=64, unique=True)
+    new_email = models.EmailField(max_length=254, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "purpose"], name="accounts_token_user_purpose")]
+
+    def __str__(self) -> str:
+        return f"{self.get_purpose_display()} token for {self.user_id}"

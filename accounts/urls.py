@@ -1,1 +1,16 @@
-urlpatterns = []
+"""Mounted at /api/v1/auth/. The names are what the rate-limit rules match."""
+
+from django.urls import path
+
+from accounts import apis
+
+urlpatterns = [
+    path("register", apis.RegisterApi.as_view(), name="auth-register"),
+    path("verify-email", apis.VerifyEmailApi.as_view(), name="auth-verify-email"),
+    path("resend-verification", apis.ResendVerificationApi.as_view(), name="auth-resend-verification"),
+    path("login", apis.LoginApi.as_view(), name="auth-login"),
+    path("request-password-reset", apis.RequestPasswordResetApi.as_view(), name="auth-request-password-reset"),
+    path("reset-password", apis.ResetPasswordApi.as_view(), name="auth-reset-password"),
+    path("me", apis.MeApi.as_view(), name="auth-me"),
+    path("change-password", apis.ChangePasswordApi.as_view(), name="auth-change-password"),
+]

@@ -1,0 +1,128 @@
+"""Admin for users: investigate, unlock, send a reset email. Staff never set passwords (ASVS 6.4.6)."""
+
+from __future__ import annotations
+
+from axes.models import AccessAttempt
+from django.conf import settings
+from django.contrib import admin, messages
+from django.db.models import IntegerField, OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.html import format_html_join
+
+from accounts import services
+from accounts.lockout import lockout_state
+from accounts.models import User
+
+
+def _recent_failures():
+    since = timezone.now() - settings.AXES_COOLOFF_TIME
+    per_user = (
+        AccessAttempt.objects.filter(username=OuterRef("email"), attempt_time__gte=since)
+        .values("username").annotate(total=Sum("failures_since_start")).values("total")
+    )
+    return Coalesce(Subquery(per_user, output_field=IntegerField()), 0)
+
+
+class VerifiedFilter(admin.SimpleListFilter):
+    title = "email verified"
+    parameter_name = "verified"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Verified"), ("no", "Not verified")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(email_verified_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(email_verified_at__isnull=True)
+        return queryset
+
+
+class LockedFilter(admin.SimpleListFilter):
+    title = "login lock"
+    parameter_name = "locked"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Locked"), ("failures", "Recent failures")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(recent_failures__gte=settings.AXES_FAILURE_LIMIT)
+        if self.value() == "failures":
+            return queryset.filter(recent_failures__gt=0)
+        return queryset
+
+
+@admin.register(User)
+class UserAdmin(admin.ModelAdmin):
+    list_display = ("email", "first_name", "last_name", "verified", "is_active", "is_staff",
+                    "locked", "date_joined", "last_login")
+    list_filter = (VerifiedFilter, LockedFilter, "is_active", "is_staff", "is_superuser")
+    search_fields = ("email", "first_name", "last_name")
+    ordering = ("-date_joined",)
+    show_full_result_count = False
+    actions = ["unlock_accounts", "send_password_reset", "deactivate_accounts"]
+    # No password field and no password form: staff send a reset email instead.
+    fieldsets = (
+        (None, {"fields": ("id", "email", "first_name", "last_name")}),
+        ("Status", {"fields": ("email_verified_at", "is_active", "deactivated_at", "lock_status",
+                               "login_attempts")}),
+        ("Permissions", {"fields": ("is_staff", "is_superuser", "groups", "user_permissions")}),
+        ("Dates", {"fields": ("date_joined", "last_login")}),
+    )
+    readonly_fields = ("id", "email", "email_verified_at", "is_active", "deactivated_at", "date_joined",
+                       "last_login", "lock_status", "login_attempts")
+    filter_horizontal = ("groups", "user_permissions")
+
+    def has_add_permission(self, request):
+        # Accounts are created by registration (or createsuperuser), never with a staff-set password.
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        # Deactivate instead: the audit trail and provider revocation must run.
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(recent_failures=_recent_failures())
+
+    @admin.display(boolean=True, description="verified", ordering="email_verified_at")
+    def verified(self, obj):
+        return obj.is_verified
+
+    @admin.display(boolean=True, description="locked")
+    def locked(self, obj):
+        return getattr(obj, "recent_failures", 0) >= settings.AXES_FAILURE_LIMIT
+
+    @admin.display(description="lock status")
+    def lock_status(self, obj):
+        state = lockout_state(username=obj.email, ip=None)
+        if state.account_locked:
+            return f"Locked for {state.retry_after} more seconds ({state.account_failures} recent failures)"
+        return f"Not locked ({state.account_failures} recent failures)"
+
+    @admin.display(description="login attempts (django-axes)")
+    def login_attempts(self, obj):
+        rows = AccessAttempt.objects.filter(username=obj.email).order_by("-attempt_time")[:20]
+        if not rows:
+            return "None"
+        return format_html_join(
+            "", "<div>{} &middot; {} failure(s) &middot; {} &middot; {}</div>",
+            ((a.attempt_time.strftime("%Y-%m-%d %H:%M:%S UTC"), a.failures_since_start, a.ip_address,
+              a.user_agent[:80]) for a in rows),
+        )
+
+    @admin.action(description="Unlock selected accounts (same as manage.py axes_reset_username)")
+    def unlock_accounts(self, request, queryset):
+        removed = sum(services.lockout_clear(email=u.email, actor=request.user) for u in queryset)
+        self.message_user(request, f"Removed {removed} failed login attempt(s).", messages.SUCCESS)
+
+    @admin.action(description="Send a password reset email")
+    def send_password_reset(self, request, queryset):
+        sent = sum(services.password_reset_request(email=u.email, actor=request.user) for u in queryset)
+        self.message_user(request, f"Sent {sent} password reset email(s).", messages.SUCCESS)
+
+    @admin.action(description="Deactivate selected accounts (ends sessions, revokes provider connections)")
+    def deactivate_accounts(self, request, queryset):
+        done = sum(services.user_deactivate(user=u, reason="staff", actor=request.user) for u in queryset)
+        self.message_user(request, f"Deactivated {done} account(s).", messages.SUCCESS)

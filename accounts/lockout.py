@@ -1,0 +1,154 @@
+"""Login lockout on top of django-axes (database handler: the lock lives in the database).
+
+Two thresholds, either of which locks:
+
+* per account: ``AXES_FAILURE_LIMIT`` (LOCKOUT_FAILURE_LIMIT, 10) failures for one
+  email address, from anywhere;
+* per client IP: LOCKOUT_IP_FAILURE_LIMIT (50) failures from one IP across every
+  address, high enough that an office behind one NAT is not locked out by one person.
+
+Failures count while they are younger than ``AXES_COOLOFF_TIME`` (LOCKOUT_COOLOFF_SECONDS).
+Attempts during a lock are refused without being counted, so a lock ends exactly
+one cool-off after the failure that set it, and Retry-After tells the real time left.
+
+Through DRF and simplejwt axes only ever shows "No active account" (axes #877, #570):
+our login service reads ``request.axes_locked_out`` after ``authenticate()`` and
+answers 429 ACCOUNT_LOCKED itself; ``lockout_response`` (AXES_LOCKOUT_CALLABLE)
+keeps that answer and gives every other locked request (the admin login) a 429 too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from axes.handlers.database import AxesDatabaseHandler
+from axes.helpers import get_client_username, get_cool_off, get_failure_limit
+from axes.models import AccessAttempt
+from django.conf import settings
+from django.http import HttpResponse
+from django.utils import timezone
+
+from accounts.models import normalize_email
+from audit.context import client_ip_for_request
+from dashtam.api.problems import problem_response
+
+LOCKED_DETAIL = "Too many failed login attempts. Try again later."
+
+
+def axes_username(request, credentials) -> str | None:
+    """AXES_USERNAME_CALLABLE: the normalised email, so case variants share one counter."""
+    credentials = credentials or {}
+    raw = credentials.get("email") or credentials.get("username") or ""
+    if not isinstance(raw, str):
+        return None
+    return normalize_email(raw) or None
+
+
+@dataclass(frozen=True)
+class LockState:
+    account_failures: int
+    ip_failures: int
+    account_locked_until: datetime | None
+    ip_locked_until: datetime | None
+    now: datetime
+
+    @property
+    def account_locked(self) -> bool:
+        return self.account_locked_until is not None
+
+    @property
+    def ip_locked(self) -> bool:
+        return self.ip_locked_until is not None
+
+    @property
+    def locked(self) -> bool:
+        return self.account_locked or self.ip_locked
+
+    @property
+    def retry_after(self) -> int:
+        """Whole seconds until every lock that applies has ended (0 when not locked)."""
+        ends = [t for t in (self.account_locked_until, self.ip_locked_until) if t is not None]
+        if not ends:
+            return 0
+        return max(1, math.ceil((max(ends) - self.now).total_seconds()))
+
+
+def _locked_until(rows, *, limit: int, cool_off) -> datetime | None:
+    """When the failures still counting drop below ``limit`` (None: not locked).
+
+    ``rows`` are (attempt_time, failures) of one counter, each row ageing out
+    one cool-off after its last failure. Newest first, the row whose failures
+    bring the total to the limit is the one whose expiry ends the lock.
+    """
+    total = 0
+    for attempt_time, failures in sorted(rows, key=lambda r: r[0], reverse=True):
+        total += failures
+        if total >= limit:
+            return attempt_time + cool_off
+    return None
+
+
+def lockout_state(*, username: str | None, ip: str | None, now: datetime | None = None) -> LockState:
+    """The lock state of an email address and a client IP. Reads only."""
+    now = now or timezone.now()
+    cool_off = get_cool_off()
+    recent = AccessAttempt.objects.filter(attempt_time__gte=now - cool_off)
+    account_rows = (
+        list(recent.filter(username=username).values_list("attempt_time", "failures_since_start"))
+        if username else []
+    )
+    ip_rows = (
+        list(recent.filter(ip_address=ip).values_list("attempt_time", "failures_since_start"))
+        if ip else []
+    )
+    return LockState(
+        account_failures=sum(f for _, f in account_rows),
+        ip_failures=sum(f for _, f in ip_rows),
+        account_locked_until=_locked_until(account_rows, limit=settings.AXES_FAILURE_LIMIT, cool_off=cool_off),
+        ip_locked_until=_locked_until(ip_rows, limit=settings.LOCKOUT_IP_FAILURE_LIMIT, cool_off=cool_off),
+        now=now,
+    )
+
+
+def lockout_state_for_request(request, credentials=None) -> LockState:
+    ip = getattr(request, "axes_ip_address", None) or client_ip_for_request(request)
+    return lockout_state(username=axes_username(request, credentials), ip=ip)
+
+
+class LockoutHandler(AxesDatabaseHandler):
+    """The axes database handler with a second, per-IP threshold.
+
+    Axes compares ``get_failures`` with ``AXES_FAILURE_LIMIT``. We report the
+    account's failures, or the limit itself once the client IP has reached
+    LOCKOUT_IP_FAILURE_LIMIT, so either threshold locks the login.
+    """
+
+    def get_failures(self, request, credentials: dict | None = None) -> int:
+        state = lockout_state(
+            username=get_client_username(request, credentials),
+            ip=request.axes_ip_address,
+            now=request.axes_attempt_time,
+        )
+        if state.ip_locked:
+            return max(state.account_failures, get_failure_limit(request, credentials))
+        return state.account_failures
+
+
+def lockout_response(request, original_response=None, credentials=None) -> HttpResponse:
+    """AXES_LOCKOUT_CALLABLE: 429 with Retry-After; problem+json under /api/.
+
+    The login view already answered 429 ACCOUNT_LOCKED with the exact time left:
+    that response is kept as it is.
+    """
+    if original_response is not None and original_response.status_code == 429 \
+            and original_response.has_header("Retry-After"):
+        return original_response
+    retry_after = str(max(1, lockout_state_for_request(request, credentials).retry_after))
+    if request.path.startswith("/api/"):
+        return problem_response(request, code="ACCOUNT_LOCKED", detail=LOCKED_DETAIL,
+                                headers={"Retry-After": retry_after})
+    response = HttpResponse(LOCKED_DETAIL, status=429, content_type="text/plain; charset=utf-8")
+    response["Retry-After"] = retry_after
+    return response

@@ -1,0 +1,133 @@
+"""Input and output shapes of the accounts API. Parsing only: rules live in services."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from accounts.models import User, normalize_email
+from accounts.tokens import TOKEN_MAX_LENGTH
+from accounts.validators import MAX_LENGTH as PASSWORD_MAX_LENGTH
+
+# Passwords longer than this are refused before any policy check or hashing.
+PASSWORD_INPUT_LIMIT = 1024
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers and other non-strings instead of converting them."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class PasswordField(StrictCharField):
+    """Exactly as typed: never trimmed, truncated or case-folded."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("trim_whitespace", False)
+        kwargs.setdefault("write_only", True)
+        kwargs.setdefault("style", {"input_type": "password"})
+        super().__init__(**kwargs)
+
+
+class StrictEmailField(serializers.EmailField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 254)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return normalize_email(super().to_internal_value(data))
+
+
+def _password_errors(password: str, *, email: str, first_name: str = "", last_name: str = "") -> list[str]:
+    from django.contrib.auth import password_validation
+    from django.core.exceptions import ValidationError
+
+    probe = User(email=email, first_name=first_name, last_name=last_name)
+    try:
+        password_validation.validate_password(password, user=probe)
+    except ValidationError as exc:
+        return list(exc.messages)
+    return []
+
+
+class RegisterSerializer(serializers.Serializer):
+    email = StrictEmailField()
+    password = PasswordField(max_length=PASSWORD_INPUT_LIMIT)
+    first_name = StrictCharField(max_length=150, required=False, allow_blank=True, default="")
+    last_name = StrictCharField(max_length=150, required=False, allow_blank=True, default="")
+
+    def validate(self, attrs):
+        errors = _password_errors(attrs["password"], email=attrs["email"],
+                                  first_name=attrs["first_name"], last_name=attrs["last_name"])
+        if errors:
+            raise serializers.ValidationError({"password": errors})
+        return attrs
+
+
+class EmailSerializer(serializers.Serializer):
+    email = StrictEmailField()
+
+
+class TokenSerializer(serializers.Serializer):
+    token = StrictCharField(max_length=TOKEN_MAX_LENGTH)
+
+
+class LoginSerializer(serializers.Serializer):
+    email = StrictEmailField()
+    password = PasswordField(max_length=PASSWORD_MAX_LENGTH)
+
+
+class ResetPasswordSerializer(serializers.Serializer):
+    token = StrictCharField(max_length=TOKEN_MAX_LENGTH)
+    new_password = PasswordField(max_length=PASSWORD_INPUT_LIMIT)
+
+
+class ChangePasswordSerializer(serializers.Serializer):
+    current_password = PasswordField(max_length=PASSWORD_INPUT_LIMIT)
+    new_password = PasswordField(max_length=PASSWORD_INPUT_LIMIT)
+
+
+class DeactivateSerializer(serializers.Serializer):
+    password = PasswordField(max_length=PASSWORD_INPUT_LIMIT)
+
+
+class MeUpdateSerializer(serializers.Serializer):
+    """Names, and an email change (which needs ``current_password``). Other fields are ignored."""
+
+    first_name = StrictCharField(max_length=150, required=False, allow_blank=True)
+    last_name = StrictCharField(max_length=150, required=False, allow_blank=True)
+    email = StrictEmailField(required=False)
+    current_password = PasswordField(max_length=PASSWORD_INPUT_LIMIT, required=False)
+
+    def validate(self, attrs):
+        if "email" in attrs and not attrs.get("current_password"):
+            raise serializers.ValidationError(
+                {"current_password": ["Your current password is required to change your email address."]})
+        return attrs
+
+
+class UserSerializer(serializers.ModelSerializer):
+    email_verified = serializers.BooleanField(source="is_verified", read_only=True)
+
+    class Meta:
+        model = User
+        fields = ["id", "email", "first_name", "last_name", "email_verified", "email_verified_at",
+                  "date_joined", "last_login"]
+        read_only_fields = fields
+
+
+class LoginResponseSerializer(serializers.Serializer):
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+    token_type = serializers.CharField(default="Bearer")
+    expires_in = serializers.IntegerField(help_text="Seconds until the access token expires.")
+    session_id = serializers.UUIDField()
+    user = UserSerializer()
+
+
+class DetailSerializer(serializers.Serializer):
+    detail = serializers.CharField()

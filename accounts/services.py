@@ -1,0 +1,401 @@
+"""Accounts services: registration, verification, login, password and profile flows.
+
+Every flow writes its audit row through ``audit.services.record`` in the same
+transaction as the change, and sends its email with ``send_templated_email``
+(enqueued on commit: a rolled-back change sends nothing, and a mail failure
+never fails the request).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from axes.utils import reset as axes_reset
+from django.conf import settings
+from django.contrib.auth import authenticate, password_validation, user_logged_in
+from django.contrib.auth.hashers import make_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework.exceptions import ValidationError
+
+from accounts import lockout
+from accounts.models import AccountToken, User, normalize_email
+from accounts.tokens import account_token_issue, account_token_take, account_tokens_revoke
+from audit.services import record
+from dashtam.api.exceptions import ProblemError, RetryAfterError
+from dashtam.mail import send_templated_email
+
+Purpose = AccountToken.Purpose
+
+
+# --- Helpers ----------------------------------------------------------------------
+def password_policy_check(*, password: str, user: User, field: str = "password") -> None:
+    """Raise VALIDATION_ERROR listing every rule of the password policy ``password`` breaks."""
+    try:
+        password_validation.validate_password(password, user=user)
+    except DjangoValidationError as exc:
+        raise ValidationError({field: list(exc.messages)}) from None
+
+
+def _url(path: str) -> str:
+    return f"{settings.FRONTEND_URL}{path}"
+
+
+def _link(path: str, token: str) -> str:
+    return f"{_url(path)}?token={token}"
+
+
+def _mail_context(user: User, **extra) -> dict:
+    return {"email": user.email, "first_name": user.first_name, **extra}
+
+
+def _hours(purpose: str) -> str:
+    from accounts.tokens import lifetime
+
+    minutes = int(lifetime(purpose).total_seconds() // 60)
+    return f"{minutes // 60} hours" if minutes % 60 == 0 and minutes >= 60 else f"{minutes} minutes"
+
+
+def _send_token_email(*, user: User, to: str, purpose: str, token: str, template: str, path: str) -> None:
+    send_templated_email(to=to, template=template, context=_mail_context(
+        user, token=token, link=_link(path, token), valid_for=_hours(purpose),
+    ))
+
+
+def _verification_send(*, user: User) -> None:
+    token = account_token_issue(user=user, purpose=Purpose.VERIFY_EMAIL)
+    _send_token_email(user=user, to=user.email, purpose=Purpose.VERIFY_EMAIL, token=token,
+                      template="account_verify_email", path="/verify-email")
+
+
+# --- Registration and verification --------------------------------------------------
+def user_register(*, email: str, password: str, first_name: str = "", last_name: str = "") -> None:
+    """Register an address. Returns nothing, so the caller cannot tell the two cases apart.
+
+    A new address gets an unverified account and a verification email. A taken
+    address gets a "someone tried to sign up" email, no account, and the same
+    password-hashing cost. The password must already satisfy the policy.
+    Audits ``account.registered`` or ``account.register_existing``.
+    """
+    email = normalize_email(email)
+    existing = User.objects.filter(email=email).first()
+    if existing is None:
+        try:
+            with transaction.atomic():
+                user = User.objects.create_user(
+                    email=email, password=password, first_name=first_name, last_name=last_name,
+                )
+                _verification_send(user=user)
+                record(action="account.registered", target=user, actor=user)
+            return
+        except IntegrityError:
+            # A concurrent registration of the same address won the race.
+            existing = User.objects.filter(email=email).first()
+            if existing is None:
+                raise
+    else:
+        make_password(password)  # the cost of hashing a new account's password
+    with transaction.atomic():
+        send_templated_email(to=existing.email, template="account_register_existing",
+                             context=_mail_context(existing, login_link=_url("/login")))
+        record(action="account.register_existing", outcome="denied", target=existing)
+
+
+@transaction.atomic
+def email_verify(*, token: str) -> User:
+    """Use a verification (or email change) link. Single-use; row-locks the token and user.
+
+    Verifying an already verified account changes nothing. An email change takes
+    effect here, the old address is told, and other pending changes die.
+    Audits ``account.email_verified`` or ``account.email_changed``.
+    """
+    row = account_token_take(token=token, purposes=[Purpose.VERIFY_EMAIL, Purpose.CHANGE_EMAIL])
+    user = row.user
+    now = timezone.now()
+    if row.purpose == Purpose.VERIFY_EMAIL:
+        if user.email_verified_at is None:
+            user.email_verified_at = now
+            user.save(update_fields=["email_verified_at"])
+            record(action="account.email_verified", target=user, actor=user)
+        return user
+    new_email = normalize_email(row.new_email)
+    if User.objects.filter(email=new_email).exclude(pk=user.pk).exists():
+        raise ProblemError("CONFLICT", "This email address is already in use.")
+    old_email = user.email
+    user.email = new_email
+    user.email_verified_at = now
+    user.save(update_fields=["email", "email_verified_at"])
+    account_tokens_revoke(user=user, purposes=[Purpose.CHANGE_EMAIL, Purpose.VERIFY_EMAIL], now=now)
+    send_templated_email(to=old_email, template="account_email_changed",
+                         context=_mail_context(user, old_email=old_email, new_email=new_email))
+    record(action="account.email_changed", target=user, actor=user,
+           extra={"old_email": old_email, "new_email": new_email})
+    return user
+
+
+@transaction.atomic
+def verification_resend(*, email: str) -> bool:
+    """Send a new verification link to an unverified, active account; earlier links die.
+
+    Returns whether an email was sent (the API never tells). Audits
+    ``account.verification_resent`` when it sends.
+    """
+    user = User.objects.filter(email=normalize_email(email), is_active=True).first()
+    if user is None or user.is_verified:
+        return False
+    _verification_send(user=user)
+    record(action="account.verification_resent", target=user, actor=user)
+    return True
+
+
+# --- Login ----------------------------------------------------------------------------
+# Login runs in two steps so that a second factor (TOTP, passkeys) can sit between
+# them later: ``login_password_check`` proves the password, ``login_complete``
+# issues the tokens. A second factor will make ``login`` return a challenge
+# instead of tokens when the user has one enrolled; clients without one see no change.
+@dataclass(frozen=True)
+class LoginResult:
+    user: User
+    access: str
+    refresh: str
+    expires_in: int
+    session_id: str
+
+
+def login_password_check(*, request, email: str, password: str) -> User:
+    """Step 1: the password, through django-axes. Returns the verified, active user.
+
+    Raises 429 ACCOUNT_LOCKED (Retry-After: the real seconds left) while the
+    address or the client IP is locked, whatever the password, and whether or
+    not the account exists; 401 INVALID_CREDENTIALS otherwise on failure (an
+    unknown address costs one dummy hash, like a wrong password); 403
+    EMAIL_NOT_VERIFIED only after a correct password. ``authenticate`` fires
+    ``user_login_failed``, which axes counts. Audits ``auth.login`` failures and
+    ``auth.lockout`` when this failure locks the account (and emails the owner).
+    """
+    email = normalize_email(email)
+    user = authenticate(request, email=email, password=password)
+    if user is None:
+        _login_failed(request=request, email=email)
+    if not user.is_verified:
+        record(action="auth.login", outcome="denied", target=user, actor=user,
+               extra={"reason": "email_not_verified"})
+        raise ProblemError("EMAIL_NOT_VERIFIED", "Verify your email address before logging in.")
+    return user
+
+
+def _login_failed(*, request, email: str) -> None:
+    owner = User.objects.filter(email=email).first()
+    if not getattr(request, "axes_locked_out", False):
+        record(action="auth.login", outcome="failure", target=owner, actor=owner,
+               extra={"email": email, "reason": "invalid_credentials"})
+        raise ProblemError("INVALID_CREDENTIALS", "Email or password is incorrect.")
+    state = lockout.lockout_state_for_request(request, {"email": email})
+    # axes counted this attempt (and set the lock) only if it was not already locked.
+    newly_locked = getattr(request, "axes_failures_since_start", None) is not None
+    with transaction.atomic():
+        record(action="auth.login", outcome="denied", target=owner, actor=owner,
+               extra={"email": email, "reason": "locked"})
+        if newly_locked and owner is not None and state.account_locked:
+            record(action="auth.lockout", outcome="denied", target=owner, actor=owner,
+                   extra={"failures": state.account_failures, "retry_after": state.retry_after})
+            send_templated_email(to=owner.email, template="account_locked", context=_mail_context(
+                owner, minutes=max(1, state.retry_after // 60),
+                reset_link=_url("/forgot-password"),
+            ))
+    raise RetryAfterError("ACCOUNT_LOCKED", lockout.LOCKED_DETAIL, retry_after=max(1, state.retry_after))
+
+
+def login_complete(*, request, user: User) -> LoginResult:
+    """Final step: start the session and issue its tokens.
+
+    Fires ``user_logged_in`` (axes resets the account's failure counter; Django
+    updates ``last_login``) because simplejwt does neither. Audits ``auth.login``.
+    """
+    from sessions_mgmt.services import session_start
+
+    with transaction.atomic():
+        issued = session_start(user=user, request=request)
+        user_logged_in.send(sender=user.__class__, request=request, user=user)
+        record(action="auth.login", target=user, actor=user)
+    return LoginResult(user=user, access=issued.access, refresh=issued.refresh,
+                       expires_in=issued.expires_in, session_id=str(issued.session.id))
+
+
+def login(*, request, email: str, password: str) -> LoginResult:
+    """Password, then (later: a second factor, then) tokens. ``request`` is Django's HttpRequest."""
+    user = login_password_check(request=request, email=email, password=password)
+    return login_complete(request=request, user=user)
+
+
+# --- Lockout -----------------------------------------------------------------------
+def lockout_clear(*, email: str, actor: User | None = None) -> int:
+    """Unlock an address: delete its axes attempts, as ``manage.py axes_reset_username`` does.
+
+    Returns the number of attempts removed; idempotent. Audits ``auth.unlocked``
+    when something was removed.
+    """
+    email = normalize_email(email)
+    with transaction.atomic():
+        count = axes_reset(username=email)
+        if count:
+            owner = User.objects.filter(email=email).first()
+            record(action="auth.unlocked", target=owner, actor=actor,
+                   target_type="" if owner else "accounts.user", target_repr="" if owner else email,
+                   extra={"email": email, "attempts_removed": count})
+    return count
+
+
+# --- Passwords --------------------------------------------------------------------------
+@transaction.atomic
+def password_reset_request(*, email: str, actor: User | None = None) -> bool:
+    """Email a reset link (valid PASSWORD_RESET_TOKEN_MINUTES) to an active account.
+
+    Earlier reset links die. Returns whether an email was sent (the API never
+    tells). Audits ``auth.password_reset_requested`` when it sends; ``actor``
+    is the staff member when sent from the admin.
+    """
+    user = User.objects.filter(email=normalize_email(email), is_active=True).first()
+    if user is None:
+        return False
+    token = account_token_issue(user=user, purpose=Purpose.RESET_PASSWORD)
+    _send_token_email(user=user, to=user.email, purpose=Purpose.RESET_PASSWORD, token=token,
+                      template="account_password_reset", path="/reset-password")
+    record(action="auth.password_reset_requested", target=user, actor=actor or user,
+           extra={"by_staff": actor is not None})
+    return True
+
+
+@transaction.atomic
+def password_reset_confirm(*, token: str, new_password: str) -> User:
+    """Set a new password from a reset link. Single-use; row-locks the token and user.
+
+    Ends every session, kills the other reset links, rotates the user's provider
+    tokens, clears the lockout, verifies the email (the link proved the mailbox)
+    and sends a confirmation. Audits ``auth.password_reset``.
+    """
+    from providers.services import provider_tokens_rotate_for_user
+    from sessions_mgmt.services import sessions_revoke_all
+
+    row = account_token_take(token=token, purposes=[Purpose.RESET_PASSWORD])
+    user = row.user
+    password_policy_check(password=new_password, user=user, field="new_password")
+    now = timezone.now()
+    user.set_password(new_password)
+    fields = ["password"]
+    if user.email_verified_at is None:
+        user.email_verified_at = now
+        fields.append("email_verified_at")
+    user.save(update_fields=fields)
+    account_tokens_revoke(user=user, purposes=[Purpose.RESET_PASSWORD], now=now)
+    sessions_revoke_all(user=user, reason="password_reset", actor=user)
+    provider_tokens_rotate_for_user(user=user, reason="password_reset")
+    lockout_clear(email=user.email, actor=user)
+    send_templated_email(to=user.email, template="account_password_reset_done", context=_mail_context(user))
+    record(action="auth.password_reset", target=user, actor=user)
+    return user
+
+
+def _current_password_check(*, user: User, password: str, field: str) -> None:
+    if not isinstance(password, str) or not user.check_password(password):
+        record(action="auth.password_check", outcome="failure", target=user, actor=user, extra={"field": field})
+        raise ValidationError({field: ["The password is incorrect."]})
+
+
+def password_change(*, user: User, current_password: str, new_password: str, keep_session_id=None) -> None:
+    """Change the password. Needs the current one; ends every other session, keeps this one.
+
+    Sends a notification email. Audits ``auth.password_changed`` (and a failed
+    ``auth.password_check`` when the current password is wrong).
+    """
+    from sessions_mgmt.services import sessions_revoke_all
+
+    _current_password_check(user=user, password=current_password, field="current_password")
+    password_policy_check(password=new_password, user=user, field="new_password")
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        locked.set_password(new_password)
+        locked.save(update_fields=["password"])
+        user.password = locked.password
+        account_tokens_revoke(user=locked, purposes=[Purpose.RESET_PASSWORD])
+        sessions_revoke_all(user=locked, reason="password_changed", keep_session_id=keep_session_id,
+                            actor=locked)
+        send_templated_email(to=locked.email, template="account_password_changed",
+                             context=_mail_context(locked))
+        record(action="auth.password_changed", target=locked, actor=locked)
+
+
+# --- Profile --------------------------------------------------------------------------------
+@transaction.atomic
+def user_profile_update(*, user: User, first_name: str | None = None, last_name: str | None = None) -> User:
+    """Change the names (nothing else). Idempotent; audits ``account.profile_updated`` on change."""
+    changed = {}
+    for field, value in (("first_name", first_name), ("last_name", last_name)):
+        if value is not None and getattr(user, field) != value:
+            changed[field] = value
+    if changed:
+        for field, value in changed.items():
+            setattr(user, field, value)
+        user.save(update_fields=list(changed))
+        record(action="account.profile_updated", target=user, actor=user, extra={"fields": sorted(changed)})
+    return user
+
+
+def email_change_request(*, user: User, new_email: str, current_password: str) -> None:
+    """Start an email change (ASVS 7.5.1): needs the current password.
+
+    A link goes to the new address; the change happens only when it is used
+    (``email_verify``). A taken address gets a notice instead and no link, and
+    the caller sees no difference. Audits ``account.email_change_requested``.
+    """
+    _current_password_check(user=user, password=current_password, field="current_password")
+    new_email = normalize_email(new_email)
+    if new_email == user.email:
+        raise ValidationError({"email": ["This is already your email address."]})
+    with transaction.atomic():
+        owner = User.objects.filter(email=new_email).first()
+        if owner is not None:
+            send_templated_email(to=owner.email, template="account_register_existing",
+                                 context=_mail_context(owner, login_link=_url("/login")))
+            record(action="account.email_change_requested", outcome="denied", target=user,
+                   extra={"reason": "address_in_use"})
+            return
+        token = account_token_issue(user=user, purpose=Purpose.CHANGE_EMAIL, new_email=new_email)
+        _send_token_email(user=user, to=new_email, purpose=Purpose.CHANGE_EMAIL, token=token,
+                          template="account_email_change", path="/verify-email")
+        record(action="account.email_change_requested", target=user, actor=user,
+               extra={"new_email": new_email})
+
+
+def user_deactivate(*, user: User, reason: str, actor: User | None = None) -> bool:
+    """Deactivate an account: it can no longer log in; its sessions end and its provider
+    connections are revoked; its audit trail stays.
+
+    Row-locks the user; idempotent (returns False when already inactive).
+    Audits ``account.deactivated``.
+    """
+    from providers.services import connections_revoke_for_user
+    from sessions_mgmt.services import sessions_revoke_all
+
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        if not locked.is_active:
+            return False
+        now = timezone.now()
+        locked.is_active = False
+        locked.deactivated_at = now
+        locked.save(update_fields=["is_active", "deactivated_at"])
+        user.is_active, user.deactivated_at = False, now
+        account_tokens_revoke(user=locked, purposes=Purpose.values, now=now)
+        sessions_revoke_all(user=locked, reason="account_deactivated", actor=actor or locked)
+        connections_revoke_for_user(user=locked, reason="account_deactivated")
+        send_templated_email(to=locked.email, template="account_deactivated", context=_mail_context(locked))
+        record(action="account.deactivated", target=locked, actor=actor or locked, extra={"reason": reason})
+    return True
+
+
+def user_deactivate_self(*, user: User, password: str) -> bool:
+    """DELETE /me: the password first, then ``user_deactivate``."""
+    _current_password_check(user=user, password=password, field="password")
+    return user_deactivate(user=user, reason="self", actor=user)
