@@ -128,7 +128,7 @@ def _email_context(session: Session) -> dict:
         "ip_address": session.ip or "",
         "when": timezone.now().strftime("%Y-%m-%d %H:%M UTC"),
         "sessions_url": f"{settings.FRONTEND_URL}/settings/sessions",
-        "reset_url": f"{settings.FRONTEND_URL}/reset-password",
+        "reset_url": f"{settings.FRONTEND_URL}/forgot-password",
     }
 
 

@@ -84,6 +84,7 @@ def decode_refresh(raw: str) -> dict:
             raise InvalidTokenError(f"missing claim {claim}")
     try:
         payload["sid"] = str(uuid.UUID(str(payload["sid"])))
+        uuid.UUID(str(payload[api_settings.USER_ID_CLAIM]))
         payload["ver"] = int(payload["ver"])
     except (TypeError, ValueError) as exc:
         raise InvalidTokenError("bad claim") from exc
@@ -100,6 +101,7 @@ def decode_access(raw: str) -> AccessToken:
         raise InvalidTokenError("missing claims")
     try:
         uuid.UUID(str(token["sid"]))
+        uuid.UUID(str(token[api_settings.USER_ID_CLAIM]))
         int(token["ver"])
     except (TypeError, ValueError) as exc:
         raise InvalidTokenError("bad claim") from exc
