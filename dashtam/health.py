@@ -31,12 +31,23 @@ def _check_database() -> str:
         connection.close()  # this runs in a pool thread: do not leak its connection
 
 
+class CacheDegraded(Exception):
+    """The cache is unreachable: reported, not fatal (rate limits fail open)."""
+
+
 def _check_cache() -> str:
     key = f"readyz:{uuid.uuid4().hex}"
-    cache.set(key, "1", 5)
-    if cache.get(key) != "1":
-        raise RuntimeError("cache read-back failed")
-    cache.delete(key)
+    try:
+        cache.set(key, "1", 5)
+        ok = cache.get(key) == "1"
+        cache.delete(key)
+    except Exception as exc:  # noqa: BLE001 - any backend error is an unreachable cache
+        raise CacheDegraded(
+            f"degraded: unreachable ({type(exc).__name__}); rate limits fail open, "
+            "revocation and lockout use the database"
+        ) from None
+    if not ok:
+        raise CacheDegraded("degraded: read-back failed; rate limits fail open")
     return "ok" if settings.REDIS_URL else "ok (local memory)"
 
 
@@ -56,6 +67,9 @@ def _run(check) -> tuple[bool, str]:
         return True, future.result(timeout=CHECK_TIMEOUT)
     except FutureTimeout:
         return False, "timeout"
+    except CacheDegraded as exc:
+        logger.warning("readiness check: cache %s", exc)
+        return False, str(exc)
     except Exception as exc:  # noqa: BLE001 - a readiness probe reports, it does not raise
         logger.warning("readiness check failed: %s", type(exc).__name__)
         return False, f"error: {type(exc).__name__}"

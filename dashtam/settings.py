@@ -427,6 +427,9 @@ RATELIMIT_EXCEPTION_CLASS = "dashtam.ratelimit.exceptions.RateLimited"
 # Clients are counted per address, IPv6 per /64 (one subscriber's prefix).
 RATELIMIT_IPV4_MASK = env.int("RATELIMIT_IPV4_MASK", default=32)
 RATELIMIT_IPV6_MASK = env.int("RATELIMIT_IPV6_MASK", default=64)
+# After a cache error, requests are served uncounted (fail open) without retrying the
+# cache for this many seconds, so a dead Redis costs no connect timeout per request.
+RATELIMIT_CACHE_RETRY_SECONDS = env.int("RATELIMIT_CACHE_RETRY_SECONDS", default=5)
 # The rule table (dashtam/config.py): RATE_LIMIT_<NAME>=20/m overrides a rate, =off disables it.
 RATE_LIMIT_RULES = parse_rate_rules(env)
 

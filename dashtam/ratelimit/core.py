@@ -85,12 +85,33 @@ def _now() -> float:
 _state_lock = threading.Lock()
 _last_warning = 0.0
 _suppressed = 0
+_down_until = 0.0  # monotonic time before which the cache is not retried
+
+
+def _monotonic() -> float:
+    return time.monotonic()
+
+
+def _cache_resting() -> bool:
+    """True while a recent cache failure says not to try again yet.
+
+    A dead or black-holed Redis would otherwise cost every request a connect
+    timeout; for RATELIMIT_CACHE_RETRY_SECONDS after a failure requests are
+    served uncounted at once, then one request tries the cache again.
+    """
+    return _down_until > _monotonic()
+
+
+def _cache_failed() -> None:
+    global _down_until
+    with _state_lock:
+        _down_until = _monotonic() + float(getattr(settings, "RATELIMIT_CACHE_RETRY_SECONDS", 5))
 
 
 def _warn_failing_open(exc: BaseException) -> None:
     """Log that rate limits are failing open, at most once per WARNING_INTERVAL."""
     global _last_warning, _suppressed
-    now = time.monotonic()
+    now = _monotonic()
     with _state_lock:
         if _last_warning and now - _last_warning < WARNING_INTERVAL:
             _suppressed += 1
@@ -111,10 +132,11 @@ def reset_state(*, namespace: str = "rl") -> None:
     Tests call it with a fresh namespace, so no test inherits another's counters
     (all test requests come from the same IP). Production never calls it.
     """
-    global _last_warning, _suppressed, _namespace
+    global _last_warning, _suppressed, _namespace, _down_until
     with _state_lock:
         _last_warning = 0.0
         _suppressed = 0
+        _down_until = 0.0
         _namespace = namespace
 
 
@@ -222,6 +244,9 @@ def consume_many(items: list[tuple[str, str]]) -> list[Decision]:
         return []
     if not getattr(settings, "RATELIMIT_ENABLE", True):
         return [Decision(True, limit, limit, period) for _, limit, period in parsed]
+    uncounted = [Decision(True, limit, limit, period, degraded=True) for _, limit, period in parsed]
+    if _cache_resting():
+        return uncounted
     try:
         cache = _cache()
         client = _redis_client(cache)
@@ -230,8 +255,9 @@ def consume_many(items: list[tuple[str, str]]) -> list[Decision]:
         else:
             counts = _consume_local(cache, parsed)
     except Exception as exc:  # noqa: BLE001 - any cache failure fails open, never a 500
+        _cache_failed()
         _warn_failing_open(exc)
-        return [Decision(True, limit, limit, period, degraded=True) for _, limit, period in parsed]
+        return uncounted
     decisions = []
     for (_, limit, _period), (count, ttl_ms) in zip(parsed, counts, strict=True):
         decisions.append(Decision(

@@ -136,3 +136,28 @@ def test_a_dead_redis_fails_open_and_warns_once(own_redis, caplog):
     warnings = [r for r in caplog.records if r.name == "dashtam.ratelimit"]
     assert len(warnings) == 1
     assert "failing open" in warnings[0].getMessage()
+
+
+def test_after_a_failure_the_cache_rests_then_counting_resumes(own_redis, monkeypatch, settings):
+    settings.RATELIMIT_CACHE_RETRY_SECONDS = 5
+    clock = [500.0]
+    monkeypatch.setattr(core, "_monotonic", lambda: clock[0])
+    calls = []
+    real = core._consume_redis
+
+    def flaky(cache, client, items):
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("redis went away")
+        return real(cache, client, items)
+
+    monkeypatch.setattr(core, "_consume_redis", flaky)
+    assert consume("test:rest", "1/m").degraded
+    assert consume("test:rest", "5/m").degraded  # resting: the cache is not tried
+    assert len(calls) == 1
+
+    clock[0] += 5.1
+    resumed = consume("test:rest", "1/m")
+    assert not resumed.degraded
+    assert resumed.allowed
+    assert not consume("test:rest", "1/m").allowed
