@@ -22,11 +22,17 @@ def _fresh_revocation_cache():
     """Cached session states and versions must not leak from one test's database to the next."""
     from sessions_mgmt import revocation
 
-    revocation.reset_process_state()
-    cache.clear()
+    def forget():
+        revocation.reset_process_state()
+        # Only our keys: on Redis the same database may hold the broker's queues.
+        if hasattr(cache, "delete_pattern"):
+            cache.delete_pattern("sessions:*")
+        else:
+            cache.clear()
+
+    forget()
     yield
-    revocation.reset_process_state()
-    cache.clear()
+    forget()
 
 
 @pytest.fixture

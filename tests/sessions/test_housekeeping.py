@@ -112,3 +112,23 @@ def test_saving_a_user_refreshes_the_cached_row(user, start_session, client_for)
     user.is_active = False
     user.save()
     assert client.get(SESSIONS).status_code == 401
+
+
+def test_location_comes_from_the_local_geoip_database(settings, monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from sessions_mgmt import devices
+
+    class FakeReader:
+        def metadata(self):
+            return SimpleNamespace(database_type="GeoLite2-City")
+
+        def city(self, ip):
+            return SimpleNamespace(city=SimpleNamespace(name="Lisbon"), country=SimpleNamespace(name="Portugal"))
+
+    settings.GEOIP_PATH = str(tmp_path / "GeoLite2-City.mmdb")
+    monkeypatch.setattr(devices, "_reader", lambda path: FakeReader())
+    assert devices.locate("81.193.0.1") == "Lisbon, Portugal"
+    assert devices.locate("10.0.0.1") == "Unknown"  # private addresses are never looked up
+    settings.GEOIP_PATH = ""
+    assert devices.locate("81.193.0.1") == "Unknown"

@@ -35,6 +35,12 @@ def test_authentication_survives_a_redis_outage_without_failing_open(own_redis, 
     assert response.status_code == 401
     assert response.json()["code"] == "SESSION_REVOKED"
     assert client_for(live).get(SESSIONS).status_code == 200
+    # Refresh works without Redis too, and the new access token is accepted.
+    rotated = client_for(live).post("/api/v1/auth/refresh", {"refresh": live.refresh}, format="json")
+    assert rotated.status_code == 200
+    fresh = client_for(live)
+    fresh.credentials(HTTP_AUTHORIZATION=f"Bearer {rotated.json()['access']}")
+    assert fresh.get(SESSIONS).status_code == 200
 
 
 def test_a_stale_cache_entry_is_ignored_after_a_failed_revocation_write(own_redis, user, start_session, client_for):
