@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from audit import context
-from audit.models import AuditEvent
+from audit.catalogue import validate
+from audit.models import AuditEvent, Outcome
 from dashtam.logging import scrub
 
 
@@ -14,8 +15,12 @@ def record(*, action: str, outcome: str = "success", target=None, extra: dict | 
     The request context (request id, IP, user agent, route, session) is filled in
     from the contextvar. ``actor`` defaults to the authenticated user of the
     request; pass it explicitly when the request is not authenticated yet (login).
-    Secrets in ``extra`` are scrubbed by key.
+    Secrets in ``extra`` are scrubbed by key. An action code missing from
+    ``audit/catalogue.py`` or an unknown outcome raises ValueError.
     """
+    validate(action)
+    if outcome not in Outcome.values:
+        raise ValueError(f"Unknown audit outcome {outcome!r}")
     ctx = context.get()
     if target is not None:
         target_type = target_type or f"{target._meta.app_label}.{target._meta.model_name}"

@@ -1,0 +1,102 @@
+"""The one catalogue of audit action codes.
+
+Every row in the audit trail carries one of these dotted codes. ``record()``
+refuses any other code with ``ValueError``, so a typo fails loudly in tests
+instead of writing an event nobody will ever search for.
+
+To add a code: append it to the right section with a one-line meaning (what
+happened, from the point of view of a staff member reading the trail). The
+outcome (success, failure or denied) is stored beside the code, so one code may
+cover several outcomes where the meaning is the same.
+"""
+
+from __future__ import annotations
+
+CATALOGUE: dict[str, str] = {
+    # accounts: registration and email verification
+    "auth.register.requested": "Someone asked to register a new account for an unused address.",
+    "auth.register.duplicate": "Someone tried to register an address that already has an account "
+                               "(the owner gets an email instead).",
+    "auth.email.verified": "A user verified their email address with the emailed token.",
+    "auth.email.verification_failed": "An email verification token was invalid, expired or already used.",
+    # accounts: login and lockout
+    "auth.login.succeeded": "A user logged in with a correct password (a session was started).",
+    "auth.login.failed": "A login failed: unknown address or wrong password.",
+    "auth.login.unverified": "A correct password was given for an account whose email is not verified.",
+    "auth.lockout": "Too many failed logins: the account or the client IP is locked for a while.",
+    "auth.lockout.cleared": "A lockout was lifted (by staff or by a successful password reset).",
+    "auth.logout": "A user logged out: the current session and its tokens ended.",
+    # accounts: passwords, email change, profile, deactivation
+    "auth.password.changed": "A user changed their password (every other session ended).",
+    "auth.password.reset_requested": "A password reset email was requested.",
+    "auth.password.reset": "A password was reset with an emailed token (every session ended).",
+    "auth.email_change.requested": "A user asked to change their email address (confirmation sent).",
+    "auth.email_change.confirmed": "A user confirmed a new email address.",
+    "auth.profile.updated": "A user changed their profile (the changed field names are in extra).",
+    "auth.account.deactivated": "An account was deactivated: sessions ended, provider connections revoked.",
+    # sessions_mgmt
+    "session.created": "A login session was started and its first token pair issued.",
+    "session.refreshed": "A refresh token was rotated for a new token pair.",
+    "session.revoked": "One login session was ended (logout, user or staff action).",
+    "session.token_reuse_detected": "An already-rotated refresh token was presented again: "
+                                    "the whole session was revoked.",
+    "session.tokens_revoked": "Breach rotation: every token of a user (or of everyone) was invalidated.",
+    # providers
+    "provider.connection.created": "A user started connecting a brokerage provider (pending OAuth).",
+    "provider.connection.connected": "The OAuth flow completed: the provider connection is active.",
+    "provider.connection.updated": "A provider connection's details (such as its alias) changed.",
+    "provider.connection.revoked": "A provider connection's tokens were revoked.",
+    "provider.connection.deleted": "A provider connection was deleted by its owner.",
+    "provider.oauth.failed": "An OAuth callback failed (bad state, denied consent or token exchange error).",
+    "provider.token.refreshed": "A provider access token was refreshed.",
+    "provider.token.refresh_failed": "A provider token refresh failed.",
+    "provider.token.decrypt_failed": "A stored provider token could not be decrypted (key problem).",
+    "provider.token.reauth_required": "The provider refused the refresh token: the user must reconnect.",
+    "provider.sync.completed": "Accounts and transactions were synced from a provider.",
+    "provider.sync.failed": "A provider sync failed.",
+    "provider.keys.rotated": "Stored provider tokens were re-encrypted under the newest key.",
+    # platform
+    "ratelimit.exceeded": "A client went over a rate limit (one event per key and window).",
+    "admin.action": "A staff member ran an action in the admin (the action and count are in extra).",
+    "audit.purged": "The retention purge deleted audit events older than AUDIT_RETENTION_DAYS.",
+    "audit.verified": "The audit hash chain was verified (the result is in extra).",
+    # Codes written by the first versions of accounts and sessions_mgmt. They stay valid so
+    # existing rows keep a documented meaning; new code should prefer the codes above.
+    "account.registered": "A new account was registered (same as auth.register.requested).",
+    "account.register_existing": "Registration attempted for an existing address "
+                                 "(same as auth.register.duplicate).",
+    "account.email_verified": "A user verified their email address (same as auth.email.verified).",
+    "account.email_changed": "A user's email address changed (same as auth.email_change.confirmed).",
+    "account.verification_resent": "A verification email was sent again on request.",
+    "account.profile_updated": "A user changed their profile (same as auth.profile.updated).",
+    "account.email_change_requested": "A user asked to change their email address "
+                                      "(same as auth.email_change.requested).",
+    "account.deactivated": "An account was deactivated (same as auth.account.deactivated).",
+    "auth.login": "A login attempt; the outcome says whether it succeeded, failed or was denied "
+                  "(reason in extra).",
+    "auth.unlocked": "A lockout was lifted (same as auth.lockout.cleared).",
+    "auth.password_reset_requested": "A password reset was requested (same as auth.password.reset_requested).",
+    "auth.password_reset": "A password was reset (same as auth.password.reset).",
+    "auth.password_changed": "A user changed their password (same as auth.password.changed).",
+    "auth.password_check": "A password re-check for a sensitive action failed.",
+    "session.new_device": "A login came from a device not seen before for this user (an email was sent).",
+    "sessions.revoked": "Several sessions of one user were ended at once (count in extra).",
+    "tokens.revoked": "Every token of one user was invalidated (same as session.tokens_revoked).",
+    "tokens.revoked_all": "Every token of every user was invalidated (same as session.tokens_revoked).",
+}
+
+
+def is_known(action: str) -> bool:
+    return action in CATALOGUE
+
+
+def describe(action: str) -> str:
+    """The one-line meaning of a code ("" when the code is unknown)."""
+    return CATALOGUE.get(action, "")
+
+
+def validate(action: str) -> str:
+    """Return ``action`` when it is in the catalogue, else raise ValueError."""
+    if action not in CATALOGUE:
+        raise ValueError(f"Unknown audit action code {action!r}: add it to audit/catalogue.py")
+    return action
