@@ -99,7 +99,7 @@ def session_start(*, user, request) -> IssuedTokens:
     first_login = not known_device and not previous.exists()
 
     session = Session(
-        user_id=user.pk, created_at=now, last_used_at=now,
+        user=user, created_at=now, last_used_at=now,
         expires_at=now + timedelta(seconds=settings.SESSION_MAX_AGE),
         ip=ip, user_agent=user_agent, device=info.device, browser=info.browser, os=info.os,
         location=info.location,
