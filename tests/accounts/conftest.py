@@ -28,6 +28,12 @@ def login(client, email: str, password: str):
     return client.post("/api/v1/auth/login", {"email": email, "password": password}, format="json")
 
 
+@pytest.fixture(autouse=True)
+def _no_rate_limits(settings):
+    """These tests count lockout failures, not requests: the rate limits have their own tests."""
+    settings.RATELIMIT_ENABLE = False
+
+
 @pytest.fixture
 def unverified_user(db, password):
     return UserFactory(password=password, email_verified_at=None)
