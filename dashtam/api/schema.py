@@ -61,8 +61,11 @@ def add_problem_responses(result, generator, request, public):
                 if status.startswith("2"):
                     response.setdefault("headers", {}).update(RATE_HEADERS)
                 if status == "429":
-                    response.setdefault("headers", {})["Retry-After"] = {
+                    headers = response.setdefault("headers", {})
+                    headers["Retry-After"] = {
                         "schema": {"type": "integer"},
-                        "description": "Seconds until a retry can succeed.",
+                        "description": "Seconds until a retry can succeed: the real time left "
+                        "in the rate-limit window (RATE_LIMITED) or in the lockout (ACCOUNT_LOCKED).",
                     }
+                    headers.update(RATE_HEADERS)
     return result

@@ -26,6 +26,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.conf import settings
 from django.core.cache import caches
@@ -57,6 +58,7 @@ class Decision:
     newly_limited: bool = False
 
 
+@lru_cache(maxsize=256)
 def parse_rate(rate: str) -> tuple[int, int]:
     """``"20/m"`` -> ``(20, 60)``; ``"5/15m"`` -> ``(5, 900)``. Raises ValueError when malformed."""
     if not isinstance(rate, str) or not RATE_RE.match(rate):

@@ -48,3 +48,19 @@ def rate_rules(settings):
 
     apply()
     return apply
+
+
+@pytest.fixture
+def real_rates(settings):
+    """The default rule table on the real routes; call with ``name=rate`` to change rates."""
+    from dashtam.config import DEFAULT_RATE_RULES
+
+    def apply(**rates):
+        rules = {name: dict(rule) for name, rule in DEFAULT_RATE_RULES.items()}
+        for name, rate in rates.items():
+            rules[name]["rate"] = rate
+        settings.RATE_LIMIT_RULES = rules
+        return rules
+
+    apply()
+    return apply
