@@ -84,8 +84,8 @@ def session_start(*, user, request) -> IssuedTokens:
 
     Not idempotent (each call is a new login). Sends the new-device alert when
     the user has signed in before but never from this device, browser and
-    location. The caller (login) writes the login audit row; the session id is
-    bound to the request context so that row carries it.
+    location. Audits ``session.created``; the session id is bound to the request
+    context so the caller's login audit row carries it too.
     """
     now = timezone.now()
     ip, user_agent = _client(request)
@@ -110,6 +110,8 @@ def session_start(*, user, request) -> IssuedTokens:
     session.save(force_insert=True)
     _outstand(user_id=user.pk, jti=pair.refresh_jti, expires_at=pair.refresh_expires_at, now=now)
     context.bind_actor(user, session.id)
+    record(action="session.created", target=session, actor=user,
+           extra={"device": info.device, "browser": info.browser, "location": info.location})
 
     if not known_device and not first_login:
         record(action="session.new_device", target=session, actor=user,
@@ -136,7 +138,7 @@ def _email_context(session: Session) -> dict:
 def session_refresh(*, refresh: str) -> IssuedTokens:
     """Exchange the newest refresh token of a session for a new pair (always rotates).
 
-    Locks the session row, so of two concurrent refreshes with one token exactly
+    Audits ``session.refreshed``. Locks the session row, so of two concurrent refreshes with one token exactly
     one succeeds; the rotation itself is also a compare-and-swap on the jti.
     A token of the family that was already rotated, presented after
     REFRESH_REUSE_GRACE_SECONDS, is theft: the whole session is revoked and
@@ -203,6 +205,8 @@ def _rotate(*, session: Session, old_jti: str, now) -> IssuedTokens | None:
     session.rotated_at = session.last_used_at = now
     _outstand(user_id=session.user_id, jti=pair.refresh_jti, expires_at=pair.refresh_expires_at, now=now)
     _blacklist([old_jti])
+    context.bind_actor(session.user, session.id)
+    record(action="session.refreshed", target=session, actor=session.user)
     return IssuedTokens(access=pair.access, refresh=pair.refresh, expires_in=pair.expires_in, session=session)
 
 
@@ -294,7 +298,7 @@ def tokens_revoke_for_user(*, user, reason: str, actor=None) -> int:
     """Raise the user's minimum token version: every token issued before stops working.
 
     Also ends the user's sessions. Locks the user row. Returns the new minimum.
-    Audits ``tokens.revoked``.
+    Audits ``session.tokens_revoked`` (scope "user").
     """
     user_model = get_user_model()
     locked = user_model.objects.select_for_update().get(pk=user.pk)
@@ -303,7 +307,8 @@ def tokens_revoke_for_user(*, user, reason: str, actor=None) -> int:
     user.min_token_version = new_min
     revocation.user_changed(user_id=user.pk)
     sessions_revoke_all(user=user, reason=reason, actor=actor)
-    record(action="tokens.revoked", target=user, actor=actor, extra={"reason": reason, "min_token_version": new_min})
+    record(action="session.tokens_revoked", target=user, actor=actor,
+           extra={"scope": "user", "reason": reason, "min_token_version": new_min})
     return new_min
 
 
@@ -312,7 +317,7 @@ def tokens_revoke_all(*, reason: str, actor=None) -> int:
     """Raise the global minimum token version: every token of every user stops working.
 
     Locks the SecurityConfig row and marks every active session revoked in one
-    statement. Returns the new global minimum. Audits ``tokens.revoked_all``.
+    statement. Returns the new global minimum. Audits ``session.tokens_revoked`` (scope "all").
     """
     SecurityConfig.objects.get_or_create(pk=1)
     config = SecurityConfig.objects.select_for_update().get(pk=1)
@@ -324,8 +329,9 @@ def tokens_revoke_all(*, reason: str, actor=None) -> int:
     revocation.global_version_changed()
     now = timezone.now()
     ended = Session.objects.active(now=now).update(revoked_at=now, revoke_reason=reason[:64])
-    record(action="tokens.revoked_all", target=config, actor=actor,
-           extra={"reason": reason, "min_token_version": config.min_token_version, "sessions": ended})
+    record(action="session.tokens_revoked", target=config, actor=actor,
+           extra={"scope": "all", "reason": reason, "min_token_version": config.min_token_version,
+                  "sessions": ended})
     return config.min_token_version
 
 

@@ -29,7 +29,7 @@ def test_revoke_tokens_all_invalidates_every_token_of_every_user(start_session, 
         assert response.json()["code"] in ("SESSION_REVOKED", "TOKEN_INVALID")
         assert api_client.post(REFRESH, {"refresh": i.refresh}, format="json").status_code == 401
     assert SecurityConfig.objects.get().min_token_version == 1
-    assert AuditEvent.objects.filter(action="tokens.revoked_all").count() == 1
+    assert AuditEvent.objects.filter(action="session.tokens_revoked", extra__scope="all").count() == 1
     # A new login gets tokens that work.
     fresh = start_session(users[0])
     assert client_for(fresh).get(SESSIONS).status_code == 200
@@ -64,7 +64,7 @@ def test_revoke_tokens_for_one_user_spares_the_others(start_session, client_for,
     assert client_for(b).get(SESSIONS).status_code == 200
     victim.refresh_from_db()
     assert victim.min_token_version == 1
-    event = AuditEvent.objects.get(action="tokens.revoked")
+    event = AuditEvent.objects.get(action="session.tokens_revoked")
     assert event.target_id == str(victim.pk) and event.extra["reason"] == "laptop stolen"
     again = start_session(victim)
     assert client_for(again).get(SESSIONS).status_code == 200

@@ -34,6 +34,8 @@ def test_refresh_rotates_and_returns_a_new_pair_not_to_be_cached(user, start_ses
     session = Session.objects.get(pk=issued.session.pk)
     assert session.previous_refresh_jti == issued.session.refresh_jti
     assert session.rotated_at is not None
+    assert AuditEvent.objects.filter(action="session.created", target_id=str(session.pk)).count() == 1
+    assert AuditEvent.objects.filter(action="session.refreshed", target_id=str(session.pk)).count() == 1
     # The new access token works.
     client = api_client.__class__()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {body['access']}")
