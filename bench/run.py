@@ -49,6 +49,7 @@ def options(args) -> scenarios.Options:
         provider_latency_ms=50,
         provider_timeout_s=60 if short else 300,
         worker_concurrency=args.worker_concurrency,
+        profile=args.profile,
     )
 
 
@@ -65,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="Celery worker threads for provider_refresh")
     parser.add_argument("--gunicorn-args", default=os.environ.get(
         "BENCH_GUNICORN_ARGS", "--workers 2 --worker-class gthread --threads 4"))
+    parser.add_argument("--profile", action="store_true",
+                        help="py-spy the server's workers during one extra run of each HTTP scenario")
     parser.add_argument("--output", default="", help="results file (default bench/results/<timestamp>.json)")
     args = parser.parse_args(argv)
 

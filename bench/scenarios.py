@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import seed, serverlog, stack, wrk
+from bench import profile, seed, serverlog, stack, wrk
 from bench.stats import spread
 
 BASELINE_PATH = "/api/v1/bench/baseline"
@@ -49,6 +49,7 @@ class Options:
     provider_latency_ms: int
     provider_timeout_s: float
     worker_concurrency: int
+    profile: bool = False
 
 
 class Unavailable(Exception):
@@ -92,6 +93,21 @@ class Bench:
             threads=self.opts.threads, connections=connections or self.opts.connections,
             duration=duration or self.opts.duration, cpus=self.config.load_cpus,
         )
+
+    def profiled(self, server: stack.Server, label: str, run) -> dict | None:
+        """With --profile: py-spy on the server's workers during one more (uncounted) run."""
+        if not self.opts.profile:
+            return None
+        running = profile.start(server.workers(), max(2, int(self.opts.duration)),
+                                self.config.log_dir / "profiles", label)
+        run()
+        summary = profile.summarize(profile.finish(running))
+        self.log(f"  profile of {label} ({summary['samples']} samples), our code inclusive %:")
+        for name, pct in summary["ours"][:15]:
+            self.log(f"    {pct:5.1f}  {name}")
+        self.log("  libraries inclusive %: " + ", ".join(f"{n} {p}" for n, p in summary["libraries"][:12]))
+        self.log("  self time %: " + ", ".join(f"{n} {p}" for n, p in summary["self"][:12]))
+        return summary
 
     def access_tokens(self) -> Path:
         """Access tokens of distinct sessions of distinct users, for bearer GETs."""
@@ -153,6 +169,11 @@ def http_group(bench: Bench, wanted: set[str]) -> dict:
             bench.log("  round {}: {}".format(round_no + 1, ", ".join(
                 f"{n} {results[n][-1].rps:,.0f}/s p99 {results[n][-1].p99_ms:.1f} ms" for n in results)))
         out = {name: summarize(results[name], servers[name]) for name in servers}
+        for name, server in servers.items():
+            prof = bench.profiled(server, name, lambda n=name, sv=server: bench.wrk(
+                sv, "bearer_get", tokens, variants[n][1]))
+            if prof:
+                out[name]["profile"] = prof
     finally:
         for server in servers.values():
             bench.stop(server)
@@ -188,18 +209,20 @@ def refresh(bench: Bench) -> dict:
             raise Unavailable(f"{REFRESH_PATH} is not routed yet")
         started = time.monotonic()
         slices = []
-        for _ in range(opts.runs + 1):
+        for _ in range(opts.runs + 1 + int(opts.profile)):
             pairs = seed.sessions_start(users=bench.users, count=opts.refresh_sessions)
             slices.append(bench.lines_file(f"refresh-{len(slices)}", [r for _, r in pairs]))
         bench.log(f"  {len(slices) * opts.refresh_sessions:,} sessions started in "
                   f"{time.monotonic() - started:.1f} s")
         bench.wrk(server, "refresh", slices[0], REFRESH_PATH, duration=opts.warmup)
         results = []
-        for data in slices[1:]:
+        for data in slices[1 : opts.runs + 1]:
             results.append(bench.wrk(server, "refresh", data, REFRESH_PATH))
             bench.log(f"  {results[-1].rps:,.0f} rotations/s, p99 {results[-1].p99_ms:.1f} ms, "
                       f"{results[-1].errors} errors")
         out = summarize(results, server)
+        out["profile"] = bench.profiled(server, "refresh", lambda: bench.wrk(
+            server, "refresh", slices[-1], REFRESH_PATH))
     finally:
         bench.stop(server)
     out.update(path=REFRESH_PATH, sessions_per_run=opts.refresh_sessions, target=TARGETS["refresh"])
@@ -215,32 +238,56 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import check_password
 encoded = get_user_model().objects.get(email=sys.argv[1]).password
 check_password(sys.argv[2], encoded)
-times = []
-for _ in range(int(sys.argv[3])):
-    t = time.perf_counter(); ok = check_password(sys.argv[2], encoded); times.append(time.perf_counter() - t)
-    assert ok
-print(statistics.median(times) * 1000, min(times) * 1000, max(times) * 1000)
+print("ready", flush=True)
+for line in sys.stdin:
+    times = []
+    for _ in range(int(line)):
+        t = time.perf_counter(); ok = check_password(sys.argv[2], encoded); times.append(time.perf_counter() - t)
+        assert ok
+    print(" ".join(str(t * 1000) for t in times), flush=True)
 """
 
 
-def argon2_verify_ms(bench: Bench, samples: int) -> dict:
-    """The raw hash check, on the server's cores, with the production hasher settings."""
-    argv = (["taskset", "-c", bench.config.server_cpus] if bench.config.server_cpus else []) + [
-        sys.executable, "-c", HASH_SNIPPET, seed.EMAIL.format(0), seed.PASSWORD, str(samples)]
-    out = subprocess.run(argv, cwd=stack.ROOT, env=bench.config.env(), capture_output=True, text=True,
-                         timeout=300)
-    if out.returncode != 0:
-        raise RuntimeError("hash timing failed: " + out.stderr[-2000:])
-    median, low, high = map(float, out.stdout.split()[-3:])
-    return {"median": median, "min": low, "max": high, "n": samples}
+class HashTimer:
+    """The raw Argon2 check in a process of its own on the server's cores, same settings.
+
+    Kept alive between the login runs so each round's hash time is measured right
+    next to that round's logins: the machine's load drifts, the pairing does not.
+    """
+
+    def __init__(self, bench: Bench):
+        argv = (["taskset", "-c", bench.config.server_cpus] if bench.config.server_cpus else []) + [
+            sys.executable, "-c", HASH_SNIPPET, seed.EMAIL.format(0), seed.PASSWORD]
+        self.proc = subprocess.Popen(argv, cwd=stack.ROOT, env=bench.config.env(), stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        if self.proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the hash timer did not start")
+
+    def sample(self, n: int) -> list[float]:
+        self.proc.stdin.write(f"{n}\n")
+        self.proc.stdin.flush()
+        return [float(v) for v in self.proc.stdout.readline().split()]
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(10)
 
 
 def login(bench: Bench) -> dict:
-    """Milliseconds per login (one connection, so latency is the cost of one login)."""
+    """Milliseconds per login (one connection, so latency is the cost of one login).
+
+    Each round runs wrk, then times the bare hash check the same number of times
+    over; overhead = the round's login p50 minus the round's hash median.
+    """
+    import statistics
+
     opts = bench.opts
     users = bench.users[: opts.login_users]
     data = bench.lines_file("login", [f"{u.email} {seed.PASSWORD}" for u in users])
     server = bench.server("login")
+    timer = HashTimer(bench)
+    hashes: list[float] = []
+    overhead: list[float] = []
     try:
         if not _endpoint_exists(server, "POST", LOGIN_PATH):
             raise Unavailable(f"{LOGIN_PATH} is not routed yet")
@@ -248,13 +295,18 @@ def login(bench: Bench) -> dict:
         results = []
         for _ in range(opts.runs):
             results.append(bench.wrk(server, "login", data, LOGIN_PATH, connections=1))
-            bench.log(f"  login p50 {results[-1].p50_ms:.1f} ms, {results[-1].errors} errors")
+            round_hashes = timer.sample(max(5, min(30, results[-1].requests)))
+            hashes.extend(round_hashes)
+            overhead.append(results[-1].p50_ms - statistics.median(round_hashes))
+            bench.log(f"  login p50 {results[-1].p50_ms:.1f} ms, Argon2 verify "
+                      f"{statistics.median(round_hashes):.1f} ms, {results[-1].errors} errors")
         out = summarize(results, server)
+        out["profile"] = bench.profiled(server, "login", lambda: bench.wrk(
+            server, "login", data, LOGIN_PATH, connections=1))
     finally:
+        timer.close()
         bench.stop(server)
-    hashing = argon2_verify_ms(bench, samples=15 if opts.short else 40)
-    overhead = [r.p50_ms - hashing["median"] for r in results]
-    out.update(path=LOGIN_PATH, argon2_verify_ms=hashing, overhead_ms=spread(overhead),
+    out.update(path=LOGIN_PATH, argon2_verify_ms=spread(hashes), overhead_ms=spread(overhead),
                target=TARGETS["login"])
     out["met"] = out["overhead_ms"]["median"] <= 10 and out["errors"] == 0
     return out
