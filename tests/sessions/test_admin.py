@@ -29,7 +29,12 @@ def test_session_admin_lists_and_filters_without_exposing_token_ids(admin_client
     page = response.content.decode()
     assert user.email in page
     assert issued.session.refresh_jti not in page
-    assert admin_client.get(CHANGELIST, {"user__id__exact": str(user.pk)}).status_code == 200
+    other = start_session(UserFactory())
+    by_user = admin_client.get(CHANGELIST, {"user": str(user.pk)})
+    assert by_user.status_code == 200
+    assert str(issued.session.pk) in by_user.content.decode()
+    assert str(other.session.pk) not in by_user.content.decode()
+    assert admin_client.get(CHANGELIST, {"user": "not-a-uuid"}).status_code == 200
     detail = admin_client.get(f"{CHANGELIST}{issued.session.pk}/change/")
     assert detail.status_code == 200
     assert issued.session.refresh_jti not in detail.content.decode()
