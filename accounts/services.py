@@ -76,7 +76,7 @@ def user_register(*, email: str, password: str, first_name: str = "", last_name:
     A new address gets an unverified account and a verification email. A taken
     address gets a "someone tried to sign up" email, no account, and the same
     password-hashing cost. The password must already satisfy the policy.
-    Audits ``account.registered`` or ``account.register_existing``.
+    Audits ``auth.register.requested`` or ``auth.register.duplicate``.
     """
     email = normalize_email(email)
     existing = User.objects.filter(email=email).first()
@@ -87,7 +87,7 @@ def user_register(*, email: str, password: str, first_name: str = "", last_name:
                     email=email, password=password, first_name=first_name, last_name=last_name,
                 )
                 _verification_send(user=user)
-                record(action="account.registered", target=user, actor=user)
+                record(action="auth.register.requested", target=user, actor=user)
             return
         except IntegrityError:
             # A concurrent registration of the same address won the race.
@@ -99,17 +99,27 @@ def user_register(*, email: str, password: str, first_name: str = "", last_name:
     with transaction.atomic():
         send_templated_email(to=existing.email, template="account_register_existing",
                              context=_mail_context(existing, login_link=_url("/login")))
-        record(action="account.register_existing", outcome="denied", target=existing)
+        record(action="auth.register.duplicate", outcome="denied", target=existing)
 
 
-@transaction.atomic
 def email_verify(*, token: str) -> User:
     """Use a verification (or email change) link. Single-use; row-locks the token and user.
 
     Verifying an already verified account changes nothing. An email change takes
     effect here, the old address is told, and other pending changes die.
-    Audits ``account.email_verified`` or ``account.email_changed``.
+    Audits ``auth.email.verified`` or ``auth.email_change.confirmed``, and
+    ``auth.email.verification_failed`` for a bad, expired or used token.
     """
+    try:
+        return _email_verify(token=token)
+    except ProblemError as exc:
+        record(action="auth.email.verification_failed", outcome="failure",
+               extra={"reason": str(exc.detail), "code": exc.problem_code})
+        raise
+
+
+@transaction.atomic
+def _email_verify(*, token: str) -> User:
     row = account_token_take(token=token, purposes=[Purpose.VERIFY_EMAIL, Purpose.CHANGE_EMAIL])
     user = row.user
     now = timezone.now()
@@ -117,7 +127,7 @@ def email_verify(*, token: str) -> User:
         if user.email_verified_at is None:
             user.email_verified_at = now
             user.save(update_fields=["email_verified_at"])
-            record(action="account.email_verified", target=user, actor=user)
+            record(action="auth.email.verified", target=user, actor=user)
         return user
     new_email = normalize_email(row.new_email)
     if User.objects.filter(email=new_email).exclude(pk=user.pk).exists():
@@ -129,7 +139,7 @@ def email_verify(*, token: str) -> User:
     account_tokens_revoke(user=user, purposes=[Purpose.CHANGE_EMAIL, Purpose.VERIFY_EMAIL], now=now)
     send_templated_email(to=old_email, template="account_email_changed",
                          context=_mail_context(user, old_email=old_email, new_email=new_email))
-    record(action="account.email_changed", target=user, actor=user,
+    record(action="auth.email_change.confirmed", target=user, actor=user,
            extra={"old_email": old_email, "new_email": new_email})
     return user
 
@@ -171,7 +181,7 @@ def login_password_check(*, request, email: str, password: str) -> User:
     not the account exists; 401 INVALID_CREDENTIALS otherwise on failure (an
     unknown address costs one dummy hash, like a wrong password); 403
     EMAIL_NOT_VERIFIED only after a correct password. ``authenticate`` fires
-    ``user_login_failed``, which axes counts. Audits ``auth.login`` failures and
+    ``user_login_failed``, which axes counts. Audits ``auth.login.failed`` and
     ``auth.lockout`` when this failure locks the account (and emails the owner).
     """
     email = normalize_email(email)
@@ -179,8 +189,7 @@ def login_password_check(*, request, email: str, password: str) -> User:
     if user is None:
         _login_failed(request=request, email=email)
     if not user.is_verified:
-        record(action="auth.login", outcome="denied", target=user, actor=user,
-               extra={"reason": "email_not_verified"})
+        record(action="auth.login.unverified", outcome="denied", target=user, actor=user)
         raise ProblemError("EMAIL_NOT_VERIFIED", "Verify your email address before logging in.")
     return user
 
@@ -188,14 +197,14 @@ def login_password_check(*, request, email: str, password: str) -> User:
 def _login_failed(*, request, email: str) -> None:
     owner = User.objects.filter(email=email).first()
     if not getattr(request, "axes_locked_out", False):
-        record(action="auth.login", outcome="failure", target=owner, actor=owner,
+        record(action="auth.login.failed", outcome="failure", target=owner, actor=owner,
                extra={"email": email, "reason": "invalid_credentials"})
         raise ProblemError("INVALID_CREDENTIALS", "Email or password is incorrect.")
     state = lockout.lockout_state_for_request(request, {"email": email})
     # axes counted this attempt (and set the lock) only if it was not already locked.
     newly_locked = getattr(request, "axes_failures_since_start", None) is not None
     with transaction.atomic():
-        record(action="auth.login", outcome="denied", target=owner, actor=owner,
+        record(action="auth.login.failed", outcome="denied", target=owner, actor=owner,
                extra={"email": email, "reason": "locked"})
         if newly_locked and owner is not None and state.account_locked:
             record(action="auth.lockout", outcome="denied", target=owner, actor=owner,
@@ -211,14 +220,15 @@ def login_complete(*, request, user: User) -> LoginResult:
     """Final step: start the session and issue its tokens.
 
     Fires ``user_logged_in`` (axes resets the account's failure counter; Django
-    updates ``last_login``) because simplejwt does neither. Audits ``auth.login``.
+    updates ``last_login``) because simplejwt does neither. Audits ``auth.login.succeeded``.
     """
     from sessions_mgmt.services import session_start
 
     with transaction.atomic():
         issued = session_start(user=user, request=request)
         user_logged_in.send(sender=user.__class__, request=request, user=user)
-        record(action="auth.login", target=user, actor=user)
+        record(action="auth.login.succeeded", target=user, actor=user,
+               extra={"session_id": str(issued.session.id)})
     return LoginResult(user=user, access=issued.access, refresh=issued.refresh,
                        expires_in=issued.expires_in, session_id=str(issued.session.id))
 
@@ -233,7 +243,7 @@ def login(*, request, email: str, password: str) -> LoginResult:
 def lockout_clear(*, email: str, actor: User | None = None) -> int:
     """Unlock an address: delete its axes attempts, as ``manage.py axes_reset_username`` does.
 
-    Returns the number of attempts removed; idempotent. Audits ``auth.unlocked``
+    Returns the number of attempts removed; idempotent. Audits ``auth.lockout.cleared``
     when something was removed.
     """
     email = normalize_email(email)
@@ -241,7 +251,7 @@ def lockout_clear(*, email: str, actor: User | None = None) -> int:
         count = axes_reset(username=email)
         if count:
             owner = User.objects.filter(email=email).first()
-            record(action="auth.unlocked", target=owner, actor=actor,
+            record(action="auth.lockout.cleared", target=owner, actor=actor,
                    target_type="" if owner else "accounts.user", target_repr="" if owner else email,
                    extra={"email": email, "attempts_removed": count})
     return count
@@ -253,7 +263,7 @@ def password_reset_request(*, email: str, actor: User | None = None) -> bool:
     """Email a reset link (valid PASSWORD_RESET_TOKEN_MINUTES) to an active account.
 
     Earlier reset links die. Returns whether an email was sent (the API never
-    tells). Audits ``auth.password_reset_requested`` when it sends; ``actor``
+    tells). Audits ``auth.password.reset_requested`` when it sends; ``actor``
     is the staff member when sent from the admin.
     """
     user = User.objects.filter(email=normalize_email(email), is_active=True).first()
@@ -262,7 +272,7 @@ def password_reset_request(*, email: str, actor: User | None = None) -> bool:
     token = account_token_issue(user=user, purpose=Purpose.RESET_PASSWORD)
     _send_token_email(user=user, to=user.email, purpose=Purpose.RESET_PASSWORD, token=token,
                       template="account_password_reset", path="/reset-password")
-    record(action="auth.password_reset_requested", target=user, actor=actor or user,
+    record(action="auth.password.reset_requested", target=user, actor=actor or user,
            extra={"by_staff": actor is not None})
     return True
 
@@ -273,7 +283,7 @@ def password_reset_confirm(*, token: str, new_password: str) -> User:
 
     Ends every session, kills the other reset links, rotates the user's provider
     tokens, clears the lockout, verifies the email (the link proved the mailbox)
-    and sends a confirmation. Audits ``auth.password_reset``.
+    and sends a confirmation. Audits ``auth.password.reset``.
     """
     from providers.services import provider_tokens_rotate_for_user
     from sessions_mgmt.services import sessions_revoke_all
@@ -293,7 +303,7 @@ def password_reset_confirm(*, token: str, new_password: str) -> User:
     provider_tokens_rotate_for_user(user=user, reason="password_reset")
     lockout_clear(email=user.email, actor=user)
     send_templated_email(to=user.email, template="account_password_reset_done", context=_mail_context(user))
-    record(action="auth.password_reset", target=user, actor=user)
+    record(action="auth.password.reset", target=user, actor=user)
     return user
 
 
@@ -306,7 +316,7 @@ def _current_password_check(*, user: User, password: str, field: str) -> None:
 def password_change(*, user: User, current_password: str, new_password: str, keep_session_id=None) -> None:
     """Change the password. Needs the current one; ends every other session, keeps this one.
 
-    Sends a notification email. Audits ``auth.password_changed`` (and a failed
+    Sends a notification email. Audits ``auth.password.changed`` (and a failed
     ``auth.password_check`` when the current password is wrong).
     """
     from sessions_mgmt.services import sessions_revoke_all
@@ -323,13 +333,13 @@ def password_change(*, user: User, current_password: str, new_password: str, kee
                             actor=locked)
         send_templated_email(to=locked.email, template="account_password_changed",
                              context=_mail_context(locked))
-        record(action="auth.password_changed", target=locked, actor=locked)
+        record(action="auth.password.changed", target=locked, actor=locked)
 
 
 # --- Profile --------------------------------------------------------------------------------
 @transaction.atomic
 def user_profile_update(*, user: User, first_name: str | None = None, last_name: str | None = None) -> User:
-    """Change the names (nothing else). Idempotent; audits ``account.profile_updated`` on change."""
+    """Change the names (nothing else). Idempotent; audits ``auth.profile.updated`` on change."""
     changed = {}
     for field, value in (("first_name", first_name), ("last_name", last_name)):
         if value is not None and getattr(user, field) != value:
@@ -338,7 +348,7 @@ def user_profile_update(*, user: User, first_name: str | None = None, last_name:
         for field, value in changed.items():
             setattr(user, field, value)
         user.save(update_fields=list(changed))
-        record(action="account.profile_updated", target=user, actor=user, extra={"fields": sorted(changed)})
+        record(action="auth.profile.updated", target=user, actor=user, extra={"fields": sorted(changed)})
     return user
 
 
@@ -347,7 +357,7 @@ def email_change_request(*, user: User, new_email: str, current_password: str) -
 
     A link goes to the new address; the change happens only when it is used
     (``email_verify``). A taken address gets a notice instead and no link, and
-    the caller sees no difference. Audits ``account.email_change_requested``.
+    the caller sees no difference. Audits ``auth.email_change.requested``.
     """
     _current_password_check(user=user, password=current_password, field="current_password")
     new_email = normalize_email(new_email)
@@ -358,13 +368,13 @@ def email_change_request(*, user: User, new_email: str, current_password: str) -
         if owner is not None:
             send_templated_email(to=owner.email, template="account_register_existing",
                                  context=_mail_context(owner, login_link=_url("/login")))
-            record(action="account.email_change_requested", outcome="denied", target=user,
+            record(action="auth.email_change.requested", outcome="denied", target=user,
                    extra={"reason": "address_in_use"})
             return
         token = account_token_issue(user=user, purpose=Purpose.CHANGE_EMAIL, new_email=new_email)
         _send_token_email(user=user, to=new_email, purpose=Purpose.CHANGE_EMAIL, token=token,
                           template="account_email_change", path="/verify-email")
-        record(action="account.email_change_requested", target=user, actor=user,
+        record(action="auth.email_change.requested", target=user, actor=user,
                extra={"new_email": new_email})
 
 
@@ -373,7 +383,7 @@ def user_deactivate(*, user: User, reason: str, actor: User | None = None) -> bo
     connections are revoked; its audit trail stays.
 
     Row-locks the user; idempotent (returns False when already inactive).
-    Audits ``account.deactivated``.
+    Audits ``auth.account.deactivated``.
     """
     from providers.services import connections_revoke_for_user
     from sessions_mgmt.services import sessions_revoke_all
@@ -391,7 +401,7 @@ def user_deactivate(*, user: User, reason: str, actor: User | None = None) -> bo
         sessions_revoke_all(user=locked, reason="account_deactivated", actor=actor or locked)
         connections_revoke_for_user(user=locked, reason="account_deactivated")
         send_templated_email(to=locked.email, template="account_deactivated", context=_mail_context(locked))
-        record(action="account.deactivated", target=locked, actor=actor or locked, extra={"reason": reason})
+        record(action="auth.account.deactivated", target=locked, actor=actor or locked, extra={"reason": reason})
     return True
 
 

@@ -109,7 +109,7 @@ def test_lockout_clear_service_unlocks_and_audits(api_client, user, password, st
     assert lockout_clear(email=user.email.upper(), actor=staff_user) == 1
     assert lockout_clear(email=user.email, actor=staff_user) == 0
     assert login(api_client, user.email, password).status_code == 200
-    assert AuditEvent.objects.filter(action="auth.unlocked", actor=staff_user).count() == 1
+    assert AuditEvent.objects.filter(action="auth.lockout.cleared", actor=staff_user).count() == 1
 
 
 def test_admin_login_is_locked_with_a_429_too(client, staff_user, password):

@@ -51,8 +51,8 @@ def test_login_fires_signals_and_updates_last_login(api_client, user, password):
     assert seen == [("failed", user.email), ("in", user.email)]
     user.refresh_from_db()
     assert user.last_login is not None and (timezone.now() - user.last_login).total_seconds() < 60
-    assert AuditEvent.objects.filter(action="auth.login", outcome="success", actor=user).count() == 1
-    assert AuditEvent.objects.filter(action="auth.login", outcome="failure").count() == 1
+    assert AuditEvent.objects.filter(action="auth.login.succeeded", actor=user).count() == 1
+    assert AuditEvent.objects.filter(action="auth.login.failed", outcome="failure").count() == 1
 
 
 def test_wrong_password_and_unknown_email_get_the_same_401(api_client, user):

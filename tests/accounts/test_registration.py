@@ -38,7 +38,7 @@ def test_register_creates_an_unverified_account_and_emails_a_link(
     assert "http://" in message.body and "/verify-email?token=" in message.body
     html = message.alternatives[0][0]
     assert "/verify-email?token=" in html
-    assert AuditEvent.objects.filter(action="account.registered", actor=user).exists()
+    assert AuditEvent.objects.filter(action="auth.register.requested", actor=user).exists()
 
 
 def test_registration_token_is_stored_only_as_its_sha256(api_client, django_capture_on_commit_callbacks):
@@ -75,7 +75,7 @@ def test_verify_marks_the_account_verified_and_allows_login(api_client, django_c
     assert response.status_code == 200
     assert User.objects.get(email="verify@example.com").is_verified
     assert login(api_client, "verify@example.com", "Correct-Horse-9-Battery").status_code == 200
-    assert AuditEvent.objects.filter(action="account.email_verified").count() == 1
+    assert AuditEvent.objects.filter(action="auth.email.verified").count() == 1
 
 
 def test_verifying_twice_is_harmless_and_the_second_use_is_refused(

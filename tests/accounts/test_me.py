@@ -1,0 +1,110 @@
+"""Me: profile, names only, email change with re-verification, deactivation."""
+
+from __future__ import annotations
+
+import pytest
+
+from accounts.models import User
+from audit.models import AuditEvent
+from tests.accounts.conftest import login, outbox_to, token_from
+
+pytestmark = pytest.mark.django_db
+ME = "/api/v1/auth/me"
+VERIFY = "/api/v1/auth/verify-email"
+
+
+def test_get_me_returns_the_profile(auth_client, user):
+    body = auth_client.get(ME).json()
+    assert body["email"] == user.email and body["first_name"] == "Ada" and body["email_verified"] is True
+    assert "password" not in body and "is_staff" not in body
+
+
+def test_me_needs_authentication(api_client):
+    response = api_client.get(ME)
+    assert (response.status_code, response.json()["code"]) == (401, "NOT_AUTHENTICATED")
+
+
+def test_patch_changes_names(auth_client, user):
+    response = auth_client.patch(ME, {"first_name": "Grace", "last_name": "Hopper"}, format="json")
+    assert response.status_code == 200
+    assert response.json()["first_name"] == "Grace"
+    user.refresh_from_db()
+    assert (user.first_name, user.last_name) == ("Grace", "Hopper")
+    assert AuditEvent.objects.filter(action="auth.profile.updated", actor=user).count() == 1
+
+
+def test_patch_cannot_set_staff_or_other_fields(auth_client, user):
+    response = auth_client.patch(ME, {
+        "is_staff": True, "is_superuser": True, "is_active": False, "email_verified_at": None,
+        "id": "00000000-0000-0000-0000-000000000000", "min_token_version": 99, "password": "x",
+    }, format="json")
+    assert response.status_code == 200
+    user.refresh_from_db()
+    assert not user.is_staff and not user.is_superuser and user.is_active and user.is_verified
+    assert user.min_token_version == 0 and str(user.id) == response.json()["id"]
+    assert user.check_password("Correct-Horse-9-Battery")
+
+
+def test_email_change_needs_the_current_password(auth_client, user):
+    missing = auth_client.patch(ME, {"email": "new@example.com"}, format="json")
+    assert missing.status_code == 400 and "current_password" in missing.json()["errors"]
+    wrong = auth_client.patch(ME, {"email": "new@example.com", "current_password": "Nope-Nope-1!"}, format="json")
+    assert wrong.status_code == 400 and "current_password" in wrong.json()["errors"]
+    user.refresh_from_db()
+    assert user.email != "new@example.com"
+
+
+def test_email_change_takes_effect_when_the_new_address_is_verified(
+    auth_client, user, password, django_capture_on_commit_callbacks,
+):
+    old = user.email
+    with django_capture_on_commit_callbacks(execute=True):
+        response = auth_client.patch(ME, {"email": "New@Example.com", "current_password": password}, format="json")
+    assert response.status_code == 200
+    assert response.json()["email"] == old
+    token = token_from(outbox_to("new@example.com")[0])
+    with django_capture_on_commit_callbacks(execute=True):
+        assert auth_client.post(VERIFY, {"token": token}, format="json").status_code == 200
+    user.refresh_from_db()
+    assert user.email == "new@example.com"
+    assert "changed" in outbox_to(old)[-1].subject
+    assert login(auth_client, "new@example.com", password).status_code == 200
+    assert login(auth_client, old, password).status_code == 401
+
+
+def test_email_change_to_a_taken_address_sends_no_link(
+    auth_client, user, password, staff_user, django_capture_on_commit_callbacks,
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = auth_client.patch(ME, {"email": staff_user.email, "current_password": password}, format="json")
+    assert response.status_code == 200
+    assert all("token=" not in m.body for m in outbox_to(staff_user.email))
+    user.refresh_from_db()
+    assert user.email != staff_user.email
+
+
+def test_delete_me_deactivates_the_account(auth_client, user, password, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = auth_client.delete(ME, {"password": password}, format="json")
+    assert response.status_code == 204
+    user.refresh_from_db()
+    assert not user.is_active and user.deactivated_at is not None
+    assert auth_client.get(ME).status_code == 401
+    assert login(auth_client, user.email, password).status_code == 401
+    assert AuditEvent.objects.filter(action="auth.account.deactivated", actor=user).count() == 1
+    assert AuditEvent.objects.filter(actor=user).count() > 1
+    assert "deactivated" in outbox_to(user.email)[-1].subject
+
+
+def test_delete_me_needs_the_password(auth_client, user):
+    response = auth_client.delete(ME, {"password": "Wrong-Password-1!"}, format="json")
+    assert response.status_code == 400 and "password" in response.json()["errors"]
+    assert User.objects.get(pk=user.pk).is_active
+
+
+def test_deactivation_revokes_provider_connections(auth_client, user, password, monkeypatch):
+    calls = []
+    monkeypatch.setattr("providers.services.connections_revoke_for_user",
+                        lambda *, user, reason: calls.append((user.pk, reason)) or 0)
+    assert auth_client.delete(ME, {"password": password}, format="json").status_code == 204
+    assert calls == [(user.pk, "account_deactivated")]

@@ -1,0 +1,135 @@
+"""Password reset and change: single-use tokens, sessions ended, emails sent."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from axes.models import AccessAttempt
+from django.utils import timezone
+
+from accounts.models import AccountToken
+from audit.models import AuditEvent
+from tests.accounts.conftest import NEW_PASSWORD, login, outbox_to, token_from
+
+pytestmark = pytest.mark.django_db
+REQUEST = "/api/v1/auth/request-password-reset"
+RESET = "/api/v1/auth/reset-password"
+CHANGE = "/api/v1/auth/change-password"
+ME = "/api/v1/auth/me"
+
+
+def bearer(access):
+    return {"HTTP_AUTHORIZATION": f"Bearer {access}"}
+
+
+def request_reset(client, email, capture):
+    with capture(execute=True):
+        response = client.post(REQUEST, {"email": email}, format="json")
+    assert response.status_code == 202
+    return token_from(outbox_to(email)[-1])
+
+
+def test_reset_sets_the_password_ends_every_session_and_confirms_by_email(
+    api_client, user, password, django_capture_on_commit_callbacks,
+):
+    access = login(api_client, user.email, password).json()["access"]
+    assert api_client.get(ME, **bearer(access)).status_code == 200
+    token = request_reset(api_client, user.email, django_capture_on_commit_callbacks)
+    message = outbox_to(user.email)[-1]
+    assert "Reset" in message.subject and "/reset-password?token=" in message.body
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client.post(RESET, {"token": token, "new_password": NEW_PASSWORD}, format="json")
+    assert response.status_code == 200
+    assert api_client.get(ME, **bearer(access)).status_code == 401
+    assert login(api_client, user.email, password).status_code == 401
+    assert login(api_client, user.email, NEW_PASSWORD).status_code == 200
+    assert "was reset" in outbox_to(user.email)[-1].subject
+    assert AuditEvent.objects.filter(action="auth.password.reset", actor=user).count() == 1
+
+
+def test_a_reset_token_is_single_use(api_client, user, django_capture_on_commit_callbacks):
+    token = request_reset(api_client, user.email, django_capture_on_commit_callbacks)
+    assert api_client.post(RESET, {"token": token, "new_password": NEW_PASSWORD}, format="json").status_code == 200
+    again = api_client.post(RESET, {"token": token, "new_password": "Third-Password-99!"}, format="json")
+    assert (again.status_code, again.json()["code"]) == (400, "INVALID_TOKEN")
+
+
+def test_a_reset_token_expires_after_15_minutes(api_client, user, django_capture_on_commit_callbacks):
+    token = request_reset(api_client, user.email, django_capture_on_commit_callbacks)
+    row = AccountToken.objects.get(user=user, purpose="reset_password")
+    assert row.expires_at - row.created_at == timedelta(minutes=15)
+    AccountToken.objects.filter(pk=row.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    response = api_client.post(RESET, {"token": token, "new_password": NEW_PASSWORD}, format="json")
+    assert (response.status_code, response.json()["code"]) == (400, "INVALID_TOKEN")
+
+
+def test_a_new_reset_request_invalidates_the_earlier_link(api_client, user, django_capture_on_commit_callbacks):
+    first = request_reset(api_client, user.email, django_capture_on_commit_callbacks)
+    second = request_reset(api_client, user.email, django_capture_on_commit_callbacks)
+    assert api_client.post(RESET, {"token": first, "new_password": NEW_PASSWORD}, format="json").status_code == 400
+    assert api_client.post(RESET, {"token": second, "new_password": NEW_PASSWORD}, format="json").status_code == 200
+
+
+def test_a_weak_new_password_keeps_the_token_usable(api_client, user, django_capture_on_commit_callbacks):
+    token = request_reset(api_client, user.email, django_capture_on_commit_callbacks)
+    weak = api_client.post(RESET, {"token": token, "new_password": "short"}, format="json")
+    assert weak.status_code == 400
+    assert weak.json()["code"] == "VALIDATION_ERROR" and "new_password" in weak.json()["errors"]
+    assert api_client.post(RESET, {"token": token, "new_password": NEW_PASSWORD}, format="json").status_code == 200
+
+
+def test_a_reset_clears_the_lockout(api_client, user, django_capture_on_commit_callbacks):
+    for _ in range(10):
+        login(api_client, user.email, "Wrong-Password-1!")
+    assert login(api_client, user.email, "Wrong-Password-1!").status_code == 429
+    token = request_reset(api_client, user.email, django_capture_on_commit_callbacks)
+    assert api_client.post(RESET, {"token": token, "new_password": NEW_PASSWORD}, format="json").status_code == 200
+    assert not AccessAttempt.objects.filter(username=user.email).exists()
+    assert login(api_client, user.email, NEW_PASSWORD).status_code == 200
+
+
+def test_reset_request_for_an_unknown_address_sends_nothing(api_client, django_capture_on_commit_callbacks):
+    from django.core import mail
+
+    with django_capture_on_commit_callbacks(execute=True):
+        assert api_client.post(REQUEST, {"email": "ghost@example.com"}, format="json").status_code == 202
+    assert mail.outbox == []
+
+
+def test_change_password_keeps_this_session_and_ends_the_others(
+    api_client, user, password, django_capture_on_commit_callbacks,
+):
+    mine = login(api_client, user.email, password).json()["access"]
+    other = login(api_client, user.email, password).json()["access"]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api_client.post(CHANGE, {"current_password": password, "new_password": NEW_PASSWORD},
+                                   format="json", **bearer(mine))
+    assert response.status_code == 200
+    assert api_client.get(ME, **bearer(mine)).status_code == 200
+    assert api_client.get(ME, **bearer(other)).status_code == 401
+    assert login(api_client, user.email, NEW_PASSWORD).status_code == 200
+    assert "changed" in outbox_to(user.email)[-1].subject
+    assert AuditEvent.objects.filter(action="auth.password.changed", actor=user).count() == 1
+
+
+def test_change_password_needs_the_current_password(api_client, user, password):
+    access = login(api_client, user.email, password).json()["access"]
+    response = api_client.post(CHANGE, {"current_password": "Not-The-One-1!", "new_password": NEW_PASSWORD},
+                               format="json", **bearer(access))
+    assert response.status_code == 400
+    assert "current_password" in response.json()["errors"]
+    assert login(api_client, user.email, password).status_code == 200
+
+
+def test_change_password_enforces_the_policy(api_client, user, password):
+    access = login(api_client, user.email, password).json()["access"]
+    response = api_client.post(CHANGE, {"current_password": password, "new_password": "alllowercase"},
+                               format="json", **bearer(access))
+    assert response.status_code == 400
+    assert len(response.json()["errors"]["new_password"]) >= 3
+
+
+def test_change_password_needs_authentication(api_client):
+    response = api_client.post(CHANGE, {"current_password": "x", "new_password": "y"}, format="json")
+    assert (response.status_code, response.json()["code"]) == (401, "NOT_AUTHENTICATED")
