@@ -96,20 +96,16 @@ def admin_cookie(*, user) -> str:
 
 
 def audit_actions() -> list[str]:
-    """Action codes from the audit catalogue when it exists, else a representative set."""
+    """Action codes from the audit catalogue (audit/catalogue.py), else a representative set."""
     try:
-        from audit import catalogue
+        from audit.catalogue import CATALOGUE
 
-        codes = [v for k, v in vars(catalogue).items() if k.isupper() and isinstance(v, str) and "." in v]
-        if not codes:
-            codes = list(getattr(catalogue, "ACTIONS", {}) or [])
-        if codes:
-            return sorted(set(codes))
+        if CATALOGUE:
+            return sorted(CATALOGUE)
     except ImportError:
         pass
-    return ["auth.login", "auth.login_failed", "auth.logout", "auth.refresh", "auth.password_changed",
-            "session.revoked", "provider.connected", "provider.token_refreshed", "account.updated",
-            "auth.register", "auth.email_verified", "auth.password_reset_requested"]
+    return ["auth.login.succeeded", "auth.login.failed", "auth.logout", "session.created",
+            "session.refreshed", "session.revoked", "auth.password.changed", "auth.register.requested"]
 
 
 def audit_seed(*, rows: int, users: list, log, days: int = 365, seed: int = 8) -> dict:
