@@ -53,7 +53,8 @@ def parse_encryption_keys(value: str) -> tuple[list[tuple[str, bytes]], list[str
 # name -> routes: URL names; "x-*" is a prefix, "*" is every route under /api/.
 #         key: ip | user | user_or_ip | session | body:<field>.
 #         rate: django-ratelimit's notation (20/m, 5/15m, 1000/h); "off" disables the rule.
-# Every rate is overridable with RATE_LIMIT_<NAME> (for example RATE_LIMIT_LOGIN=30/m).
+# Every rule is overridable by env var: RATE_LIMIT_<NAME> is its rate (RATE_LIMIT_LOGIN=30/m),
+# RATE_LIMIT_<NAME>_KEY its key and RATE_LIMIT_<NAME>_ROUTES its comma-separated routes.
 # A request counts against every rule that matches it and is refused when any is spent.
 RATE_LIMIT_KEYS = ("ip", "user", "user_or_ip", "session")
 DEFAULT_RATE_RULES: dict[str, dict] = {
@@ -90,13 +91,18 @@ def rate_rule_env_var(name: str) -> str:
 
 
 def parse_rate_rules(env) -> dict[str, dict]:
-    """The rule table with each rate read from RATE_LIMIT_<NAME> (default: the table's).
+    """The rule table, each rule's rate, key and routes read from its env vars.
 
-    Values are not validated here: ``dashtam.ratelimit.checks`` reports every bad
-    one at start-up, naming its variable.
+    RATE_LIMIT_<NAME>, RATE_LIMIT_<NAME>_KEY and RATE_LIMIT_<NAME>_ROUTES; the
+    table's values are the defaults. Values are not validated here:
+    ``dashtam.ratelimit.checks`` reports every bad one at start-up, naming its variable.
     """
     rules = {}
     for name, rule in DEFAULT_RATE_RULES.items():
-        rate = env.str(rate_rule_env_var(name), default=rule["rate"]).strip()
-        rules[name] = dict(rule, routes=list(rule["routes"]), rate=rate)
+        var = rate_rule_env_var(name)
+        rate = env.str(var, default=rule["rate"]).strip()
+        key = env.str(f"{var}_KEY", default=rule["key"]).strip()
+        routes = [r.strip() for r in env.str(f"{var}_ROUTES", default=",".join(rule["routes"])).split(",")
+                  if r.strip()]
+        rules[name] = dict(rule, routes=routes, rate=rate, key=key)
     return rules

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import ipaddress
 import logging
 from dataclasses import dataclass
@@ -116,14 +117,16 @@ def _session(data) -> str | None:
 
 
 def _body_field(data, field: str) -> str | None:
-    """A body field, normalised (trimmed, lower-cased) and hashed: never stored in clear."""
+    """A body field, normalised (trimmed, lower-cased) and hashed (HMAC-SHA256): never stored in clear."""
     value = data.get(field) if hasattr(data, "get") else None
     if not isinstance(value, str):
         return None
     value = value.strip().lower()
     if not value:
         return None
-    digest = hashlib.sha256(f"{field}:{value}".encode()).hexdigest()[:32]
+    # Keyed with SECRET_KEY: a hash of a known address cannot be recomputed from outside.
+    digest = hmac.new(settings.SECRET_KEY.encode(), f"ratelimit:{field}:{value}".encode(),
+                      hashlib.sha256).hexdigest()[:32]
     return f"{field}:{digest}"
 
 

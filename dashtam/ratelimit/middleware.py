@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 
+from rest_framework.views import APIView
+
 from dashtam.api.middleware import is_api
 from dashtam.api.problems import problem_response
 from dashtam.ratelimit.enforcement import count_request, record_violations, refusal
 
 
 def _is_drf_view(view_func) -> bool:
-    from rest_framework.views import APIView
-
     cls = getattr(view_func, "cls", None)
     return isinstance(cls, type) and issubclass(cls, APIView)
 

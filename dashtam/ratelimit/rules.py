@@ -51,11 +51,12 @@ def rule_problems(rules: dict) -> list[str]:
                                 "(for example 20/m, 5/15m, 1000/h, or off)")
         key = str(rule.get("key", ""))
         if key not in RATE_LIMIT_KEYS and not (key.startswith("body:") and len(key) > 5):
-            problems.append(f"rate-limit rule {name!r} has an unknown key {key!r} "
+            problems.append(f"{rate_rule_env_var(name)}_KEY={key!r} is not a key "
                             f"({', '.join(RATE_LIMIT_KEYS)} or body:<field>)")
         routes = rule.get("routes")
         if not routes or isinstance(routes, str):
-            problems.append(f"rate-limit rule {name!r} needs a list of routes")
+            problems.append(f"{rate_rule_env_var(name)}_ROUTES is empty: list URL names, "
+                            "prefixes such as sessions-*, or *")
     return problems
 
 
