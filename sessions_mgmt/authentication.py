@@ -84,10 +84,30 @@ class SessionJWTAuthentication(JWTAuthentication):
         if not user.is_active:
             raise _invalid("This account is inactive.")
         if version < user.min_token_version or version < global_version:
-            raise _revoked()
+            if "user" in fill and "global_version" in fill:
+                raise _revoked()
+            # Refusing on a cached minimum: confirm with the database first (refusals are
+            # rare, and a minimum never goes down, so a cached one can only be stale high
+            # after a rolled-back bump).
+            user, global_version = self._versions_from_db(uid)
+            if user is None:
+                raise _invalid()
+            if found.cache_ok:
+                revocation.fill(generation=found.generation, session_id=sid, user_id=uid,
+                                user=user, global_version=global_version)
+            if not user.is_active:
+                raise _invalid("This account is inactive.")
+            if version < user.min_token_version or version < global_version:
+                raise _revoked()
         if now - state.last_used_at >= _resolution():
             self._touch(sid, state, found)
         return user
+
+    @staticmethod
+    def _versions_from_db(uid):
+        user = get_user_model().objects.filter(pk=uid).first()
+        global_version = SecurityConfig.objects.filter(pk=1).values_list("min_token_version", flat=True).first() or 0
+        return user, global_version
 
     @staticmethod
     def _touch(sid, state, found) -> None:

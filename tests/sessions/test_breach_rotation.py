@@ -86,3 +86,16 @@ def test_revoke_tokens_needs_a_target_and_a_reason(user):
         call_command("revoke_tokens", "--all", "--reason", " ")
     with pytest.raises(CommandError):
         call_command("revoke_tokens", "--user", "nobody@example.com", "--reason", "x")
+
+
+def test_a_stale_cached_global_minimum_is_checked_against_the_database(user, start_session, client_for):
+    """A minimum bumped in a transaction that rolled back must not lock everyone out."""
+    from sessions_mgmt import revocation
+
+    issued = start_session(user)
+    client = client_for(issued)
+    assert client.get(SESSIONS).status_code == 200
+    generation = revocation.lookup(session_id=str(issued.session.pk), user_id=str(user.pk)).generation
+    revocation.fill(generation=generation, session_id=str(issued.session.pk), user_id=str(user.pk),
+                    global_version=7)
+    assert client.get(SESSIONS).status_code == 200
