@@ -61,3 +61,19 @@ def test_a_stale_cache_entry_is_ignored_after_a_failed_revocation_write(own_redi
     Session.objects.filter(pk=issued.session.pk).update(revoked_at=timezone.now())
 
     assert client.get(SESSIONS).json()["code"] == "SESSION_REVOKED"
+
+
+def test_a_revoked_entry_outlives_every_access_token(
+    own_redis, user, start_session, settings, django_capture_on_commit_callbacks
+):
+    from django.core.cache import cache
+
+    from sessions_mgmt import revocation
+
+    issued = start_session(user)
+    with django_capture_on_commit_callbacks(execute=True):
+        session_revoke(session=issued.session, reason="test")
+    key = revocation.session_key(issued.session.pk)
+    generation, state = cache.get(key)
+    assert state.revoked is True
+    assert cache.ttl(key) >= settings.ACCESS_TOKEN_LIFETIME
