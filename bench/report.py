@@ -11,10 +11,12 @@ def _result(name: str, s: dict) -> str:
     if name == "baseline":
         return "1.0× (reference)"
     if name == "me":
-        return f"{fmt_spread(s['ratio_to_baseline'], 2)}× baseline"
+        return (f"{fmt_spread(s['ratio_to_baseline'], 2)}× baseline throughput; by CPU per request "
+                f"{fmt_spread(s.get('cpu_ratio_to_baseline'), 2)}×")
     if name == "ratelimit_overhead":
         return (f"limiter on {fmt_spread(s['on']['rps'], 0)}/s vs off {fmt_spread(s['off']['rps'], 0)}/s: "
-                f"costs {fmt_spread(s['cost_pct'], 1)}%")
+                f"costs {fmt_spread(s['cost_pct'], 1)}% of throughput, "
+                f"{fmt_spread(s.get('cpu_cost_pct'), 1)}% of CPU per request")
     if name == "refresh":
         return f"{fmt_spread(s['rps'], 0)} rotations/s"
     if name == "login":
@@ -39,7 +41,7 @@ def markdown(document: dict) -> str:
         if s is None:
             continue
         if "skipped" in s or "error" in s:
-            rows.append([name, "-", "-", "-", "-", "-", "-", s.get("skipped") or s.get("error"), "-"])
+            rows.append([name, "-", "-", "-", "-", "-", "-", "-", s.get("skipped") or s.get("error"), "-"])
             continue
         met = s.get("met")
         rows.append([
@@ -48,12 +50,13 @@ def markdown(document: dict) -> str:
             fmt_spread(s.get("p50_ms"), 1) if s.get("p50_ms") else "-",
             fmt_spread(s.get("p95_ms"), 1) if s.get("p95_ms") else "-",
             fmt_spread(s.get("p99_ms"), 1) if s.get("p99_ms") else "-",
+            fmt_spread(s.get("cpu_ms_per_request"), 2) if s.get("cpu_ms_per_request") else "-",
             fmt(s.get("errors")),
             fmt(s.get("peak_rss_mb")),
             _result(name, s),
             "-" if met is None else ("yes" if met else "**no**"),
         ])
-    header = ["scenario", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "peak RSS/worker MiB",
+    header = ["scenario", "req/s", "p50 ms", "p95 ms", "p99 ms", "server CPU ms/req", "errors", "peak RSS/worker MiB",
               "result", "target met"]
     machine = document.get("machine", {})
     parts = [

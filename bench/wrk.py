@@ -27,6 +27,8 @@ class WrkResult:
     non_2xx: int
     socket_errors: int
     timeouts: int
+    # Filled in by the harness: CPU time the server's workers spent per good answer.
+    cpu_ms_per_request: float | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
