@@ -9,6 +9,7 @@ never fails the request).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from axes.utils import reset as axes_reset
 from django.conf import settings
@@ -237,6 +238,17 @@ def login(*, request, email: str, password: str) -> LoginResult:
     """Password, then (later: a second factor, then) tokens. ``request`` is Django's HttpRequest."""
     user = login_password_check(request=request, email=email, password=password)
     return login_complete(request=request, user=user)
+
+
+def account_tokens_cleanup(*, keep_days: int = 7) -> int:
+    """Delete email tokens expired more than ``keep_days`` ago; returns how many.
+
+    Idempotent: a second run finds nothing. Expired tokens are kept a few days so
+    a late click still reads "expired" rather than "unknown" in the audit trail.
+    """
+    cutoff = timezone.now() - timedelta(days=keep_days)
+    deleted, _ = AccountToken.objects.filter(expires_at__lt=cutoff).delete()
+    return deleted
 
 
 # --- Lockout -----------------------------------------------------------------------

@@ -412,6 +412,10 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BEAT_SCHEDULE_FILENAME = str(CELERY_DATA_DIR / "beat-schedule")
 CELERY_BEAT_SCHEDULE = {
     # Each app's periodic work. Tasks are idempotent and safe to overlap.
+    "accounts-cleanup-tokens": {  # accounts: email tokens expired for a week, daily
+        "task": "accounts.tasks.cleanup_account_tokens",
+        "schedule": env.int("ACCOUNT_TOKEN_CLEANUP_INTERVAL", default=24 * 3600),
+    },
     "sessions-cleanup": {  # sessions_mgmt: old sessions and expired token rows, daily
         "task": "sessions_mgmt.tasks.cleanup_sessions",
         "schedule": env.int("SESSION_CLEANUP_INTERVAL", default=24 * 3600),

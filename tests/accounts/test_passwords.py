@@ -133,3 +133,16 @@ def test_change_password_enforces_the_policy(api_client, user, password):
 def test_change_password_needs_authentication(api_client):
     response = api_client.post(CHANGE, {"current_password": "x", "new_password": "y"}, format="json")
     assert (response.status_code, response.json()["code"]) == (401, "NOT_AUTHENTICATED")
+
+
+def test_cleanup_deletes_tokens_expired_for_a_week_only(user):
+    from accounts.services import account_tokens_cleanup
+    from accounts.tasks import cleanup_account_tokens
+    from accounts.tokens import account_token_issue
+
+    account_token_issue(user=user, purpose="reset_password")
+    account_token_issue(user=user, purpose="verify_email")
+    AccountToken.objects.filter(purpose="reset_password").update(expires_at=timezone.now() - timedelta(days=8))
+    assert cleanup_account_tokens.delay().get() == 1
+    assert account_tokens_cleanup() == 0
+    assert list(AccountToken.objects.values_list("purpose", flat=True)) == ["verify_email"]
