@@ -79,3 +79,19 @@ def test_admin_global_breach_rotation(admin_client, start_session, client_for):
     assert SecurityConfig.objects.get().min_token_version == 1
     assert client_for(issued).get(SESSIONS).status_code == 401
     assert AuditEvent.objects.filter(action="admin.action", extra__action="tokens.revoke_all").exists()
+
+
+def test_session_admin_list_query_count_does_not_grow_with_rows(
+    admin_client, start_session, django_assert_max_num_queries
+):
+    for _ in range(3):
+        start_session(UserFactory())
+    admin_client.get(CHANGELIST)
+    with django_assert_max_num_queries(12) as few:
+        admin_client.get(CHANGELIST)
+    baseline = len(few.captured_queries)
+    for _ in range(20):
+        start_session(UserFactory())
+    with django_assert_max_num_queries(baseline):
+        response = admin_client.get(CHANGELIST)
+    assert response.status_code == 200
