@@ -1,10 +1,47 @@
-"""The audit trail: append-only security events with their request context."""
+"""The audit trail: append-only security events with their request context.
+
+Append-only twice over: the model and its queryset refuse updates and deletes
+(below), and on PostgreSQL a trigger (migration 0003) rejects UPDATE and DELETE
+on the table itself, except the two writes the trail needs: sealing a new row
+into the hash chain, and the retention purge (``SET LOCAL dashtam.audit_purge``).
+SQLite has no such trigger: there, the model-level guard is all there is.
+"""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+# Written once, by the sealing task, on a row that has none yet.
+SEAL_FIELDS = frozenset({"seq", "prev_hash", "chain_hash"})
+
+
+class AppendOnlyError(Exception):
+    """An attempt to change or delete an audit event through the ORM."""
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        # Two updates are part of the design: sealing (only the seal fields) and a
+        # deleted user's events losing their foreign key (the email snapshot stays).
+        if set(kwargs) <= SEAL_FIELDS or (
+            set(kwargs) <= {"actor", "actor_id"} and all(v is None for v in kwargs.values())
+        ):
+            return super().update(**kwargs)
+        raise AppendOnlyError("Audit events are append-only: they cannot be updated.")
+
+    update.queryset_only = True
+
+    def delete(self):
+        raise AppendOnlyError("Audit events are append-only: only the retention purge deletes them.")
+
+    delete.queryset_only = True
+    delete.alters_data = True
+
+    def _purge_delete(self) -> int:
+        """Delete these rows (retention purge only; the caller sets the PostgreSQL flag)."""
+        return models.QuerySet.delete(self)[0]
 
 
 class Outcome(models.TextChoices):
@@ -35,6 +72,12 @@ class AuditEvent(models.Model):
     path = models.CharField(max_length=512, blank=True)
     route = models.CharField(max_length=255, blank=True)
     extra = models.JSONField(default=dict, blank=True)
+    # The hash chain (audit.chain): empty until the sealing task links the row in.
+    seq = models.PositiveBigIntegerField(null=True, blank=True, unique=True, editable=False)
+    prev_hash = models.CharField(max_length=64, blank=True, editable=False)
+    chain_hash = models.CharField(max_length=64, blank=True, editable=False)
+
+    objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -44,7 +87,22 @@ class AuditEvent(models.Model):
             models.Index(fields=["action", "-created_at"], name="audit_action_created_idx"),
             models.Index(fields=["request_id"], name="audit_request_idx"),
             models.Index(fields=["ip", "-created_at"], name="audit_ip_created_idx"),
+            models.Index(fields=["actor_email", "-created_at"], name="audit_email_created_idx"),
+            # The sealing task's work queue: small, because sealed rows leave it.
+            models.Index(fields=["id"], condition=models.Q(seq__isnull=True), name="audit_unsealed_idx"),
         ]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} {self.outcome}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("Audit events are append-only: they cannot be changed.")
+        return super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Audit events are append-only: they cannot be deleted.")
+
+    @property
+    def sealed(self) -> bool:
+        return bool(self.chain_hash)

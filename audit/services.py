@@ -1,11 +1,22 @@
-"""The one way into the audit trail."""
+"""The one way into the audit trail, and the trail's own upkeep (seal, verify, purge)."""
 
 from __future__ import annotations
 
-from audit import context
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audit import chain, context
 from audit.catalogue import validate
 from audit.models import AuditEvent, Outcome
 from dashtam.logging import scrub
+
+# One lock for the chain's writers (sealing and purging), so they never interleave.
+CHAIN_LOCK_KEY = 0x6175646974  # "audit"
+_HASHED = list(chain.HASHED_FIELDS)
 
 
 def record(*, action: str, outcome: str = "success", target=None, extra: dict | None = None,
@@ -17,6 +28,9 @@ def record(*, action: str, outcome: str = "success", target=None, extra: dict | 
     request; pass it explicitly when the request is not authenticated yet (login).
     Secrets in ``extra`` are scrubbed by key. An action code missing from
     ``audit/catalogue.py`` or an unknown outcome raises ValueError.
+
+    A plain INSERT: no lock, no read of other rows (the hash chain is sealed
+    later by ``audit_chain_seal``), so concurrent requests never wait on each other here.
     """
     validate(action)
     if outcome not in Outcome.values:
@@ -37,9 +51,9 @@ def record(*, action: str, outcome: str = "success", target=None, extra: dict | 
         outcome=outcome,
         actor_id=actor_id,
         actor_email=actor_email,
-        target_type=target_type,
-        target_id=target_id,
-        target_repr=target_repr,
+        target_type=target_type[:64],
+        target_id=str(target_id)[:64],
+        target_repr=target_repr[:255],
         request_id=(ctx.request_id if ctx else "") or "",
         session_id=(ctx.session_id if ctx else "") or "",
         ip=ctx.ip if ctx else None,
@@ -50,3 +64,188 @@ def record(*, action: str, outcome: str = "success", target=None, extra: dict | 
         route=(ctx.route if ctx else "")[:255],
         extra=scrub(extra or {}),
     )
+
+
+# --- The hash chain -----------------------------------------------------------------------
+def _chain_lock(*, wait: bool) -> bool:
+    """Take the chain writers' lock for this transaction (PostgreSQL; SQLite serialises writes)."""
+    if connection.vendor != "postgresql":
+        return True
+    with connection.cursor() as cursor:
+        if wait:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])
+            return True
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])
+        return bool(cursor.fetchone()[0])
+
+
+def _latest_purge_anchor() -> tuple[int, str] | None:
+    """(through_seq, through_hash) of the most recent purge, which removed the chain's start."""
+    row = (AuditEvent.objects.filter(action="audit.purged", extra__has_key="through_seq")
+           .order_by("-id").values_list("extra", flat=True).first())
+    if not row:
+        return None
+    return int(row["through_seq"]), str(row["through_hash"])
+
+
+def _chain_head() -> tuple[int, str]:
+    """(seq, chain_hash) of the last sealed event, or of the purge anchor, or (0, "")."""
+    head = (AuditEvent.objects.filter(seq__isnull=False).order_by("-seq")
+            .values_list("seq", "chain_hash").first())
+    anchor = _latest_purge_anchor()
+    candidates = [c for c in (head, anchor) if c is not None]
+    if not candidates:
+        return 0, ""
+    return max(candidates, key=lambda c: c[0])
+
+
+def _seal_batch(batch_size: int) -> int | None:
+    with transaction.atomic():
+        if not _chain_lock(wait=False):
+            return None  # another sealer (or the purge) holds the chain right now
+        seq, prev = _chain_head()
+        pending = list(AuditEvent.objects.filter(seq__isnull=True).order_by("id")[:batch_size])
+        for event in pending:
+            seq += 1
+            event.seq = seq
+            event.prev_hash = prev
+            row = {name: getattr(event, name) for name in _HASHED}
+            event.chain_hash = prev = chain.link_hash(event.prev_hash, row)
+        if pending:
+            AuditEvent.objects.bulk_update(pending, ["seq", "prev_hash", "chain_hash"], batch_size=500)
+        return len(pending)
+
+
+def audit_chain_seal(*, batch_size: int | None = None, max_batches: int = 1000) -> int:
+    """Link every unsealed event into the hash chain, oldest id first; return how many.
+
+    Each batch is one short transaction under the chain lock (a PostgreSQL
+    advisory lock, tried without waiting): a second sealer running at the same
+    time finds the lock taken and returns 0, so overlapping runs are safe.
+    Idempotent: a sealed event is never sealed again (and the PostgreSQL
+    trigger refuses to change a sealed row). Audits nothing: sealing is upkeep.
+
+    The values hashed are read back from the database, so they are exactly what
+    ``audit_chain_verify`` will read later.
+    """
+    size = batch_size or settings.AUDIT_SEAL_BATCH_SIZE
+    total = 0
+    for _ in range(max_batches):
+        sealed = _seal_batch(size)
+        if sealed is None:
+            break
+        total += sealed
+        if sealed < size:
+            break
+    return total
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    checked: int
+    unsealed: int
+    broken_event_id: int | None = None
+    broken_seq: int | None = None
+    reason: str = ""
+
+    def __str__(self) -> str:
+        if self.ok:
+            tail = f" ({self.unsealed} newer event(s) not sealed yet)" if self.unsealed else ""
+            return f"OK: {self.checked} event(s) checked{tail}."
+        return (f"BROKEN at event id {self.broken_event_id} (seq {self.broken_seq}): {self.reason}. "
+                f"{self.checked} event(s) before it were intact.")
+
+
+def audit_chain_verify(*, chunk_size: int = 2000) -> ChainReport:
+    """Walk the sealed events in chain order and report the first broken link.
+
+    A link is broken when an event's contents no longer hash to its chain hash
+    (edited), when its prev_hash is not the previous event's hash, or when seq
+    numbers are missing (deleted). The first event may start after seq 1 only if
+    a retention purge recorded, in its ``audit.purged`` event, the seq and hash it
+    purged through. Reads in keyset pages over the seq index; writes nothing.
+    """
+    unsealed = AuditEvent.objects.filter(seq__isnull=True).count()
+    checked = 0
+    expected_seq: int | None = None
+    expected_prev = ""
+    last_seq = 0
+    fields = ["seq", "prev_hash", "chain_hash", *[f for f in _HASHED if f != "seq"]]
+    while True:
+        rows = list(AuditEvent.objects.filter(seq__gt=last_seq).order_by("seq").values(*fields)[:chunk_size])
+        if not rows:
+            break
+        for row in rows:
+            if expected_seq is None:
+                expected_seq = row["seq"]
+                if row["seq"] != 1:
+                    anchor = AuditEvent.objects.filter(
+                        action="audit.purged", extra__through_seq=row["seq"] - 1,
+                    ).values_list("extra", flat=True).first()
+                    if anchor is None:
+                        return ChainReport(False, checked, unsealed, row["id"], row["seq"],
+                                           f"events before seq {row['seq']} are missing and no purge "
+                                           "recorded removing them")
+                    expected_prev = str(anchor.get("through_hash", ""))
+            if row["seq"] != expected_seq:
+                return ChainReport(False, checked, unsealed, row["id"], row["seq"],
+                                   f"event(s) missing before it: expected seq {expected_seq}")
+            if row["prev_hash"] != expected_prev:
+                return ChainReport(False, checked, unsealed, row["id"], row["seq"],
+                                   "its prev_hash does not match the previous event's hash")
+            if chain.link_hash(row["prev_hash"], row) != row["chain_hash"]:
+                return ChainReport(False, checked, unsealed, row["id"], row["seq"],
+                                   "its contents were changed after it was sealed")
+            checked += 1
+            expected_prev = row["chain_hash"]
+            expected_seq = row["seq"] + 1
+            last_seq = row["seq"]
+    return ChainReport(True, checked, unsealed)
+
+
+# --- Retention --------------------------------------------------------------------------
+def audit_events_purge(*, now=None, batch_size: int | None = None, max_batches: int = 10_000) -> int:
+    """Delete events older than AUDIT_RETENTION_DAYS, oldest first, in batches; return how many.
+
+    Pending events are sealed first, so the purge only ever removes a prefix of
+    the chain. Each batch is one transaction under the chain lock (waiting for
+    it) that sets ``dashtam.audit_purge`` for itself only (``SET LOCAL``, the one
+    exception the PostgreSQL trigger allows), deletes the batch, and records an
+    ``audit.purged`` event with the count and the seq and hash it purged through,
+    which ``audit_chain_verify`` uses as the new start of the chain. Idempotent:
+    a second run finds nothing old enough and records nothing.
+    """
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=settings.AUDIT_RETENTION_DAYS)
+    size = batch_size or settings.AUDIT_PURGE_BATCH_SIZE
+    audit_chain_seal()
+    total = 0
+    for _ in range(max_batches):
+        with transaction.atomic():
+            _chain_lock(wait=True)
+            rows = list(AuditEvent.objects.filter(seq__isnull=False).order_by("seq")
+                        .values_list("seq", "created_at", "chain_hash")[:size])
+            old = []
+            for row in rows:
+                if row[1] >= cutoff:
+                    break
+                old.append(row)
+            if not old:
+                break
+            through_seq, _, through_hash = old[-1]
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL dashtam.audit_purge = 'on'")
+            deleted = AuditEvent.objects.filter(seq__lte=through_seq)._purge_delete()
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL dashtam.audit_purge = 'off'")
+            record(action="audit.purged", extra={
+                "count": deleted, "through_seq": through_seq, "through_hash": through_hash,
+                "cutoff": cutoff.isoformat(), "retention_days": settings.AUDIT_RETENTION_DAYS,
+            })
+            total += deleted
+        if len(old) < size:
+            break
+    return total

@@ -420,10 +420,37 @@ CELERY_BEAT_SCHEDULE = {
         "task": "sessions_mgmt.tasks.cleanup_sessions",
         "schedule": env.int("SESSION_CLEANUP_INTERVAL", default=24 * 3600),
     },
+    "providers-refresh-due-tokens": {  # providers: refresh tokens about to expire
+        "task": "providers.tasks.refresh_due_tokens",
+        "schedule": env.int("PROVIDER_REFRESH_INTERVAL", default=60),
+    },
+    "providers-sync-due-connections": {  # providers: sync every PROVIDER_SYNC_MINUTES
+        "task": "providers.tasks.sync_due_connections",
+        "schedule": env.int("PROVIDER_SYNC_CHECK_INTERVAL", default=300),
+    },
+    "providers-reauth-warnings": {  # providers: warn before refresh tokens die
+        "task": "providers.tasks.warn_reauth_due",
+        "schedule": env.int("PROVIDER_REAUTH_WARNING_INTERVAL", default=3600),
+    },
+    "audit-seal": {  # audit: seal new events into the hash chain, in batches
+        "task": "audit.tasks.seal_audit_chain",
+        "schedule": env.int("AUDIT_SEAL_INTERVAL", default=60),
+    },
+    "audit-purge": {  # audit: delete events older than AUDIT_RETENTION_DAYS, in batches
+        "task": "audit.tasks.purge_audit_events",
+        "schedule": env.int("AUDIT_PURGE_INTERVAL", default=24 * 3600),
+    },
 }
 
 # --- Audit -----------------------------------------------------------------------------
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=400)
+# The hash chain is sealed by a periodic task, in batches, off the request path.
+AUDIT_SEAL_INTERVAL = env.int("AUDIT_SEAL_INTERVAL", default=60)  # seconds
+AUDIT_SEAL_BATCH_SIZE = env.int("AUDIT_SEAL_BATCH_SIZE", default=1000)
+AUDIT_PURGE_INTERVAL = env.int("AUDIT_PURGE_INTERVAL", default=24 * 3600)  # seconds
+AUDIT_PURGE_BATCH_SIZE = env.int("AUDIT_PURGE_BATCH_SIZE", default=5000)
+# The admin counts at most this many matching rows (no COUNT(*) over the whole table).
+AUDIT_ADMIN_COUNT_LIMIT = env.int("AUDIT_ADMIN_COUNT_LIMIT", default=10000)
 
 # --- Rate limits (inbound and outbound share dashtam/ratelimit) ----------------------------
 RATELIMIT_ENABLE = env.bool("RATELIMIT_ENABLE", default=True)
@@ -458,6 +485,19 @@ PROVIDER_REAUTH_WARNING_HOURS = env.int("PROVIDER_REAUTH_WARNING_HOURS", default
 PROVIDER_SYNC_MINUTES = env.int("PROVIDER_SYNC_MINUTES", default=60)
 PROVIDER_MAX_CONSECUTIVE_FAILURES = env.int("PROVIDER_MAX_CONSECUTIVE_FAILURES", default=3)
 SANDBOX_PROVIDER_ENABLED = env.bool("SANDBOX_PROVIDER_ENABLED", default=not IS_PRODUCTION)
+# Backoff between retries of idempotent provider calls: full jitter up to base * 2**attempt.
+HTTP_BACKOFF_BASE_SECONDS = env.float("HTTP_BACKOFF_BASE_SECONDS", default=0.5)
+HTTP_BACKOFF_MAX_SECONDS = env.float("HTTP_BACKOFF_MAX_SECONDS", default=8)
+# A Retry-After longer than this is not waited for in-line: the call fails as unavailable.
+HTTP_RETRY_AFTER_MAX_SECONDS = env.float("HTTP_RETRY_AFTER_MAX_SECONDS", default=10)
+PROVIDER_SYNC_HISTORY_DAYS = env.int("PROVIDER_SYNC_HISTORY_DAYS", default=90)
+# The sandbox provider is served by this app under /sandbox/ (Schwab's protocol).
+SANDBOX_API_BASE_URL = env.str("SANDBOX_API_BASE_URL", default="http://127.0.0.1:8000/sandbox").rstrip("/")
+SANDBOX_REDIRECT_URI = env.str(
+    "SANDBOX_REDIRECT_URI", default="http://127.0.0.1:8000/api/v1/providers/oauth/sandbox/callback"
+)
+SANDBOX_RATE_LIMIT = env.str("SANDBOX_RATE_LIMIT", default="600/m")
+SANDBOX_ACCESS_TOKEN_SECONDS = env.int("SANDBOX_ACCESS_TOKEN_SECONDS", default=600)
 
 # --- Benchmarks ------------------------------------------------------------------------------
 # Routes the bare baseline view (dashtam/bench_views.py) that `make bench` compares

@@ -1,0 +1,97 @@
+"""record(): the catalogue, the request context, and secrets kept out of extra."""
+
+from __future__ import annotations
+
+import pytest
+from django.http import JsonResponse
+from django.test import override_settings
+from django.urls import path
+
+from audit import catalogue
+from audit.models import AuditEvent
+from audit.services import record
+
+pytestmark = pytest.mark.django_db
+
+
+def test_an_unknown_action_code_is_refused(in_request):
+    with pytest.raises(ValueError, match="auth.login.faild"):
+        record(action="auth.login.faild", outcome="failure")
+    assert not AuditEvent.objects.exists()
+
+
+def test_an_unknown_outcome_is_refused(in_request):
+    with pytest.raises(ValueError):
+        record(action="auth.logout", outcome="maybe")
+
+
+def test_every_code_in_the_catalogue_is_dotted_and_explained():
+    required = {
+        "auth.register.requested", "auth.register.duplicate", "auth.email.verified",
+        "auth.email.verification_failed", "auth.login.succeeded", "auth.login.failed",
+        "auth.login.unverified", "auth.lockout", "auth.lockout.cleared", "auth.logout",
+        "auth.password.changed", "auth.password.reset_requested", "auth.password.reset",
+        "auth.email_change.requested", "auth.email_change.confirmed", "auth.profile.updated",
+        "auth.account.deactivated", "session.created", "session.refreshed", "session.revoked",
+        "session.token_reuse_detected", "session.tokens_revoked", "provider.connection.created",
+        "provider.connection.connected", "provider.connection.updated", "provider.connection.revoked",
+        "provider.connection.deleted", "provider.oauth.failed", "provider.token.refreshed",
+        "provider.token.refresh_failed", "provider.token.decrypt_failed",
+        "provider.token.reauth_required", "provider.sync.completed", "provider.sync.failed",
+        "provider.keys.rotated", "ratelimit.exceeded", "admin.action", "audit.purged", "audit.verified",
+    }
+    assert required <= set(catalogue.CATALOGUE)
+    for code, meaning in catalogue.CATALOGUE.items():
+        assert "." in code and code == code.lower() and len(code) <= 64, code
+        assert meaning.strip(), code
+
+
+def test_record_fills_in_the_request_context_and_scrubs_secrets(in_request, user):
+    event = record(action="auth.password.changed", target=user, actor=user, extra={
+        "password": "hunter2", "nested": {"refresh_token": "eyJhbGciOi.x.y", "field": "email"},
+    })
+    event = AuditEvent.objects.get(pk=event.pk)
+    assert event.request_id == "req-under-test"
+    assert event.ip == "203.0.113.9"
+    assert event.method == "POST" and event.path == "/api/v1/test" and event.route == "api/v1/test"
+    assert len(event.fingerprint) == 64
+    assert event.actor_id == user.pk and event.actor_email == user.email
+    assert event.target_type == "accounts.user" and event.target_id == str(user.pk)
+    assert event.extra["password"] == "[REDACTED]"
+    assert event.extra["nested"] == {"refresh_token": "[REDACTED]", "field": "email"}
+    assert "hunter2" not in str(AuditEvent.objects.values().get(pk=event.pk))
+
+
+# --- Through a real request: a tiny view of our own ------------------------------------------
+def _probe(request, n):
+    record(action="admin.action", extra={"action": "probe"})
+    return JsonResponse({"ok": True})
+
+
+urlpatterns = [path("probe/<int:n>", _probe, name="probe")]
+
+
+@pytest.mark.parametrize(
+    ("proxies", "remote", "forwarded", "expected"),
+    [
+        (0, "198.51.100.7", None, "198.51.100.7"),
+        (0, "198.51.100.7", "1.2.3.4", "198.51.100.7"),  # no proxy: X-Forwarded-For is ignored
+        (1, "10.0.0.2", "203.0.113.5", "203.0.113.5"),  # the proxy's view of the client
+        (1, "10.0.0.2", "1.2.3.4, 203.0.113.5", "203.0.113.5"),  # a spoofed left-most hop
+        (2, "10.0.0.2", "203.0.113.5", "10.0.0.2"),  # fewer hops than proxies: not through them
+    ],
+)
+def test_a_request_writes_its_id_ip_and_route(client, settings, proxies, remote, forwarded, expected):
+    settings.TRUSTED_PROXY_COUNT = proxies
+    headers = {"REMOTE_ADDR": remote, "HTTP_X_REQUEST_ID": "probe-req-1", "HTTP_USER_AGENT": "probe/1.0"}
+    if forwarded:
+        headers["HTTP_X_FORWARDED_FOR"] = forwarded
+    with override_settings(ROOT_URLCONF=__name__):
+        response = client.get("/probe/7", **headers)
+    assert response.status_code == 200
+    assert response["X-Request-ID"] == "probe-req-1"
+    event = AuditEvent.objects.get()
+    assert event.request_id == "probe-req-1"
+    assert event.ip == expected
+    assert event.route == "probe/<int:n>" and event.path == "/probe/7" and event.method == "GET"
+    assert event.user_agent == "probe/1.0"
