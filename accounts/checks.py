@@ -37,3 +37,15 @@ def check_lockout_and_tokens(app_configs=None, **kwargs):
     if getattr(settings, "AXES_COOLOFF_TIME", None) is None:
         errors.append(_err("LOCKOUT_COOLOFF_SECONDS", "AXES_COOLOFF_TIME is unset: locks would never end", 8))
     return errors
+
+
+@register()
+def check_email_backend(app_configs=None, **kwargs):
+    """An ESP backend whose SDK is missing would only fail when the first email is sent."""
+    backend = getattr(settings, "EMAIL_BACKEND", "")
+    if backend == "anymail.backends.amazon_ses.EmailBackend":
+        try:
+            import boto3  # noqa: F401
+        except ImportError:
+            return [_err("EMAIL_URL", "anymail://amazon_ses needs boto3 (requirements/prod.txt)", 9)]
+    return []
