@@ -118,3 +118,12 @@ def test_admin_login_is_locked_with_a_429_too(client, staff_user, password):
     response = client.post("/admin/login/", {"username": staff_user.email, "password": password})
     assert response.status_code == 429
     assert int(response["Retry-After"]) > 3500
+
+
+@pytest.mark.integration
+def test_the_lock_holds_while_redis_is_down(api_client, user, password, own_redis):
+    fail(api_client, user.email, 5)
+    own_redis.kill()
+    fail(api_client, user.email, 5)
+    assert_locked(login(api_client, user.email, password))
+    assert AccessAttempt.objects.get(username=user.email).failures_since_start == 10
