@@ -16,6 +16,16 @@ class SessionsMgmtConfig(AppConfig):
             # The authentication class caches user rows; a saved user is re-read.
             revocation.user_changed(user_id=instance.pk)
 
+        def forget_cached_session(sender, instance, **kwargs):
+            # A session saved outside the services (admin shell, data fix) is re-read.
+            revocation.session_changed(session_id=instance.pk)
+
+        from sessions_mgmt.models import Session
+
+        post_save.connect(forget_cached_session, sender=Session, dispatch_uid="sessions_forget_session_save",
+                          weak=False)
+        post_delete.connect(forget_cached_session, sender=Session, dispatch_uid="sessions_forget_session_delete",
+                            weak=False)
         user_model = get_user_model()
         post_save.connect(forget_cached_user, sender=user_model, dispatch_uid="sessions_forget_user_save", weak=False)
         post_delete.connect(forget_cached_user, sender=user_model, dispatch_uid="sessions_forget_user_delete", weak=False)

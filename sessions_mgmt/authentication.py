@@ -56,7 +56,8 @@ class SessionJWTAuthentication(JWTAuthentication):
         state, user, global_version = found.session, found.user, found.global_version
         fill: dict = {}
         if state is None:
-            row = Session.objects.filter(pk=sid).values("user_id", "revoked_at", "expires_at", "last_used_at").first()
+            row = Session.objects.filter(pk=sid).values(
+                "user_id", "revoked_at", "created_at", "expires_at", "last_used_at").first()
             if row is None:
                 raise _invalid()
             state = revocation.state_from_row(row)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
@@ -12,8 +13,12 @@ from django.utils import timezone
 
 class SessionQuerySet(models.QuerySet):
     def active(self, *, now=None):
-        """Not revoked and not past the absolute maximum age."""
-        return self.filter(revoked_at__isnull=True, expires_at__gt=now or timezone.now())
+        """Not revoked and not past the absolute maximum age (as configured now)."""
+        now = now or timezone.now()
+        return self.filter(
+            revoked_at__isnull=True, expires_at__gt=now,
+            created_at__gt=now - timedelta(seconds=settings.SESSION_MAX_AGE),
+        )
 
 
 class Session(models.Model):
@@ -56,8 +61,17 @@ class Session(models.Model):
         return f"{self.browser or 'Unknown browser'} on {self.os or 'unknown OS'} ({self.id})"
 
     @property
+    def effective_expires_at(self):
+        """``expires_at``, or earlier when SESSION_MAX_AGE was lowered since the login."""
+        return effective_expiry(created_at=self.created_at, expires_at=self.expires_at)
+
+    @property
     def is_active(self) -> bool:
-        return self.revoked_at is None and self.expires_at > timezone.now()
+        return self.revoked_at is None and self.effective_expires_at > timezone.now()
+
+
+def effective_expiry(*, created_at, expires_at):
+    return min(expires_at, created_at + timedelta(seconds=settings.SESSION_MAX_AGE))
 
 
 class SecurityConfig(models.Model):

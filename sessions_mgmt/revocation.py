@@ -107,10 +107,13 @@ def _ts(value: datetime | None) -> float:
 
 
 def state_from_row(row: dict) -> SessionState:
+    """From a values() row with user_id, revoked_at, created_at, expires_at, last_used_at."""
+    from sessions_mgmt.models import effective_expiry
+
     return SessionState(
         user_id=str(row["user_id"]),
         revoked=row["revoked_at"] is not None,
-        expires_at=_ts(row["expires_at"]),
+        expires_at=_ts(effective_expiry(created_at=row["created_at"], expires_at=row["expires_at"])),
         last_used_at=_ts(row["last_used_at"]),
     )
 
@@ -212,6 +215,13 @@ def session_revoked(*, session_id, user_id) -> None:
             _revocation_write_failed(exc)
 
     transaction.on_commit(pin)
+
+
+def session_changed(*, session_id) -> None:
+    """Forget a cached session state (saved outside the revocation services)."""
+    keys = [session_key(session_id)]
+    _forget(keys)
+    transaction.on_commit(lambda: _forget(keys))
 
 
 def user_changed(*, user_id) -> None:

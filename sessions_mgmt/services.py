@@ -168,7 +168,7 @@ def session_refresh(*, refresh: str) -> IssuedTokens:
             failure = ProblemError("TOKEN_INVALID", "The refresh token is invalid or expired.", headers=BEARER)
         elif session.revoked_at is not None:
             failure = ProblemError("SESSION_REVOKED", "This session has ended. Sign in again.", headers=BEARER)
-        elif session.expires_at <= now or not session.user.is_active:
+        elif session.effective_expires_at <= now or not session.user.is_active:
             failure = ProblemError("TOKEN_INVALID", "This session has expired. Sign in again.", headers=BEARER)
         elif payload["ver"] < (version := token_version_for(user_min_version=session.user.min_token_version)):
             failure = ProblemError("SESSION_REVOKED", "This session has ended. Sign in again.", headers=BEARER)
@@ -200,7 +200,7 @@ def session_refresh(*, refresh: str) -> IssuedTokens:
 
 def _rotate(*, session: Session, old_jti: str, version: int, now) -> IssuedTokens | None:
     pair = tokens.issue_pair(user_id=session.user_id, session_id=session.id, version=version,
-                             session_expires_at=session.expires_at, now=now)
+                             session_expires_at=session.effective_expires_at, now=now)
     swapped = Session.objects.filter(pk=session.pk, refresh_jti=old_jti, revoked_at__isnull=True).update(
         refresh_jti=pair.refresh_jti, previous_refresh_jti=old_jti, rotated_at=now, last_used_at=now,
     )

@@ -131,3 +131,24 @@ def test_refresh_updates_last_used_at(user, start_session, api_client):
     Session.objects.filter(pk=issued.session.pk).update(last_used_at=earlier)
     assert refresh(api_client, issued.refresh).status_code == 200
     assert Session.objects.get(pk=issued.session.pk).last_used_at > earlier
+
+
+def test_a_session_older_than_the_maximum_age_ends_however_often_it_was_refreshed(
+    user, start_session, api_client, client_for, settings
+):
+    issued = start_session(user)
+    token = refresh(api_client, issued.refresh).json()["refresh"]
+    Session.objects.filter(pk=issued.session.pk).update(
+        created_at=timezone.now() - timedelta(seconds=settings.SESSION_MAX_AGE + 1)
+    )
+    response = refresh(api_client, token)
+    assert response.status_code == 401
+    assert response.json()["code"] == "TOKEN_INVALID"
+    assert client_for(issued).get(SESSIONS).status_code == 401
+
+
+def test_lowering_the_maximum_age_applies_to_existing_sessions(user, start_session, api_client, settings):
+    issued = start_session(user)
+    Session.objects.filter(pk=issued.session.pk).update(created_at=timezone.now() - timedelta(days=2))
+    settings.SESSION_MAX_AGE = 24 * 3600
+    assert refresh(api_client, issued.refresh).json()["code"] == "TOKEN_INVALID"

@@ -72,3 +72,17 @@ def test_inactive_user_is_refused(user, start_session, client_for):
     user.is_active = False
     user.save(update_fields=["is_active"])
     assert client.get(SESSIONS).status_code == 401
+
+
+def test_a_session_saved_outside_the_services_is_reread(user, start_session, client_for):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    issued = start_session(user)
+    client = client_for(issued)
+    assert client.get(SESSIONS).status_code == 200  # cached as active
+    session = Session.objects.get(pk=issued.session.pk)
+    session.expires_at = timezone.now() - timedelta(seconds=1)
+    session.save(update_fields=["expires_at"])
+    assert client.get(SESSIONS).status_code == 401
