@@ -7,15 +7,19 @@ in three ways (see docs/ratelimits.md): it answers 403 without Retry-After, it
 fails closed (or with a 500) when Redis is down because ``RATELIMIT_FAIL_OPEN``
 never sees django-redis' exceptions, and it needs two round trips per counter.
 
-Windows are fixed and start at a key's first hit: the first request sets the
-expiry, every request in the window increments, and the key's remaining TTL is
-the honest "seconds until the window frees up" that Retry-After reports.
+Windows are fixed, as in django-ratelimit: each key's window ends at a
+boundary of the clock, shifted by a per-key offset (crc32 of the key, as
+django-ratelimit's ``_get_window`` does) so that keys do not all free up at the
+same second. The window's end is part of the counter's key, so the count of a
+window can never leak into the next, and "seconds until the window frees up"
+(Retry-After) is exact: the end of the window minus now.
 
-On Redis the increments of every counter of a request, their TTLs and the
-registry of limited keys (what staff see in the admin) are one Lua script: one
-round trip per request, atomic under any concurrency. On any other cache (the
-embedded default's local memory) a process-wide lock makes the count exact
-within the process, which is the only process the embedded default runs.
+On Redis a request costs one ``INCR`` (several rules: one pipeline of INCRs):
+one round trip, atomic under any concurrency. A second round trip happens only
+on a key's first hit in a window (to set its expiry) and on its first refusal
+(to list it for staff). On any other cache (the embedded default's local
+memory) a process-wide lock makes the count exact within the process, which is
+the only process the embedded default runs.
 """
 
 from __future__ import annotations
@@ -25,7 +29,8 @@ import math
 import re
 import threading
 import time
-from dataclasses import dataclass
+import zlib
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from django.conf import settings
@@ -69,9 +74,18 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return count, seconds
 
 
-def counter_key(key: str, limit: int, period: int) -> str:
-    """The cache key (before the cache's own prefix) of one counter."""
-    return f"{_namespace}:{limit}/{period}s:{key}"
+EXPIRATION_FUDGE = 5  # seconds a counter outlives its window (clock skew between servers)
+
+
+def window_end(key: str, period: int, now: float) -> int:
+    """The end (epoch seconds) of ``key``'s current window: the next boundary after ``now``."""
+    offset = zlib.crc32(key.encode()) % period
+    return (math.floor((now - offset) / period) + 1) * period + offset
+
+
+def counter_key(key: str, limit: int, period: int, end: int) -> str:
+    """The cache key (before the cache's own prefix) of one counter in one window."""
+    return f"{_namespace}:{limit}/{period}s:{end}:{key}"
 
 
 def registry_key() -> str:
@@ -142,33 +156,7 @@ def reset_state(*, namespace: str = "rl") -> None:
         _namespace = namespace
 
 
-# --- Redis: one script, one round trip ---------------------------------------------------
-# KEYS[1] is the registry (a sorted set: member -> expiry in ms); KEYS[2..] the counters.
-# ARGV[1] is now in ms; then per counter: period in ms, limit, registry member.
-LUA_CONSUME = """
-local now = tonumber(ARGV[1])
-local out = {}
-for i = 2, #KEYS do
-  local base = 2 + (i - 2) * 3
-  local period = tonumber(ARGV[base])
-  local limit = tonumber(ARGV[base + 1])
-  local count = redis.call('INCR', KEYS[i])
-  local ttl = redis.call('PTTL', KEYS[i])
-  if count == 1 or ttl < 0 then
-    redis.call('PEXPIRE', KEYS[i], period)
-    ttl = period
-  end
-  if count == limit + 1 then
-    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-    redis.call('ZADD', KEYS[1], now + ttl, ARGV[base + 2])
-    redis.call('PEXPIRE', KEYS[1], 86400000)
-  end
-  out[#out + 1] = count
-  out[#out + 1] = ttl
-end
-return out
-"""
-
+# --- Redis: one INCR per counter, in one round trip ---------------------------------------
 def _redis_client(cache):
     """The raw redis-py client behind a django-redis cache, or None for other caches."""
     client = getattr(cache, "client", None)
@@ -178,49 +166,58 @@ def _redis_client(cache):
     return get_client(write=True)
 
 
-def _member(key: str, limit: int, period: int) -> str:
-    return f"{limit}/{period}s {key}"
+def _member(key: str, limit: int, period: int, end: int) -> str:
+    return f"{limit}/{period}s {end} {key}"
 
 
-def _consume_redis(cache, client, items: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
-    script = getattr(client, "_dashtam_ratelimit_script", None)
-    if script is None:
-        # EVALSHA, loading the script on the first NOSCRIPT: one round trip per call.
-        script = client.register_script(LUA_CONSUME)
-        client._dashtam_ratelimit_script = script
-    keys = [cache.make_key(registry_key())]
-    args: list = [int(_now() * 1000)]
-    for key, limit, period in items:
-        keys.append(cache.make_key(counter_key(key, limit, period)))
-        args.extend((period * 1000, limit, _member(key, limit, period)))
-    raw = script(keys=keys, args=args)
-    return [(int(raw[i]), int(raw[i + 1])) for i in range(0, len(raw), 2)]
+def _consume_redis(cache, client, items: list[tuple[str, int, int, int]]) -> list[int]:
+    names = [cache.make_key(counter_key(key, limit, period, end)) for key, limit, period, end in items]
+    if len(names) == 1:
+        counts = [int(client.incr(names[0]))]
+    else:
+        pipe = client.pipeline(transaction=False)
+        for name in names:
+            pipe.incr(name)
+        counts = [int(c) for c in pipe.execute()]
+    first_hits = [i for i, count in enumerate(counts) if count == 1]
+    newly_limited = [i for i, count in enumerate(counts) if count == items[i][1] + 1]
+    if first_hits or newly_limited:
+        # Once per key and window: the expiry, and the registry staff read.
+        pipe = client.pipeline(transaction=False)
+        for i in first_hits:
+            pipe.expireat(names[i], items[i][3] + EXPIRATION_FUDGE)
+        if newly_limited:
+            registry = cache.make_key(registry_key())
+            pipe.zremrangebyscore(registry, "-inf", int(_now()))
+            for i in newly_limited:
+                key, limit, period, end = items[i]
+                pipe.zadd(registry, {_member(key, limit, period, end): end})
+            pipe.expire(registry, 86400 + EXPIRATION_FUDGE)
+        pipe.execute()
+    return counts
 
 
 # --- Any other cache: exact within one process --------------------------------------------
 _local_lock = threading.Lock()
 
 
-def _consume_local(cache, items: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
-    out = []
+def _consume_local(cache, items: list[tuple[str, int, int, int]]) -> list[int]:
+    counts = []
     with _local_lock:
         now = _now()
         registry = None
-        for key, limit, period in items:
-            ckey = counter_key(key, limit, period)
-            entry = cache.get(ckey)
-            if not entry or entry[1] <= now:
-                entry = (0, now + period)
-            count, expires = entry[0] + 1, entry[1]
-            cache.set(ckey, (count, expires), timeout=max(1, math.ceil(expires - now)))
+        for key, limit, period, end in items:
+            name = counter_key(key, limit, period, end)
+            count = (cache.get(name) or 0) + 1
+            cache.set(name, count, timeout=max(1, math.ceil(end - now)) + EXPIRATION_FUDGE)
             if count == limit + 1:
                 if registry is None:
-                    registry = {m: exp for m, exp in (cache.get(registry_key()) or {}).items() if exp > now}
-                registry[_member(key, limit, period)] = expires
-            out.append((count, int((expires - now) * 1000)))
+                    registry = {m: e for m, e in (cache.get(registry_key()) or {}).items() if e > now}
+                registry[_member(key, limit, period, end)] = end
+            counts.append(count)
         if registry is not None:
             cache.set(registry_key(), registry, timeout=86400)
-    return out
+    return counts
 
 
 # --- Public API --------------------------------------------------------------------------
@@ -232,21 +229,23 @@ def consume_many(items: list[tuple[str, str]]) -> list[Decision]:
     """Count one hit against each ``(key, rate)`` pair, in one cache round trip.
 
     Atomic: N concurrent callers against a limit L are admitted exactly L times
-    per window (Redis: one Lua script; other caches: a process lock). Fails open:
+    per window (Redis: INCR; other caches: a process lock). Fails open:
     when the cache raises, every pair is allowed with ``degraded=True`` and a
     warning is logged at most once a minute. Not idempotent by design: every call
     is a hit. Keys are shown to staff in the admin, so they must not hold secrets
     (hash a body value before using it in a key).
     """
+    now = _now()
     parsed = []
     for key, rate in items:
         limit, period = parse_rate(rate)
-        parsed.append((key, limit, period))
+        parsed.append((key, limit, period, window_end(key, period, now)))
     if not parsed:
         return []
+    uncounted = [Decision(True, limit, limit, max(1, math.ceil(end - now)), degraded=True)
+                 for _, limit, _, end in parsed]
     if not getattr(settings, "RATELIMIT_ENABLE", True):
-        return [Decision(True, limit, limit, period) for _, limit, period in parsed]
-    uncounted = [Decision(True, limit, limit, period, degraded=True) for _, limit, period in parsed]
+        return [replace(d, degraded=False) for d in uncounted]
     if _cache_resting():
         return uncounted
     try:
@@ -260,16 +259,16 @@ def consume_many(items: list[tuple[str, str]]) -> list[Decision]:
         _cache_failed()
         _warn_failing_open(exc)
         return uncounted
-    decisions = []
-    for (_, limit, _period), (count, ttl_ms) in zip(parsed, counts, strict=True):
-        decisions.append(Decision(
+    return [
+        Decision(
             allowed=count <= limit,
             limit=limit,
             remaining=max(0, limit - count),
-            reset_in=max(1, math.ceil(ttl_ms / 1000)),
+            reset_in=max(1, math.ceil(end - now)),
             newly_limited=count == limit + 1,
-        ))
-    return decisions
+        )
+        for (_, limit, _, end), count in zip(parsed, counts, strict=True)
+    ]
 
 
 def consume(key: str, rate: str) -> Decision:
@@ -290,37 +289,39 @@ class LimitedKey:
 
 
 def limited_keys() -> list[LimitedKey]:
-    """The keys currently over their limit, soonest to free up last. Empty when the cache is down."""
+    """The keys over their limit in their current window, soonest to free up last.
+
+    Empty when the cache is down.
+    """
     cache = _cache()
     now = _now()
     try:
         client = _redis_client(cache)
         if client is not None:
-            raw = client.zrangebyscore(cache.make_key(registry_key()), int(now * 1000), "+inf",
+            raw = client.zrangebyscore(cache.make_key(registry_key()), math.floor(now), "+inf",
                                        withscores=True)
-            entries = [(m.decode() if isinstance(m, bytes) else m, score / 1000) for m, score in raw]
+            members = [m.decode() if isinstance(m, bytes) else m for m, _ in raw]
         else:
-            entries = [(m, exp) for m, exp in (cache.get(registry_key()) or {}).items() if exp > now]
+            members = [m for m, e in (cache.get(registry_key()) or {}).items() if e > now]
         parsed = []
-        for member, expires in entries:
-            rate, _, key = member.partition(" ")
+        for member in members:
+            rate, _, rest = member.partition(" ")
+            end, _, key = rest.partition(" ")
             limit, period = parse_rate(rate)
-            parsed.append((key, limit, period, expires))
+            if int(end) > now:
+                parsed.append((key, limit, period, int(end)))
+        names = [counter_key(k, lim, per, end) for k, lim, per, end in parsed]
         if client is not None:
-            names = [cache.make_key(counter_key(k, lim, per)) for k, lim, per, _ in parsed]
-            values = client.mget(names) if names else []
-            counts = [int(v) if v is not None else 0 for v in values]
+            values = client.mget([cache.make_key(n) for n in names]) if names else []
         else:
-            counts = []
-            for k, lim, per, _ in parsed:
-                entry = cache.get(counter_key(k, lim, per))
-                counts.append(entry[0] if entry else 0)
+            values = [cache.get(n) for n in names]
+        counts = [int(v) if v is not None else 0 for v in values]
     except Exception as exc:  # noqa: BLE001 - the admin page shows nothing rather than a 500
         _warn_failing_open(exc)
         return []
     out = [
-        LimitedKey(key=k, limit=lim, period=per, count=c, reset_in=max(1, math.ceil(exp - now)))
-        for (k, lim, per, exp), c in zip(parsed, counts, strict=True)
+        LimitedKey(key=k, limit=lim, period=per, count=c, reset_in=max(1, math.ceil(end - now)))
+        for (k, lim, per, end), c in zip(parsed, counts, strict=True)
         if c > lim
     ]
     out.sort(key=lambda item: item.reset_in, reverse=True)
@@ -328,23 +329,26 @@ def limited_keys() -> list[LimitedKey]:
 
 
 def limited_key_clear(*, key: str, rate: str) -> bool:
-    """Forget one counter now (staff unblocking a key). Returns False when there was none.
+    """Forget one key's count in its current window now (staff unblocking a key).
 
-    Idempotent. Raises nothing on a cache outage: it returns False.
+    Returns False when there was none. Idempotent. Raises nothing on a cache
+    outage: it returns False.
     """
     limit, period = parse_rate(rate)
+    end = window_end(key, period, _now())
+    name = counter_key(key, limit, period, end)
     cache = _cache()
     try:
         client = _redis_client(cache)
         if client is not None:
-            removed = client.delete(cache.make_key(counter_key(key, limit, period)))
-            client.zrem(cache.make_key(registry_key()), _member(key, limit, period))
+            removed = client.delete(cache.make_key(name))
+            client.zrem(cache.make_key(registry_key()), _member(key, limit, period, end))
             return bool(removed)
         with _local_lock:
-            existed = cache.get(counter_key(key, limit, period)) is not None
-            cache.delete(counter_key(key, limit, period))
+            existed = cache.get(name) is not None
+            cache.delete(name)
             registry = cache.get(registry_key()) or {}
-            registry.pop(_member(key, limit, period), None)
+            registry.pop(_member(key, limit, period, end), None)
             cache.set(registry_key(), registry, timeout=86400)
             return existed
     except Exception as exc:  # noqa: BLE001
