@@ -11,12 +11,15 @@ from __future__ import annotations
 
 from rest_framework.throttling import BaseThrottle
 
+from dashtam.api.middleware import is_api
 from dashtam.ratelimit.enforcement import count_request, refusal, yields_to_lockout
 
 
 class RateLimitRulesThrottle(BaseThrottle):
     def allow_request(self, request, view) -> bool:
         django_request = request._request
+        if not is_api(django_request):
+            return True  # the rules cover /api/ only (not the sandbox provider's pages)
         match = getattr(django_request, "resolver_match", None)
         url_name = match.url_name if match is not None else None
 

@@ -261,3 +261,10 @@ def test_staff_see_users_by_email_and_other_people_cannot_see_the_page(rate_rule
     client.force_login(UserFactory(is_staff=True))
     html = client.get("/admin/dashtam_ratelimit/limitedkey/").content.decode()
     assert "limited@example.com" in html
+
+
+def test_drf_views_outside_the_api_are_not_counted(rate_rules, api_client):
+    rate_rules(api="1/m")
+    responses = [api_client.get("/sandbox/page") for _ in range(3)]
+    assert [r.status_code for r in responses] == [200, 200, 200]
+    assert not responses[0].has_header("X-RateLimit-Limit")

@@ -64,5 +64,6 @@ urlpatterns = [
     path("api/v1/providers/oauth/<str:provider_key>/callback", plain_callback,
          name="providers-oauth-callback"),
     path("api/v1/unthrottled", Unthrottled.as_view(), name="unthrottled"),
+    path("sandbox/page", PublicEcho.as_view(), name="sandbox-page"),
     path("admin/", admin.site.urls),
 ]
