@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="Celery worker threads for provider_refresh")
     parser.add_argument("--gunicorn-args", default=os.environ.get(
         "BENCH_GUNICORN_ARGS", "--workers 2 --worker-class gthread --threads 4"))
+    parser.add_argument("--fresh", action="store_true",
+                        help="drop and recreate the bench database (its seeded rows are kept otherwise)")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the server's workers during one extra run of each HTTP scenario")
     parser.add_argument("--output", default="", help="results file (default bench/results/<timestamp>.json)")
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         server_cpus=server_cpus, load_cpus=load_cpus, log_dir=log_dir,
         gunicorn_args=args.gunicorn_args.split(),
     )
-    stack.ensure_database(database_url, log)
+    stack.ensure_database(database_url, log, fresh=args.fresh)
     stack.flush_redis(redis_base)
     stack.flush_redis(broker_url)
     log("migrate and collectstatic (production settings)")

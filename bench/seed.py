@@ -112,25 +112,34 @@ def audit_seed(*, rows: int, users: list, log, days: int = 365, seed: int = 8) -
     """Make the audit table hold at least ``rows`` rows, written with COPY (PostgreSQL).
 
     Rows spread over ``days`` days, over ``users`` as actors, over the catalogue's
-    actions, each with its own request id. Returns what the scenario searches for.
-    Fields this module does not know get their model default, so a new column does
-    not break the seed.
+    actions, each with its own request id. They are written already sealed into
+    the hash chain (seq, prev_hash, chain_hash computed with ``audit.chain``, ids
+    reserved from the table's sequence), as the sealing task would have left them
+    in production, so no sealer has a million rows to catch up on during the other
+    scenarios. Fields this module does not know get their model default, so a new
+    column does not break the seed. Returns what the scenario searches for.
     """
-    from django.db import connection
+    from datetime import UTC
+
+    from django.db import connection, transaction
     from django.utils import timezone
 
+    from audit import chain
     from audit.models import AuditEvent
+    from audit.services import audit_chain_seal
 
     table = AuditEvent._meta.db_table
-    rng = random.Random(seed)
+    qn = connection.ops.quote_name
+    rng = random.Random(seed + AuditEvent.objects.count())
     actions = audit_actions()
     have = AuditEvent.objects.count()
     need = rows - have
     now = timezone.now()
     if need > 0:
-        log(f"seeding {need:,} audit rows with COPY ({have:,} there)")
-        fields = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
-        columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+        log(f"seeding {need:,} sealed audit rows with COPY ({have:,} there)")
+        audit_chain_seal()  # what real requests wrote so far, so the head is current
+        fields = list(AuditEvent._meta.concrete_fields)
+        columns = ", ".join(qn(f.column) for f in fields)
         user_ids = [(str(u.pk), u.email) for u in users]
         span = days * 86400
 
@@ -141,37 +150,47 @@ def audit_seed(*, rows: int, users: list, log, days: int = 365, seed: int = 8) -
                 return f.get_db_prep_save(f.get_default(), connection)
             return None if f.null else ""
 
-        with connection.cursor() as cursor, cursor.cursor.copy(
-            f"COPY {connection.ops.quote_name(table)} ({columns}) FROM STDIN"
-        ) as copy:
-            for i in range(need):
-                actor, email = user_ids[rng.randrange(len(user_ids))]
-                created = now - timedelta(seconds=rng.random() * span)
-                ip = f"198.51.{rng.randrange(256)}.{rng.randrange(1, 255)}"
-                generated = {
-                    "created_at": created,
-                    "action": actions[rng.randrange(len(actions))],
-                    "outcome": "success" if rng.random() < 0.9 else "failure",
-                    "actor": actor,
-                    "actor_email": email,
-                    "target_type": "accounts.user",
-                    "target_id": actor,
-                    "target_repr": email,
-                    "request_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-                    "session_id": str(rng.randrange(1, 10**6)),
-                    "ip": ip,
-                    "user_agent": "Mozilla/5.0 (bench)",
-                    "fingerprint": f"{rng.getrandbits(256):064x}",
-                    "method": "POST",
-                    "path": "/api/v1/auth/login",
-                    "route": "api/v1/auth/login",
-                    "extra": "{}",
-                }
-                copy.write_row([value(f, generated) for f in fields])
-                if i and i % 200_000 == 0:
-                    log(f"  {i:,} rows")
-        with connection.cursor() as cursor:
-            cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
+            sequence = cursor.fetchone()[0]
+            cursor.execute("SELECT nextval(%s)", [sequence])
+            first_id = cursor.fetchone()[0]
+            cursor.execute("SELECT setval(%s, %s)", [sequence, first_id + need - 1])
+            head = (AuditEvent.objects.filter(seq__isnull=False).order_by("-seq")
+                    .values_list("seq", "chain_hash").first()) or (0, "")
+            seq, prev = head
+            with cursor.cursor.copy(f"COPY {qn(table)} ({columns}) FROM STDIN") as copy:
+                for i in range(need):
+                    actor, email = user_ids[rng.randrange(len(user_ids))]
+                    seq += 1
+                    generated = {
+                        "id": first_id + i,
+                        "seq": seq,
+                        "created_at": (now - timedelta(seconds=rng.random() * span)).astimezone(UTC),
+                        "action": actions[rng.randrange(len(actions))],
+                        "outcome": "success" if rng.random() < 0.9 else "failure",
+                        "actor": actor,
+                        "actor_email": email,
+                        "target_type": "accounts.user",
+                        "target_id": actor,
+                        "target_repr": email,
+                        "request_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                        "session_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+                        "ip": f"198.51.{rng.randrange(256)}.{rng.randrange(1, 255)}",
+                        "user_agent": "Mozilla/5.0 (bench)",
+                        "fingerprint": f"{rng.getrandbits(256):064x}",
+                        "method": "POST",
+                        "path": "/api/v1/auth/login",
+                        "route": "api/v1/auth/login",
+                        "extra": {},
+                        "prev_hash": prev,
+                    }
+                    generated["chain_hash"] = prev = chain.link_hash(prev, generated)
+                    generated["extra"] = "{}"
+                    copy.write_row([value(f, generated) for f in fields])
+                    if i and i % 250_000 == 0:
+                        log(f"  {i:,} rows")
+            cursor.execute(f"ANALYZE {qn(table)}")
     # What the scenario looks up: a real request id from the middle of the table,
     # that row's actor and action, and a 30-day window.
     from django.db.models import Max, Min

@@ -65,12 +65,20 @@ def with_database(url: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
-def ensure_database(database_url: str, log) -> None:
-    """Create the bench database when it does not exist (never drops anything)."""
+def ensure_database(database_url: str, log, *, fresh: bool = False) -> None:
+    """Create the bench database when it does not exist; with ``fresh``, drop it first.
+
+    Only ever the bench's own database (its name must start with ``dashtam_bench``).
+    """
     import psycopg
 
     name = urlsplit(database_url).path.lstrip("/")
     with psycopg.connect(with_database(database_url, "postgres"), autocommit=True, connect_timeout=5) as conn:
+        if fresh:
+            if not name.startswith("dashtam_bench"):
+                raise SystemExit(f"--fresh drops only a dashtam_bench* database, not {name!r}")
+            log(f"dropping database {name}")
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
         if not exists:
             log(f"creating database {name}")
