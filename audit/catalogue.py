@@ -55,6 +55,9 @@ CATALOGUE: dict[str, str] = {
     "provider.sync.completed": "Accounts and transactions were synced from a provider.",
     "provider.sync.failed": "A provider sync failed.",
     "provider.keys.rotated": "Stored provider tokens were re-encrypted under the newest key.",
+    "provider.token.rotation_requested": "Breach rotation: a connection's tokens must be replaced "
+                                         "(refreshed, or else re-authorized); the reason is in extra.",
+    "provider.token.reauth_warning": "The user was emailed that a provider's refresh token expires soon.",
     # platform
     "ratelimit.exceeded": "A client went over a rate limit (one event per key and window).",
     "admin.action": "A staff member ran an action in the admin (the action and count are in extra).",

@@ -1,6 +1,51 @@
-"""Reads for the providers app."""
+"""Reads for the providers app. A user only ever sees their own rows (another's id -> 404)."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+from django.http import Http404
+
+from providers import breaker, registry
+from providers.models import FinancialAccount, ProviderConnection, Transaction
 
 
 def circuit_breaker_states() -> dict:
-    """State of each provider's circuit breaker, for /readyz and the admin."""
-    return {}
+    """State of each provider's circuit breaker, for /readyz and the admin:
+    ``{key: {"state": closed|open|half_open, "failures": n, "retry_after": s}}``."""
+    return {ptype.key: breaker.state(ptype.key).as_dict() for ptype in registry.provider_types()}
+
+
+def connection_list(*, user) -> QuerySet[ProviderConnection]:
+    return ProviderConnection.objects.filter(user=user).select_related("token")
+
+
+def connection_get(*, user, connection_id) -> ProviderConnection:
+    connection = connection_list(user=user).filter(pk=connection_id).first()
+    if connection is None:
+        raise Http404
+    return connection
+
+
+def account_list(*, user, connection_id=None) -> QuerySet[FinancialAccount]:
+    qs = FinancialAccount.objects.filter(connection__user=user).select_related("connection")
+    if connection_id:
+        qs = qs.filter(connection_id=connection_id)
+    return qs
+
+
+def account_get(*, user, account_id) -> FinancialAccount:
+    account = account_list(user=user).filter(pk=account_id).first()
+    if account is None:
+        raise Http404
+    return account
+
+
+def transaction_list(*, account: FinancialAccount, start=None, end=None, types=None) -> QuerySet[Transaction]:
+    qs = Transaction.objects.filter(account=account)
+    if start:
+        qs = qs.filter(date__gte=start)
+    if end:
+        qs = qs.filter(date__lte=end)
+    if types:
+        qs = qs.filter(type__in=types)
+    return qs

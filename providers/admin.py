@@ -1,0 +1,112 @@
+"""Admin for staff who investigate connections: status, expiry, failures, circuit state.
+
+Read-only, and never a token: the token table is not registered and the
+encrypted columns are not shown. Actions call the same services as the API.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db import transaction
+
+from audit.services import record
+from providers import breaker, services
+from providers.models import FinancialAccount, ProviderConnection
+
+
+def _admin_action(request, *, action: str, count: int) -> None:
+    record(action="admin.action", actor=request.user, extra={"action": action, "count": count})
+
+
+@admin.register(ProviderConnection)
+class ProviderConnectionAdmin(admin.ModelAdmin):
+    list_display = ("id", "user_email", "provider_key", "alias", "status", "token_expires_at",
+                    "refresh_expires_at", "consecutive_failures", "last_error_code", "circuit",
+                    "last_refreshed_at", "last_sync_at", "created_at")
+    list_filter = ("status", "provider_key")
+    search_fields = ("=user__email", "=id", "alias")
+    list_select_related = ("user", "token")
+    show_full_result_count = False
+    ordering = ("-created_at",)
+    fields = ("id", "user", "provider_key", "alias", "status", "connected_at", "last_refreshed_at", "last_sync_at",
+              "consecutive_failures", "last_error_code", "last_error_message", "min_token_version",
+              "token_summary", "circuit", "created_at", "updated_at")
+    readonly_fields = fields
+    actions = ["force_refresh", "revoke"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="user", ordering="user__email")
+    def user_email(self, obj):
+        return obj.user.email
+
+    def _token(self, obj):
+        try:
+            return obj.token
+        except ProviderConnection.token.RelatedObjectDoesNotExist:
+            return None
+
+    @admin.display(description="access expires")
+    def token_expires_at(self, obj):
+        token = self._token(obj)
+        return token.expires_at if token else None
+
+    @admin.display(description="refresh expires")
+    def refresh_expires_at(self, obj):
+        token = self._token(obj)
+        return token.refresh_expires_at if token else None
+
+    @admin.display(description="token")
+    def token_summary(self, obj):
+        token = self._token(obj)
+        if token is None:
+            return "no token stored"
+        return (f"version {token.token_version}, key {token.key_id}, refreshed {token.refresh_count} time(s), "
+                f"scope {token.scope or '-'}")
+
+    @admin.display(description="circuit")
+    def circuit(self, obj):
+        state = breaker.state(obj.provider_key)
+        return state.state + (f" ({state.retry_after}s)" if state.retry_after else "")
+
+    @admin.action(description="Force a token refresh now")
+    def force_refresh(self, request, queryset):
+        results = [services.token_refresh(connection_id=c.pk, force=True) for c in queryset.only("pk")]
+        ok = sum(r.status == "refreshed" for r in results)
+        with transaction.atomic():
+            _admin_action(request, action="providers.force_refresh", count=len(results))
+        self.message_user(request, f"{ok} of {len(results)} connection(s) refreshed.",
+                          messages.SUCCESS if ok == len(results) else messages.WARNING)
+
+    @admin.action(description="Revoke (destroy the tokens; the user must reconnect)")
+    def revoke(self, request, queryset):
+        with transaction.atomic():
+            count = sum(services.connection_revoke(connection=c, reason="admin", actor=request.user)
+                        for c in queryset)
+            _admin_action(request, action="providers.revoke", count=count)
+        self.message_user(request, f"{count} connection(s) revoked.", messages.SUCCESS)
+
+
+@admin.register(FinancialAccount)
+class FinancialAccountAdmin(admin.ModelAdmin):
+    list_display = ("id", "connection", "account_number_masked", "account_type", "total_value", "synced_at")
+    list_select_related = ("connection",)
+    show_full_result_count = False
+    search_fields = ("=connection__user__email", "=id")
+    exclude = ("provider_account_hash",)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

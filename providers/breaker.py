@@ -1,0 +1,99 @@
+"""A circuit breaker per provider, shared across processes through the cache.
+
+Closed: calls go through; consecutive failures are counted. After
+CIRCUIT_BREAKER_FAILURE_THRESHOLD of them the circuit opens: calls are refused
+without touching the network for CIRCUIT_BREAKER_RESET_SECONDS. Then it is
+half-open: exactly one caller (an atomic ``cache.add``) gets to probe. A success
+closes the circuit; a failure opens it again for another period.
+
+When the cache itself is down the breaker stays out of the way (closed): a dead
+Redis must not take the providers down with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache
+
+logger = logging.getLogger("dashtam.providers")
+
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+
+
+def _key(provider_key: str, part: str) -> str:
+    return f"providers:cb:{provider_key}:{part}"
+
+
+def _ttl() -> int:
+    # Long enough to outlive the open period; short enough to forget stale counts.
+    return max(settings.CIRCUIT_BREAKER_RESET_SECONDS * 10, 600)
+
+
+@dataclass(frozen=True)
+class BreakerState:
+    state: str
+    failures: int
+    retry_after: int  # seconds until a probe is allowed (0 unless open)
+
+    def as_dict(self) -> dict:
+        return {"state": self.state, "failures": self.failures, "retry_after": self.retry_after}
+
+
+def state(provider_key: str) -> BreakerState:
+    try:
+        values = cache.get_many([_key(provider_key, "failures"), _key(provider_key, "opened_at")])
+    except Exception:  # noqa: BLE001 - the cache being down is not a provider failure
+        return BreakerState(CLOSED, 0, 0)
+    failures = int(values.get(_key(provider_key, "failures")) or 0)
+    opened_at = values.get(_key(provider_key, "opened_at"))
+    if opened_at is None:
+        return BreakerState(CLOSED, failures, 0)
+    left = settings.CIRCUIT_BREAKER_RESET_SECONDS - (time.time() - float(opened_at))
+    if left > 0:
+        return BreakerState(OPEN, failures, max(1, int(left + 0.999)))
+    return BreakerState(HALF_OPEN, failures, 0)
+
+
+def allow(provider_key: str) -> tuple[bool, int]:
+    """(allowed, retry_after). In half-open, only the first caller is allowed (the probe)."""
+    current = state(provider_key)
+    if current.state == CLOSED:
+        return True, 0
+    if current.state == OPEN:
+        return False, current.retry_after
+    try:
+        won = cache.add(_key(provider_key, "probe"), 1, timeout=settings.CIRCUIT_BREAKER_RESET_SECONDS)
+    except Exception:  # noqa: BLE001
+        return True, 0
+    return (True, 0) if won else (False, max(1, settings.CIRCUIT_BREAKER_RESET_SECONDS // 2))
+
+
+def record_success(provider_key: str) -> None:
+    try:
+        if cache.get(_key(provider_key, "opened_at")) is not None:
+            logger.info("circuit closed", extra={"provider": provider_key})
+        cache.delete_many([_key(provider_key, p) for p in ("failures", "opened_at", "probe")])
+    except Exception:  # noqa: BLE001
+        logger.warning("circuit breaker state not saved (cache unavailable)")
+
+
+def record_failure(provider_key: str) -> None:
+    try:
+        key = _key(provider_key, "failures")
+        cache.add(key, 0, timeout=_ttl())
+        failures = cache.incr(key)
+        half_open = state(provider_key).state == HALF_OPEN
+        if failures >= settings.CIRCUIT_BREAKER_FAILURE_THRESHOLD or half_open:
+            cache.set(_key(provider_key, "opened_at"), time.time(), timeout=_ttl())
+            cache.delete(_key(provider_key, "probe"))
+            logger.warning("circuit open", extra={"provider": provider_key, "failures": failures})
+    except Exception:  # noqa: BLE001
+        logger.warning("circuit breaker state not saved (cache unavailable)")
+
+
+def reset(provider_key: str) -> None:
+    record_success(provider_key)

@@ -1,0 +1,115 @@
+"""Shapes of the providers API. Never a token, in or out."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from providers.models import FinancialAccount, ProviderConnection, Transaction
+
+
+class ProviderTypeSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    configured = serializers.BooleanField()
+    capabilities = serializers.ListField(child=serializers.CharField())
+
+
+class ConnectionSerializer(serializers.ModelSerializer):
+    expires_at = serializers.SerializerMethodField()
+    refresh_expires_at = serializers.SerializerMethodField()
+    last_error = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ProviderConnection
+        fields = ["id", "provider_key", "alias", "status", "created_at", "connected_at", "last_refreshed_at",
+                  "last_sync_at", "consecutive_failures", "last_error", "expires_at", "refresh_expires_at"]
+
+    def _token(self, obj):
+        try:
+            return obj.token
+        except ProviderConnection.token.RelatedObjectDoesNotExist:
+            return None
+
+    def get_expires_at(self, obj) -> str | None:
+        token = self._token(obj)
+        return serializers.DateTimeField().to_representation(token.expires_at) if token else None
+
+    def get_refresh_expires_at(self, obj) -> str | None:
+        token = self._token(obj)
+        if token is None or token.refresh_expires_at is None:
+            return None
+        return serializers.DateTimeField().to_representation(token.refresh_expires_at)
+
+    def get_last_error(self, obj) -> dict | None:
+        if not obj.last_error_code:
+            return None
+        return {"code": obj.last_error_code, "message": obj.last_error_message}
+
+
+class ConnectionCreateSerializer(serializers.Serializer):
+    provider_key = serializers.CharField(max_length=32)
+    alias = serializers.CharField(max_length=100, allow_blank=False, trim_whitespace=True)
+
+
+class ConnectionCreatedSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    provider_key = serializers.CharField()
+    alias = serializers.CharField()
+    status = serializers.CharField()
+    authorization_url = serializers.URLField()
+
+
+class ConnectionUpdateSerializer(serializers.Serializer):
+    alias = serializers.CharField(max_length=100, allow_blank=False, trim_whitespace=True)
+
+
+class AuthorizationUrlSerializer(serializers.Serializer):
+    authorization_url = serializers.URLField()
+
+
+class TokenRefreshResultSerializer(serializers.Serializer):
+    status = serializers.CharField(help_text="The connection's status after the refresh.")
+    expires_at = serializers.DateTimeField(allow_null=True)
+    rotation = serializers.ChoiceField(choices=["rotated", "same_token_returned", "not_included"])
+
+
+class SyncAcceptedSerializer(serializers.Serializer):
+    status = serializers.CharField(default="queued")
+    connection_id = serializers.UUIDField()
+
+
+class CallbackResultSerializer(serializers.Serializer):
+    outcome = serializers.ChoiceField(
+        choices=["connected", "denied", "invalid_state", "expired", "replayed", "mismatch", "failed"])
+    connection_id = serializers.UUIDField(allow_null=True)
+    detail = serializers.CharField()
+
+
+class AccountSerializer(serializers.ModelSerializer):
+    connection_id = serializers.UUIDField(read_only=True)
+    provider_key = serializers.CharField(source="connection.provider_key", read_only=True)
+
+    class Meta:
+        model = FinancialAccount
+        fields = ["id", "connection_id", "provider_key", "account_number_masked", "account_type", "currency",
+                  "cash_balance", "market_value", "total_value", "positions", "synced_at", "created_at"]
+
+
+class TransactionSerializer(serializers.ModelSerializer):
+    account_id = serializers.UUIDField(read_only=True)
+
+    class Meta:
+        model = Transaction
+        fields = ["id", "account_id", "provider_transaction_id", "type", "date", "description", "amount",
+                  "currency", "symbol"]
+
+
+class TransactionFilterSerializer(serializers.Serializer):
+    start = serializers.DateTimeField(required=False, help_text="Only transactions on or after (ISO 8601).")
+    end = serializers.DateTimeField(required=False, help_text="Only transactions on or before (ISO 8601).")
+    type = serializers.CharField(required=False, help_text="Comma-separated types, e.g. TRADE,DIVIDEND_OR_INTEREST.")
+
+    def validate(self, attrs):
+        if attrs.get("start") and attrs.get("end") and attrs["start"] > attrs["end"]:
+            raise serializers.ValidationError({"end": ["end must not be before start."]})
+        return attrs

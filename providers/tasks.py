@@ -1,0 +1,68 @@
+"""Celery tasks for providers. Thin: they take ids and call services.
+
+Every task is idempotent and safe to overlap: the refresh takes a row lock with
+skip_locked and re-checks whether the work is still due; syncs upsert.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from celery import shared_task
+
+from providers import services
+
+logger = logging.getLogger("dashtam.providers")
+
+
+@shared_task(bind=True, max_retries=5, acks_late=True)
+def refresh_connection_token(self, connection_id: str, force: bool = False) -> str:
+    """Refresh one connection's token (exactly once; see services.token_refresh).
+
+    Transient failures are retried with exponential backoff and jitter (the
+    provider's Retry-After when it gave one) until the connection is in error.
+    """
+    result = services.token_refresh(connection_id=connection_id, force=force)
+    if result.retryable and not self.request.is_eager and self.request.retries < self.max_retries:
+        countdown = result.retry_after or min(600, 30 * (2 ** self.request.retries))
+        raise self.retry(countdown=countdown + random.uniform(0, 5))  # noqa: S311 - jitter
+    return result.status
+
+
+@shared_task(acks_late=True)
+def refresh_due_tokens() -> int:
+    """Beat, every minute: one refresh task per connection whose token expires within
+    PROVIDER_REFRESH_AHEAD (or is below its minimum version)."""
+    ids = services.tokens_due_for_refresh()
+    for connection_id in ids:
+        refresh_connection_token.delay(connection_id)
+    if ids:
+        logger.info("provider refreshes enqueued", extra={"count": len(ids)})
+    return len(ids)
+
+
+@shared_task(acks_late=True, autoretry_for=(), max_retries=0)
+def sync_connection(connection_id: str) -> str:
+    """Sync one connection's accounts and transactions (idempotent upserts)."""
+    from providers.exceptions import ProviderUnavailable
+
+    try:
+        return services.connection_sync(connection_id=connection_id).status
+    except ProviderUnavailable:
+        return "unavailable"
+
+
+@shared_task(acks_late=True)
+def sync_due_connections() -> int:
+    """Beat: a sync task for each active connection not synced for PROVIDER_SYNC_MINUTES."""
+    ids = services.connections_due_for_sync()
+    for connection_id in ids:
+        sync_connection.delay(connection_id)
+    return len(ids)
+
+
+@shared_task(acks_late=True)
+def warn_reauth_due() -> int:
+    """Beat: email users PROVIDER_REAUTH_WARNING_HOURS before a refresh token dies (once)."""
+    return services.tokens_reauth_warn()
