@@ -343,12 +343,15 @@ def audit_admin(bench: Bench) -> dict:
     cookie = seed.admin_cookie(user=staff)
     staff_access = seed.sessions_start(users=[staff], count=1)[0][0]
     base = "/admin/audit/auditevent/"
+    # The audit admin's own parameters (audit/admin.py): action, created_from/created_to,
+    # q (exact request id, IP or email), actor.
     pages = {
         "changelist": base,
-        "filter_action_date": f"{base}?action__exact={found['action']}"
-                              f"&created_at__gte={found['since']}&created_at__lt={found['until']}",
+        "filter_action_date": f"{base}?action={found['action']}"
+                              f"&created_from={found['since']}&created_to={found['until']}",
         "search_request_id": f"{base}?q={found['request_id']}",
-        "user_trail": f"{base}?actor__id__exact={found['actor_id']}",
+        "user_trail": f"{base}?actor={found['actor_id']}",
+        "changelist_page_50": f"{base}?p=50",
         "api_events": "/api/v1/admin/audit/events",
         "api_request_id": f"/api/v1/admin/audit/events?request_id={found['request_id']}",
     }
