@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from axes.helpers import get_cool_off, get_failure_limit
 from axes.models import AccessAttempt
-from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import IntegerField, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
@@ -16,7 +16,7 @@ from accounts.models import User
 
 
 def _recent_failures():
-    since = timezone.now() - settings.AXES_COOLOFF_TIME
+    since = timezone.now() - get_cool_off()
     per_user = (
         AccessAttempt.objects.filter(username=OuterRef("email"), attempt_time__gte=since)
         .values("username").annotate(total=Sum("failures_since_start")).values("total")
@@ -48,7 +48,7 @@ class LockedFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
-            return queryset.filter(recent_failures__gte=settings.AXES_FAILURE_LIMIT)
+            return queryset.filter(recent_failures__gte=get_failure_limit(None, None))
         if self.value() == "failures":
             return queryset.filter(recent_failures__gt=0)
         return queryset
@@ -92,7 +92,7 @@ class UserAdmin(admin.ModelAdmin):
 
     @admin.display(boolean=True, description="locked")
     def locked(self, obj):
-        return getattr(obj, "recent_failures", 0) >= settings.AXES_FAILURE_LIMIT
+        return getattr(obj, "recent_failures", 0) >= get_failure_limit(None, None)
 
     @admin.display(description="lock status")
     def lock_status(self, obj):

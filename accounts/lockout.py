@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from axes.handlers.database import AxesDatabaseHandler
 from axes.helpers import get_client_username, get_cool_off, get_failure_limit
@@ -35,6 +35,16 @@ from audit.context import client_ip_for_request
 from dashtam.api.problems import problem_response
 
 LOCKED_DETAIL = "Too many failed login attempts. Try again later."
+
+
+def failure_limit(request=None, credentials=None) -> int:
+    """AXES_FAILURE_LIMIT: LOCKOUT_FAILURE_LIMIT, read when it is needed."""
+    return settings.LOCKOUT_FAILURE_LIMIT
+
+
+def cool_off(request=None) -> timedelta:
+    """AXES_COOLOFF_TIME: LOCKOUT_COOLOFF_SECONDS, read when it is needed."""
+    return timedelta(seconds=settings.LOCKOUT_COOLOFF_SECONDS)
 
 
 def axes_username(request, credentials) -> str | None:
@@ -75,7 +85,7 @@ class LockState:
         return max(1, math.ceil((max(ends) - self.now).total_seconds()))
 
 
-def _locked_until(rows, *, limit: int, cool_off) -> datetime | None:
+def _locked_until(rows, *, limit: int, period: timedelta) -> datetime | None:
     """When the failures still counting drop below ``limit`` (None: not locked).
 
     ``rows`` are (attempt_time, failures) of one counter, each row ageing out
@@ -86,15 +96,15 @@ def _locked_until(rows, *, limit: int, cool_off) -> datetime | None:
     for attempt_time, failures in sorted(rows, key=lambda r: r[0], reverse=True):
         total += failures
         if total >= limit:
-            return attempt_time + cool_off
+            return attempt_time + period
     return None
 
 
 def lockout_state(*, username: str | None, ip: str | None, now: datetime | None = None) -> LockState:
     """The lock state of an email address and a client IP. Reads only."""
     now = now or timezone.now()
-    cool_off = get_cool_off()
-    recent = AccessAttempt.objects.filter(attempt_time__gte=now - cool_off)
+    period = get_cool_off()
+    recent = AccessAttempt.objects.filter(attempt_time__gte=now - period)
     account_rows = (
         list(recent.filter(username=username).values_list("attempt_time", "failures_since_start"))
         if username else []
@@ -106,8 +116,8 @@ def lockout_state(*, username: str | None, ip: str | None, now: datetime | None 
     return LockState(
         account_failures=sum(f for _, f in account_rows),
         ip_failures=sum(f for _, f in ip_rows),
-        account_locked_until=_locked_until(account_rows, limit=settings.AXES_FAILURE_LIMIT, cool_off=cool_off),
-        ip_locked_until=_locked_until(ip_rows, limit=settings.LOCKOUT_IP_FAILURE_LIMIT, cool_off=cool_off),
+        account_locked_until=_locked_until(account_rows, limit=get_failure_limit(None, None), period=period),
+        ip_locked_until=_locked_until(ip_rows, limit=settings.LOCKOUT_IP_FAILURE_LIMIT, period=period),
         now=now,
     )
 

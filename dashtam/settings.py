@@ -351,8 +351,9 @@ LOCKOUT_COOLOFF_SECONDS = env.int("LOCKOUT_COOLOFF_SECONDS", default=3600)
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
 # The database handler, extended with the per-IP threshold (accounts/lockout.py).
 AXES_HANDLER = "accounts.lockout.LockoutHandler"
-AXES_FAILURE_LIMIT = LOCKOUT_FAILURE_LIMIT
-AXES_COOLOFF_TIME = timedelta(seconds=LOCKOUT_COOLOFF_SECONDS)
+# Read LOCKOUT_FAILURE_LIMIT / LOCKOUT_COOLOFF_SECONDS at call time (accounts/lockout.py).
+AXES_FAILURE_LIMIT = "accounts.lockout.failure_limit"
+AXES_COOLOFF_TIME = "accounts.lockout.cool_off"
 AXES_LOCKOUT_PARAMETERS = ["username"]
 AXES_RESET_ON_SUCCESS = True
 # A lock lasts LOCKOUT_COOLOFF_SECONDS from the failure that set it; attempts during the

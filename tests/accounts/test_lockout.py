@@ -127,3 +127,13 @@ def test_the_lock_holds_while_redis_is_down(api_client, user, password, own_redi
     fail(api_client, user.email, 5)
     assert_locked(login(api_client, user.email, password))
     assert AccessAttempt.objects.get(username=user.email).failures_since_start == 10
+
+
+def test_the_thresholds_follow_the_settings(api_client, user, password, settings):
+    settings.LOCKOUT_FAILURE_LIMIT = 3
+    settings.LOCKOUT_COOLOFF_SECONDS = 120
+    responses = fail(api_client, user.email, 3)
+    assert [r.status_code for r in responses] == [401, 401, 429]
+    assert_locked(login(api_client, user.email, password), max_seconds=120)
+    AccessAttempt.objects.update(attempt_time=timezone.now() - timedelta(seconds=121))
+    assert login(api_client, user.email, password).status_code == 200
