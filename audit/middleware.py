@@ -45,4 +45,11 @@ class RequestContextMiddleware:
         match = getattr(request, "resolver_match", None)
         if match is not None:
             context.update(route=match.route or "")
+        # The admin authenticates with Django's session, which AuthenticationMiddleware has
+        # loaded by now. The API binds its actor in DRF's authentication instead, because
+        # request.user means nothing there before DRF has authenticated the bearer token.
+        if request.path.startswith("/admin/"):
+            user = getattr(request, "user", None)
+            if user is not None and user.is_authenticated:
+                context.bind_actor(user)
         return None

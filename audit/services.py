@@ -46,6 +46,9 @@ def record(*, action: str, outcome: str = "success", target=None, extra: dict | 
         actor_id, actor_email = actor.pk, actor.email
     elif ctx is not None and ctx.user_id:
         actor_id, actor_email = ctx.user_id, ctx.user_email
+        if ctx.origin != "request" and not _user_exists(actor_id):
+            # A task enqueued by a user who has been deleted since: keep the email snapshot.
+            actor_id = None
     return AuditEvent.objects.create(
         action=action,
         outcome=outcome,
@@ -64,6 +67,16 @@ def record(*, action: str, outcome: str = "success", target=None, extra: dict | 
         route=(ctx.route if ctx else "")[:255],
         extra=scrub(extra or {}),
     )
+
+
+def _user_exists(user_id) -> bool:
+    from django.contrib.auth import get_user_model
+    from django.core.exceptions import ValidationError
+
+    try:
+        return get_user_model()._base_manager.filter(pk=user_id).exists()
+    except (ValueError, ValidationError):
+        return False
 
 
 # --- The hash chain -----------------------------------------------------------------------

@@ -61,34 +61,38 @@ def json_log_lines():
 @pytest.mark.integration
 def test_a_task_enqueued_by_a_request_writes_rows_and_logs_with_its_id(celery_worker, client,
                                                                          json_log_lines):
+    tag = f"alpha{uuid.uuid4().hex[:8]}"
+    request_id = f"origin-{uuid.uuid4()}"
     with override_settings(ROOT_URLCONF=__name__):
-        response = client.get("/enqueue/alpha", HTTP_X_REQUEST_ID="origin-req-77")
+        response = client.get(f"/enqueue/{tag}", HTTP_X_REQUEST_ID=request_id)
     assert response.status_code == 200
 
-    row = wait_until(lambda: AuditEvent.objects.filter(extra__action="probe", extra__tag="alpha").first(),
+    row = wait_until(lambda: AuditEvent.objects.filter(extra__action="probe", extra__tag=tag).first(),
                      timeout=30)
-    assert row.request_id == "origin-req-77"
-    assert row.actor_email == "alpha@example.com" and row.actor_id is not None
+    assert row.request_id == request_id
+    assert row.actor_email == f"{tag}@example.com" and row.actor_id is not None
     assert row.session_id == "sess-123"
     assert row.route == "tests.audit.probe"
     in_request = AuditEvent.objects.get(extra__action="probe-request")
     assert in_request.request_id == row.request_id  # staff find both with one search
-    line = next(x for x in wait_until(json_log_lines) if x.get("tag") == "alpha")
-    assert line["request_id"] == "origin-req-77"
+    line = next(x for x in wait_until(json_log_lines) if x.get("tag") == tag)
+    assert line["request_id"] == request_id
 
 
 @pytest.mark.integration
 def test_tasks_sent_by_beat_get_a_fresh_request_id_each(celery_worker):
+    tags = [f"beat-{uuid.uuid4().hex[:8]}" for _ in range(2)]
+
     def beat_thread():
         propagation.on_beat_init()
-        probe.delay("beat-1")
-        probe.delay("beat-2")
+        for tag in tags:
+            probe.delay(tag)
 
     thread = threading.Thread(target=beat_thread)
     thread.start()
     thread.join()
     rows = wait_until(lambda: (lambda r: r if len(r) == 2 else None)(
-        list(AuditEvent.objects.filter(extra__action="probe").order_by("id"))), timeout=30)
+        list(AuditEvent.objects.filter(extra__action="probe", extra__tag__in=tags))), timeout=30)
     ids = {r.request_id for r in rows}
     assert len(ids) == 2
     for request_id in ids:
@@ -110,3 +114,18 @@ def test_a_task_with_no_request_gets_its_own_id():
     row = AuditEvent.objects.get(extra__tag="lonely")
     assert uuid.UUID(row.request_id)
     assert context.get() is None
+
+
+@pytest.mark.django_db
+def test_a_task_whose_user_was_deleted_still_records_with_the_email_snapshot():
+    token = context.set_context(context.RequestContext(
+        request_id="req-gone", user_id="00000000-0000-4000-8000-000000000000", user_email="gone@example.com",
+        origin="task",
+    ))
+    try:
+        with transaction.atomic():
+            event = record(action="admin.action", extra={"action": "probe"})
+    finally:
+        context.reset(token)
+    event = AuditEvent.objects.get(pk=event.pk)
+    assert event.actor_id is None and event.actor_email == "gone@example.com"
