@@ -77,32 +77,38 @@ def _compile(rules: dict) -> tuple[Rule, ...]:
     return tuple(compiled)
 
 
-@lru_cache(maxsize=8)
-def _table(rules_id: int) -> tuple[Rule, ...]:
-    return _compile(settings.RATE_LIMIT_RULES)
+def _signature(rules: dict) -> tuple:
+    """A hashable snapshot of the table: a rule changed in place is a new table too."""
+    return tuple(
+        (name, str(rule.get("rate", "")), str(rule.get("key", "")), tuple(rule.get("routes") or ()),
+         bool(rule.get("lockout_first")))
+        for name, rule in rules.items()
+    )
 
 
 @lru_cache(maxsize=1024)
-def _for(rules_id: int, url_name: str | None) -> tuple[Rule, ...]:
-    return tuple(rule for rule in _table(rules_id) if rule.matches(url_name))
+def _for(signature: tuple, url_name: str | None) -> tuple[Rule, ...]:
+    table = _compile({name: {"rate": rate, "key": key, "routes": routes, "lockout_first": first}
+                      for name, rate, key, routes, first in signature})
+    return tuple(rule for rule in table if rule.matches(url_name))
 
 
 def rules_for(url_name: str | None) -> tuple[Rule, ...]:
     """The rules that cover a route under /api/ (``None``: a path no route matched).
 
-    Compiled once per rule table: a test (or override_settings) that assigns a new
-    RATE_LIMIT_RULES gets a new table.
+    Matched once per table and route, and read from ``settings.RATE_LIMIT_RULES``
+    on every request, so a test (or override_settings) that changes the table,
+    even in place, is obeyed at once.
     """
-    return _for(id(settings.RATE_LIMIT_RULES), url_name)
+    return _for(_signature(settings.RATE_LIMIT_RULES), url_name)
 
 
 def clear_caches() -> None:
-    _table.cache_clear()
     _for.cache_clear()
 
 
 def _on_setting_changed(*, setting: str, **kwargs) -> None:
-    # id() of a replaced table may be reused by the next one: forget them all.
+    # Tables seen under test settings are not needed again.
     if setting == "RATE_LIMIT_RULES":
         clear_caches()
 

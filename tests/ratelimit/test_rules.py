@@ -268,3 +268,11 @@ def test_drf_views_outside_the_api_are_not_counted(rate_rules, api_client):
     responses = [api_client.get("/sandbox/page") for _ in range(3)]
     assert [r.status_code for r in responses] == [200, 200, 200]
     assert not responses[0].has_header("X-RateLimit-Limit")
+
+
+def test_a_rule_changed_in_place_is_obeyed_at_once(rate_rules, api_client, settings):
+    rules = rate_rules()
+    assert login(api_client).status_code == 200
+    rules["login"]["rate"] = "1/m"  # the same table object, edited
+    assert settings.RATE_LIMIT_RULES["login"]["rate"] == "1/m"
+    assert login(api_client)["X-RateLimit-Limit"] == "1"
