@@ -1,0 +1,152 @@
+"""HTTP discipline: retries for idempotent calls, Retry-After, outbound budget, circuit breaker."""
+
+from __future__ import annotations
+
+import pytest
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from providers import breaker
+from providers.clients.schwab import SchwabClient
+from providers.exceptions import ProviderError, ProviderRequestRejected, ProviderUnavailable
+from providers.models import ProviderConnection, ProviderToken
+from providers.services import connection_sync, token_refresh
+from tests.providers.conftest import connect
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def connection_id(auth_client, schwab):
+    return connect(auth_client, schwab)
+
+
+def test_idempotent_reads_are_retried_after_429_and_500(schwab, connection_id):
+    schwab.data_script = ["429", "500"]
+    result = connection_sync(connection_id=connection_id)
+    assert result.status == "synced" and result.transactions == 2
+    assert schwab.data_calls[:3] == ["/trader/v1/accounts/accountNumbers"] * 3
+
+
+def test_reads_give_up_after_the_configured_retries(settings, schwab, connection_id):
+    settings.HTTP_MAX_RETRIES = 2
+    settings.CIRCUIT_BREAKER_FAILURE_THRESHOLD = 50
+    schwab.data_script = ["500"] * 3
+    result = connection_sync(connection_id=connection_id)
+    assert result.status == "failed" and result.error_code == "server_error"
+    assert len(schwab.data_calls) == 3
+    assert ProviderConnection.objects.get(pk=connection_id).last_error_code == "server_error"
+    assert AuditEvent.objects.filter(action="provider.sync.failed", target_id=connection_id).exists()
+
+
+def test_a_long_retry_after_is_not_waited_for(settings, schwab):
+    settings.HTTP_RETRY_AFTER_MAX_SECONDS = 0.5
+    schwab.server.expect_oneshot_request("/trader/v1/accounts/accountNumbers").respond_with_data(
+        "{}", status=429, headers={"Retry-After": "120"}, content_type="application/json")
+    client = SchwabClient.from_settings()
+    with pytest.raises(ProviderUnavailable) as caught:
+        client.request("GET", "/trader/v1/accounts/accountNumbers")
+    assert caught.value.retry_after == 120
+
+
+def test_slow_reads_time_out_and_are_retried(settings, schwab, connection_id):
+    settings.HTTP_TIMEOUT_READ = 0.2
+    schwab.data_script = ["slow"]
+    assert connection_sync(connection_id=connection_id).status == "synced"
+
+
+def test_the_outbound_budget_is_shared_and_refuses_when_spent(settings, schwab):
+    settings.SCHWAB_RATE_LIMIT = "2/m"
+    client = SchwabClient.from_settings()
+    other_process_client = SchwabClient.from_settings()
+    for c in (client, other_process_client):
+        with pytest.raises(ProviderRequestRejected):  # reached the provider (no token: 401)
+            c.request("GET", "/trader/v1/accounts/accountNumbers")
+    with pytest.raises(ProviderUnavailable) as caught:
+        client.request("GET", "/trader/v1/accounts/accountNumbers")
+    assert caught.value.code == "provider_rate_limited" and caught.value.retry_after >= 1
+    assert len(schwab.data_calls) == 2
+
+
+def test_the_circuit_opens_after_consecutive_failures_and_answers_503(
+        settings, auth_client, schwab, connection_id, api_client):
+    settings.CIRCUIT_BREAKER_FAILURE_THRESHOLD = 3
+    settings.CIRCUIT_BREAKER_RESET_SECONDS = 30
+    settings.HTTP_MAX_RETRIES = 0
+    client = SchwabClient.from_settings()
+    schwab.data_script = ["500"] * 3
+    for _ in range(3):
+        with pytest.raises(ProviderError):
+            client.request("GET", "/trader/v1/accounts/accountNumbers")
+    assert breaker.state("schwab").state == breaker.OPEN
+    calls = len(schwab.data_calls)
+    with pytest.raises(ProviderUnavailable):
+        client.request("GET", "/trader/v1/accounts/accountNumbers")
+    assert len(schwab.data_calls) == calls  # refused without touching the network
+
+    sync = auth_client.post(f"/api/v1/providers/{connection_id}/sync")
+    assert sync.status_code == 503 and sync.json()["code"] == "PROVIDER_UNAVAILABLE"
+    assert 1 <= int(sync["Retry-After"]) <= 30
+    refresh = auth_client.post(f"/api/v1/providers/{connection_id}/token-refresh")
+    assert refresh.status_code == 503 and refresh.json()["code"] == "PROVIDER_UNAVAILABLE"
+    assert "Retry-After" in refresh
+    # Not the connection's fault: no failure counted.
+    assert ProviderConnection.objects.get(pk=connection_id).consecutive_failures == 0
+
+    ready = api_client.get("/readyz").json()
+    assert ready["circuit_breakers"]["schwab"]["state"] == "open"
+
+
+def test_half_open_lets_one_probe_through_and_a_success_closes(settings, schwab, monkeypatch):
+    settings.CIRCUIT_BREAKER_FAILURE_THRESHOLD = 1
+    settings.CIRCUIT_BREAKER_RESET_SECONDS = 30
+    settings.HTTP_MAX_RETRIES = 0
+    client = SchwabClient.from_settings()
+    schwab.data_script = ["500"]
+    with pytest.raises(ProviderError):
+        client.request("GET", "/trader/v1/accounts/accountNumbers")
+    assert breaker.state("schwab").state == breaker.OPEN
+    real_time = breaker.time.time
+    monkeypatch.setattr(breaker.time, "time", lambda: real_time() + 31)  # the open period is over
+    assert breaker.state("schwab").state == breaker.HALF_OPEN
+    assert breaker.allow("schwab")[0] is True
+    assert breaker.allow("schwab")[0] is False  # only one probe
+    breaker.record_success("schwab")
+    assert breaker.state("schwab").state == breaker.CLOSED
+
+
+def test_a_failed_probe_opens_the_circuit_again(settings, schwab, monkeypatch):
+    settings.CIRCUIT_BREAKER_FAILURE_THRESHOLD = 1
+    breaker.record_failure("schwab")
+    real_time = breaker.time.time
+    monkeypatch.setattr(breaker.time, "time", lambda: real_time() + settings.CIRCUIT_BREAKER_RESET_SECONDS + 1)
+    assert breaker.allow("schwab")[0] is True
+    breaker.record_failure("schwab")
+    assert breaker.state("schwab").state == breaker.OPEN
+
+
+def test_client_errors_do_not_open_the_circuit(settings, schwab):
+    settings.CIRCUIT_BREAKER_FAILURE_THRESHOLD = 1
+    client = SchwabClient.from_settings()
+    with pytest.raises(ProviderError) as caught:
+        client.request("GET", "/trader/v1/accounts/accountNumbers", access_token="wrong")
+    assert caught.value.status == 401
+    assert breaker.state("schwab").state == breaker.CLOSED
+
+
+def test_token_refresh_is_a_post_and_never_retried(settings, schwab, connection_id):
+    schwab.token_script = ["500"]
+    ProviderToken.objects.update(expires_at=timezone.now())
+    assert token_refresh(connection_id=connection_id).status == "failed"
+    assert schwab.refresh_calls() == 1
+
+
+def test_errors_never_carry_tokens(schwab, connection_id):
+    schwab.token_script = ["invalid_grant"]
+    ProviderToken.objects.update(expires_at=timezone.now())
+    token_refresh(connection_id=connection_id)
+    connection = ProviderConnection.objects.get(pk=connection_id)
+    for issued in schwab.issued:
+        for value in (issued["access_token"], issued.get("refresh_token", "")):
+            assert value not in connection.last_error_message
+            assert value not in str(list(AuditEvent.objects.values_list("extra", flat=True)))

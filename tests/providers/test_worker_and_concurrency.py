@@ -1,0 +1,83 @@
+"""The scheduled refresh through a real Celery worker, and exactly-once refresh under concurrency."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection as db_connection
+from django.db import connections
+from django.utils import timezone
+
+from audit.models import AuditEvent
+from providers.models import ConnectionStatus, FinancialAccount, ProviderConnection, ProviderToken
+from tests.conftest import wait_until
+from tests.factories import UserFactory
+from tests.providers.conftest import client_for, connect
+
+
+@pytest.mark.django_db(transaction=True)
+def test_whole_flow_with_a_real_worker(schwab, celery_worker, smtp_sink):
+    from providers.tasks import refresh_due_tokens
+
+    user = UserFactory()
+    client = client_for(user)
+    connection_id = connect(client, schwab)
+    # The sync was enqueued on commit and ran on the worker.
+    wait_until(lambda: FinancialAccount.objects.filter(connection_id=connection_id).exists())
+    wait_until(lambda: ProviderConnection.objects.get(pk=connection_id).last_sync_at)
+
+    # The beat task finds the token about to expire and the worker refreshes it once.
+    ProviderToken.objects.update(expires_at=timezone.now() + timedelta(minutes=2))
+    refresh_due_tokens.delay()
+    wait_until(lambda: ProviderToken.objects.get(connection_id=connection_id).refresh_count == 1)
+    event = wait_until(lambda: AuditEvent.objects.filter(action="provider.token.refreshed",
+                                                         target_id=connection_id).first())
+    assert event.extra["rotation"] == "rotated"
+
+    # The provider stops accepting the refresh token: reauth_required and an email.
+    schwab.token_script = ["invalid_grant"]
+    ProviderToken.objects.update(expires_at=timezone.now())
+    refresh_due_tokens.delay()
+    wait_until(lambda: ProviderConnection.objects.get(pk=connection_id).status == ConnectionStatus.REAUTH_REQUIRED)
+    message = smtp_sink.wait_for(1, to=user.email)[0]
+    assert f"/connections/{connection_id}" in smtp_sink.text(message)
+
+    # Disconnect: tokens and data gone, audit kept.
+    assert client.delete(f"/api/v1/providers/{connection_id}").status_code == 204
+    assert not ProviderToken.objects.exists() and not FinancialAccount.objects.exists()
+    assert AuditEvent.objects.filter(target_id=connection_id).count() >= 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_refreshes_call_the_provider_exactly_once(schwab):
+    if db_connection.vendor != "postgresql":
+        pytest.skip("row locks with SKIP LOCKED need PostgreSQL; SQLite serialises writers instead")
+    from providers.services import token_refresh
+
+    connection_id = connect(client_for(UserFactory()), schwab)
+    ProviderToken.objects.update(expires_at=timezone.now() + timedelta(seconds=30))
+    schwab.slow_seconds = 0.5
+    schwab.token_script = ["slow"]
+    barrier = threading.Barrier(6)
+    results = []
+
+    def worker():
+        try:
+            barrier.wait()
+            results.append(token_refresh(connection_id=connection_id).status)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert schwab.refresh_calls() == 1
+    assert results.count("refreshed") == 1
+    assert set(results) <= {"refreshed", "in_progress", "not_due"}
+    token = ProviderToken.objects.get(connection_id=connection_id)
+    assert token.refresh_count == 1
+    assert AuditEvent.objects.filter(action="provider.token.refreshed", target_id=connection_id).count() == 1
