@@ -99,7 +99,7 @@ def user_register(*, email: str, password: str, first_name: str = "", last_name:
         make_password(password)  # the cost of hashing a new account's password
     with transaction.atomic():
         send_templated_email(to=existing.email, template="account_register_existing",
-                             context=_mail_context(existing, login_link=_url("/login")))
+                             context=_mail_context(existing, login_link=_url("/login"), reason="sign_up"))
         record(action="auth.register.duplicate", outcome="denied", target=existing)
 
 
@@ -379,7 +379,7 @@ def email_change_request(*, user: User, new_email: str, current_password: str) -
         owner = User.objects.filter(email=new_email).first()
         if owner is not None:
             send_templated_email(to=owner.email, template="account_register_existing",
-                                 context=_mail_context(owner, login_link=_url("/login")))
+                                 context=_mail_context(owner, login_link=_url("/login"), reason="email_change"))
             record(action="auth.email_change.requested", outcome="denied", target=user,
                    extra={"reason": "address_in_use"})
             return

@@ -60,7 +60,8 @@ def test_register_with_a_taken_address_answers_the_same_and_sends_a_notice(
     assert (fresh.status_code, fresh.json()) == (taken.status_code, taken.json()) == (202, fresh.json())
     assert User.objects.filter(email__iexact=user.email).count() == 1
     [notice] = outbox_to(user.email)
-    assert "tried to sign up" in notice.subject
+    assert "tried to use your email" in notice.subject
+    assert "create a Dashtam account" in notice.body
     assert "token=" not in notice.body
     user.refresh_from_db()
     assert user.check_password("Correct-Horse-9-Battery")
