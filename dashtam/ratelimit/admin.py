@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 
-from dashtam.ratelimit.core import limited_keys
+from dashtam.ratelimit.core import limited_keys, parse_rate
 from dashtam.ratelimit.models import LimitedKey
+from dashtam.ratelimit.services import limited_key_unblock
 
 
 def _rows() -> list[dict]:
@@ -24,6 +26,7 @@ def _rows() -> list[dict]:
             "rule": rule, "kind": kind, "value": value, "who": value,
             "limit": item.limit, "period": item.period, "count": item.count,
             "refused": max(0, item.count - item.limit), "reset_in": item.reset_in,
+            "key": item.key, "rate": f"{item.limit}/{item.period}s",
         })
     if user_ids:
         pks = get_user_model()._meta.pk
@@ -60,7 +63,12 @@ class LimitedKeyAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
+    def can_unblock(self, request) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
     def changelist_view(self, request, extra_context=None):
+        if request.method == "POST":
+            return self._unblock(request)
         try:
             audit_url = reverse("admin:audit_auditevent_changelist") + "?action=ratelimit.exceeded"
         except NoReverseMatch:
@@ -70,7 +78,23 @@ class LimitedKeyAdmin(admin.ModelAdmin):
             "title": "Rate-limited keys (live)",
             "opts": self.model._meta,
             "rows": _rows(),
+            "can_unblock": self.can_unblock(request),
             "audit_url": audit_url,
             **(extra_context or {}),
         }
         return TemplateResponse(request, "admin/dashtam_ratelimit/limited_keys.html", context)
+
+    def _unblock(self, request):
+        if not self.can_unblock(request):
+            raise PermissionDenied
+        key, rate = request.POST.get("key", ""), request.POST.get("rate", "")
+        try:
+            parse_rate(rate)
+        except ValueError:
+            messages.error(request, "That is not a rate-limited key.")
+        else:
+            if limited_key_unblock(key=key, rate=rate, actor=request.user):
+                messages.success(request, f"Unblocked {key}: its next request is admitted.")
+            else:
+                messages.warning(request, f"{key} was not limited any more (or the cache is unreachable).")
+        return HttpResponseRedirect(request.path)

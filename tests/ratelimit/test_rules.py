@@ -276,3 +276,35 @@ def test_a_rule_changed_in_place_is_obeyed_at_once(rate_rules, api_client, setti
     rules["login"]["rate"] = "1/m"  # the same table object, edited
     assert settings.RATE_LIMIT_RULES["login"]["rate"] == "1/m"
     assert login(api_client)["X-RateLimit-Limit"] == "1"
+
+
+def test_a_superuser_can_unblock_a_key_and_it_is_audited(rate_rules, client, api_client, staff_user):
+    from audit.models import AuditEvent
+
+    rate_rules(login="1/m")
+    login(api_client)
+    assert login(api_client).status_code == 429
+
+    client.force_login(staff_user)
+    page = client.get("/admin/dashtam_ratelimit/limitedkey/").content.decode()
+    assert 'value="Unblock"' in page
+    response = client.post("/admin/dashtam_ratelimit/limitedkey/",
+                           {"key": "login:ip:127.0.0.1", "rate": "1/60s"})
+    assert response.status_code == 302
+
+    assert login(api_client).status_code == 200
+    event = AuditEvent.objects.get(action="admin.action")
+    assert event.extra["action"] == "ratelimit.unblock"
+    assert event.extra["key"] == "login:ip:127.0.0.1"
+    assert str(event.actor_id) == str(staff_user.pk)
+
+
+def test_staff_who_are_not_superusers_can_look_but_not_unblock(rate_rules, client, api_client, db):
+    rate_rules(login="1/m")
+    login(api_client)
+    login(api_client)
+    client.force_login(UserFactory(is_staff=True))
+    assert 'value="Unblock"' not in client.get("/admin/dashtam_ratelimit/limitedkey/").content.decode()
+    response = client.post("/admin/dashtam_ratelimit/limitedkey/", {"key": "login:ip:127.0.0.1", "rate": "1/60s"})
+    assert response.status_code == 403
+    assert login(api_client).status_code == 429
