@@ -20,6 +20,8 @@ def _rows() -> list[dict]:
     for item in limited_keys():
         rule, _, bucket = item.key.partition(":")
         kind, _, value = bucket.partition(":")
+        if not value:  # a key of another shape, such as an outbound budget (provider-out:schwab)
+            kind, value = "", bucket
         if kind == "user":
             user_ids.add(value)
         rows.append({

@@ -308,3 +308,12 @@ def test_staff_who_are_not_superusers_can_look_but_not_unblock(rate_rules, clien
     response = client.post("/admin/dashtam_ratelimit/limitedkey/", {"key": "login:ip:127.0.0.1", "rate": "1/60s"})
     assert response.status_code == 403
     assert login(api_client).status_code == 429
+
+
+def test_outbound_budgets_are_listed_for_staff_too(client, staff_user):
+    for _ in range(3):
+        core.consume("provider-out:schwab", "2/m")
+    client.force_login(staff_user)
+    html = client.get("/admin/dashtam_ratelimit/limitedkey/").content.decode()
+    assert "provider-out" in html
+    assert "schwab" in html
