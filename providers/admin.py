@@ -78,7 +78,7 @@ class ProviderConnectionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Force a token refresh now")
     def force_refresh(self, request, queryset):
-        results = [services.token_refresh(connection_id=c.pk, force=True) for c in queryset.only("pk")]
+        results = [services.token_refresh(connection_id=c.pk, force=True) for c in queryset.select_related(None).only("pk")]
         ok = sum(r.status == "refreshed" for r in results)
         with transaction.atomic():
             _admin_action(request, action="providers.force_refresh", count=len(results))

@@ -55,10 +55,12 @@ class ProviderTypesApi(APIView):
 
 
 class ConnectionListApi(APIView):
+    pagination_class = ConnectionPagination
+
     @extend_schema(operation_id="providers_list", tags=TAG, summary="Your provider connections",
                    responses={200: ConnectionSerializer(many=True)})
     def get(self, request):
-        paginator = ConnectionPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.connection_list(user=request.user), request, view=self)
         return paginator.get_paginated_response(ConnectionSerializer(page, many=True).data)
 
@@ -196,6 +198,8 @@ class OAuthCallbackApi(APIView):
 
 
 class AccountListApi(APIView):
+    pagination_class = ConnectionPagination
+
     @extend_schema(operation_id="accounts_list", tags=["accounts"], summary="Your synced accounts",
                    parameters=[OpenApiParameter("connection_id", OpenApiTypes.UUID)],
                    responses={200: AccountSerializer(many=True)})
@@ -203,7 +207,7 @@ class AccountListApi(APIView):
         connection_id = request.query_params.get("connection_id") or None
         if connection_id:
             selectors.connection_get(user=request.user, connection_id=_uuid(connection_id))
-        paginator = ConnectionPagination()
+        paginator = self.pagination_class()
         qs = selectors.account_list(user=request.user, connection_id=connection_id)
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(AccountSerializer(page, many=True).data)
@@ -227,6 +231,8 @@ class AccountDetailApi(APIView):
 
 
 class AccountTransactionsApi(APIView):
+    pagination_class = TransactionPagination
+
     @extend_schema(operation_id="accounts_transactions", tags=["accounts"], summary="An account's transactions",
                    parameters=[TransactionFilterSerializer], responses={200: TransactionSerializer(many=True)})
     def get(self, request, account_id):
@@ -236,6 +242,6 @@ class AccountTransactionsApi(APIView):
         f = filters.validated_data
         types = [t.strip() for t in f.get("type", "").split(",") if t.strip()] or None
         qs = selectors.transaction_list(account=account, start=f.get("start"), end=f.get("end"), types=types)
-        paginator = TransactionPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(TransactionSerializer(page, many=True).data)
