@@ -49,6 +49,8 @@ def options(args) -> scenarios.Options:
         provider_latency_ms=50,
         provider_timeout_s=60 if short else 300,
         worker_concurrency=args.worker_concurrency,
+        provider_beat_interval=args.provider_beat_interval,
+        provider_settle_s=3 if short else 10,
         profile=args.profile,
     )
 
@@ -64,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--provider-connections", type=int, default=0)
     parser.add_argument("--worker-concurrency", type=int, default=16,
                         help="Celery worker threads for provider_refresh")
+    parser.add_argument("--provider-beat-interval", type=int, default=5,
+                        help="PROVIDER_REFRESH_INTERVAL for provider_refresh (production default: 60)")
     parser.add_argument("--gunicorn-args", default=os.environ.get(
         "BENCH_GUNICORN_ARGS", "--workers 2 --worker-class gthread --threads 4"))
     parser.add_argument("--fresh", action="store_true",

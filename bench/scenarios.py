@@ -49,6 +49,8 @@ class Options:
     provider_latency_ms: int
     provider_timeout_s: float
     worker_concurrency: int
+    provider_beat_interval: int = 5
+    provider_settle_s: float = 5
     profile: bool = False
 
 
@@ -71,6 +73,11 @@ class Bench:
         server = stack.Server(self.config, label, **overrides)
         self.processes.append(server)
         return server
+
+    def celery(self, role: str, *args: str, **overrides: str) -> stack.Process:
+        process = stack.celery(self.config, role, *args, **overrides)
+        self.processes.append(process)
+        return process
 
     def stop(self, process: stack.Process) -> None:
         process.stop()
@@ -398,3 +405,127 @@ def audit_admin(bench: Bench) -> dict:
     }
     out["met"] = all(ok(n, 300) for n in pages) and ok("search_request_id", 50) and ok("api_request_id", 50)
     return out
+
+
+# --- provider_refresh ----------------------------------------------------------------------------
+def _celery_ready(timeout: float = 60) -> None:
+    """Until a worker answers a ping on the broker."""
+    from dashtam.celery import app
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if app.control.ping(timeout=1.0):
+            return
+    raise RuntimeError("the Celery worker did not answer in time")
+
+
+def provider_refresh(bench: Bench) -> dict:
+    """10,000 due connections, a slow fake Schwab, the real beat and worker: time and correctness.
+
+    The worker starts first; the connections are seeded due; beat starts (t=0) and
+    fans out refresh tasks on its schedule. Done when every connection has been
+    refreshed once; then a few more seconds pass with beat running, so a stray
+    second refresh would still be counted.
+    """
+    from django.utils import timezone
+
+    from bench.schwab import SchwabServer
+    from providers.models import ProviderToken
+
+    opts = bench.opts
+    fake = SchwabServer(latency=opts.provider_latency_ms / 1000, tls=True)
+    celery_dir = bench.config.log_dir / "celery"
+    celery_dir.mkdir(parents=True, exist_ok=True)  # beat's schedule file lives here
+    env = {
+        "SCHWAB_CLIENT_ID": "bench-client",
+        "SCHWAB_CLIENT_SECRET": "bench-secret",
+        "SCHWAB_REDIRECT_URI": "https://app.bench.invalid/oauth/schwab/callback",
+        "SCHWAB_API_BASE_URL": fake.base_url,
+        "REQUESTS_CA_BUNDLE": str(fake.ca_file),
+        # The bench measures our pipeline; Schwab's real budget is a separate limit.
+        "SCHWAB_RATE_LIMIT": "100000000/m",
+        "PROVIDER_REFRESH_INTERVAL": str(opts.provider_beat_interval),
+        "CELERY_DATA_DIR": str(celery_dir),
+    }
+    worker = beat = None
+    try:
+        worker = bench.celery("worker", "--pool", "threads", "--concurrency", str(opts.worker_concurrency),
+                              "--without-gossip", "--without-mingle", **env)
+        _celery_ready()
+        count = opts.provider_connections
+        started = time.monotonic()
+        ids = seed.provider_connections_reset(count=count, users=bench.users, ledger=fake.ledger,
+                                              expires_at=timezone.now() + timedelta_seconds(30))
+        bench.log(f"  {len(ids):,} due connections seeded in {time.monotonic() - started:.1f} s")
+        bench_tokens = ProviderToken.objects.filter(connection__alias__startswith="bench-")
+        t0 = time.monotonic()
+        beat = bench.celery("beat", **env)
+        done_at = None
+        progress = []
+        last_log = 0.0
+        profiling = None
+        while time.monotonic() - t0 < opts.provider_timeout_s:
+            time.sleep(0.5)
+            if opts.profile and profiling is None and time.monotonic() - t0 > opts.provider_beat_interval + 1:
+                profiling = profile.start(worker.workers(), 10, bench.config.log_dir / "profiles", "worker")
+            refreshed = bench_tokens.filter(refresh_count__gte=1).count()
+            elapsed = time.monotonic() - t0
+            progress.append((round(elapsed, 1), refreshed))
+            if elapsed - last_log >= 10:
+                bench.log(f"  {elapsed:5.1f} s: {refreshed:,} of {count:,} refreshed")
+                last_log = elapsed
+            if refreshed >= count:
+                done_at = elapsed
+                break
+            if not worker.alive() or not beat.alive():
+                raise RuntimeError("the Celery worker or beat exited; see " + str(bench.config.log_dir))
+        time.sleep(opts.provider_settle_s)
+        rss = stack.peak_rss_mb(worker.workers() + beat.workers())
+        worker_profile = None
+        if profiling is not None:
+            worker_profile = profile.summarize(profile.finish(profiling))
+            bench.log(f"  profile of the worker ({worker_profile['samples']} samples), our code inclusive %:")
+            for name, pct in worker_profile["ours"][:15]:
+                bench.log(f"    {pct:5.1f}  {name}")
+            bench.log("  self time %: " + ", ".join(f"{n} {p}" for n, p in worker_profile["self"][:12]))
+    finally:
+        for process in (beat, worker):
+            if process is not None:
+                bench.stop(process)
+        fake.stop()
+
+    stored = seed.provider_refresh_tokens()
+    lost = fake.ledger.lost(stored)
+    refreshed_once = bench_tokens.filter(refresh_count=1).count()
+    first = next((t for t, n in progress if n > 0), None)
+    out = {
+        "connections": count,
+        "seconds": round(done_at, 1) if done_at is not None else None,
+        "first_refresh_after_s": first,
+        "refreshed": fake.ledger.refreshes,
+        "refreshed_exactly_once": refreshed_once,
+        "double_refreshes": fake.ledger.double_refreshes,
+        "lost_tokens": len(lost),
+        "unknown_tokens": fake.ledger.unknown_tokens,
+        "refreshes_per_s": round(fake.ledger.refreshes / (fake.ledger.last_at - fake.ledger.first_at), 1)
+        if fake.ledger.first_at and fake.ledger.last_at and fake.ledger.last_at > fake.ledger.first_at else None,
+        "provider_latency_ms": opts.provider_latency_ms,
+        "beat_interval_s": opts.provider_beat_interval,
+        "worker": f"--pool threads --concurrency {opts.worker_concurrency}",
+        "peak_rss_mb": round(max(rss.values()), 1) if rss else None,
+        "errors": fake.ledger.unknown_tokens + fake.ledger.double_refreshes + len(lost),
+        "progress": progress[:: max(1, len(progress) // 60)],
+        "profile": worker_profile,
+        "target": TARGETS["provider_refresh"],
+    }
+    out["met"] = bool(done_at is not None and done_at <= 60 and count >= 10_000
+                      and out["double_refreshes"] == 0 and out["lost_tokens"] == 0)
+    bench.log(f"  all refreshed in {out['seconds']} s; double refreshes {out['double_refreshes']}, "
+              f"lost tokens {out['lost_tokens']}")
+    return out
+
+
+def timedelta_seconds(seconds: float):
+    from datetime import timedelta
+
+    return timedelta(seconds=seconds)

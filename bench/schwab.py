@@ -15,11 +15,16 @@ It counts what the provider_refresh scenario must prove never happens:
 from __future__ import annotations
 
 import base64
+import datetime
+import ipaddress
 import json
 import secrets
+import ssl
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs
 
 
@@ -72,9 +77,51 @@ class Ledger:
             return len({self.chain_of[t] for t in self.spent})
 
 
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (PEM files): clients trust it through
+    REQUESTS_CA_BUNDLE, so production's https-only SCHWAB_API_BASE_URL check holds."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5)).not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                                                    x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "fake-schwab.pem", directory / "fake-schwab.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+class _TLSThreadingHTTPServer(ThreadingHTTPServer):
+    """TLS handshakes in each connection's own thread, not in the accept loop."""
+
+    ssl_context: ssl.SSLContext | None = None
+    request_queue_size = 256  # read by listen() in the constructor
+
+    def finish_request(self, request, client_address):
+        if self.ssl_context is not None:
+            try:
+                request = self.ssl_context.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError):
+                return
+        super().finish_request(request, client_address)
+
+
 class SchwabServer:
     def __init__(self, *, latency: float = 0.05, client_id: str = "bench-client",
-                 client_secret: str = "bench-secret"):  # noqa: S107 - a local fake's credential
+                 client_secret: str = "bench-secret", tls: bool = False):  # noqa: S107 - a local fake's credential
         self.ledger = Ledger()
         self.latency = latency
         expected = "Basic " + base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
@@ -117,10 +164,17 @@ class SchwabServer:
                 time.sleep(server.latency)
                 self._send(200, {})
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _TLSThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
+        self.ca_file: Path | None = None
+        if tls:
+            self._dir = Path(tempfile.mkdtemp(prefix="fake-schwab-"))
+            self.ca_file, key_file = self_signed_certificate(self._dir)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(self.ca_file, key_file)
+            self._httpd.ssl_context = context
         self.port = self._httpd.server_address[1]
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-schwab", daemon=True)
         self._thread.start()
 

@@ -207,3 +207,53 @@ def audit_seed(*, rows: int, users: list, log, days: int = 365, seed: int = 8) -
         "since": (now - timedelta(days=30)).date().isoformat(),
         "until": (now + timedelta(days=1)).date().isoformat(),
     }
+
+
+PROVIDER_ALIAS = "bench-{:05d}"
+
+
+def provider_connections_reset(*, count: int, users: list, ledger, expires_at) -> list[str]:
+    """``count`` active Schwab connections whose access tokens expire at ``expires_at``.
+
+    The bench's earlier connections are deleted first. Tokens are sealed with the
+    providers app's own sealing (row id as associated data), and every seeded
+    refresh token is registered with the fake server's ledger under its
+    connection id, so the ledger can tell a double refresh or a lost token.
+    """
+    from django.db import transaction
+    from django.utils import timezone
+
+    from providers import crypto, services
+    from providers.models import ConnectionStatus, ProviderConnection, ProviderToken
+
+    now = timezone.now()
+    with transaction.atomic():
+        ProviderConnection.objects.filter(alias__startswith="bench-").delete()
+        connections = ProviderConnection.objects.bulk_create(
+            [ProviderConnection(user=users[i % len(users)], provider_key="schwab", alias=PROVIDER_ALIAS.format(i),
+                                status=ConnectionStatus.ACTIVE, connected_at=now, min_token_version=1)
+             for i in range(count)],
+            batch_size=2000,
+        )
+        tokens = []
+        for connection in connections:
+            token = ProviderToken(id=uuid.uuid4(), connection=connection, expires_at=expires_at,
+                                  refresh_expires_at=now + timedelta(days=7), scope="api",
+                                  key_id=crypto.current_key_id(), token_version=1)
+            refresh = f"rt.{connection.pk}.seed"
+            services._seal(token, access=f"at.{connection.pk}.seed", refresh=refresh)
+            ledger.register(str(connection.pk), refresh)
+            tokens.append(token)
+        ProviderToken.objects.bulk_create(tokens, batch_size=2000)
+    return [str(c.pk) for c in connections]
+
+
+def provider_refresh_tokens() -> dict[str, str]:
+    """{connection id: refresh token in clear} of the bench's connections, read back."""
+    from providers import services
+    from providers.models import ProviderToken
+
+    out = {}
+    for token in ProviderToken.objects.filter(connection__alias__startswith="bench-").iterator(chunk_size=2000):
+        out[str(token.connection_id)] = services._refresh_plaintext(token)
+    return out
