@@ -12,7 +12,6 @@ delete an event here.
 from __future__ import annotations
 
 import csv
-import ipaddress
 import json
 from datetime import UTC, datetime, time, timedelta
 
@@ -32,6 +31,7 @@ from django.utils.http import urlencode
 
 from audit.catalogue import CATALOGUE
 from audit.models import AuditEvent
+from audit.selectors import audit_events_search
 from audit.services import record
 
 CSV_FIELDS = (
@@ -268,16 +268,7 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     # --- search: exact matches on indexed columns only ------------------------------------------
     def get_search_results(self, request, queryset, search_term):
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        try:
-            return queryset.filter(ip=str(ipaddress.ip_address(term))), False
-        except ValueError:
-            pass
-        if "@" in term:
-            return queryset.filter(actor_email__in={term, term.lower()}), False
-        return queryset.filter(request_id=term), False
+        return audit_events_search(queryset=queryset, term=search_term), False
 
     # --- columns and links -------------------------------------------------------------------
     @admin.display(description="actor")

@@ -19,6 +19,7 @@ CATALOGUE: dict[str, str] = {
                                "(the owner gets an email instead).",
     "auth.email.verified": "A user verified their email address with the emailed token.",
     "auth.email.verification_failed": "An email verification token was invalid, expired or already used.",
+    "account.verification_resent": "A verification email was sent again on request.",
     # accounts: login and lockout
     "auth.login.succeeded": "A user logged in with a correct password (a session was started).",
     "auth.login.failed": "A login failed: unknown address or wrong password.",
@@ -28,6 +29,7 @@ CATALOGUE: dict[str, str] = {
     "auth.logout": "A user logged out: the current session and its tokens ended.",
     # accounts: passwords, email change, profile, deactivation
     "auth.password.changed": "A user changed their password (every other session ended).",
+    "auth.password_check": "A password re-check for a sensitive action (such as deactivation) failed.",
     "auth.password.reset_requested": "A password reset email was requested.",
     "auth.password.reset": "A password was reset with an emailed token (every session ended).",
     "auth.email_change.requested": "A user asked to change their email address (confirmation sent).",
@@ -38,6 +40,8 @@ CATALOGUE: dict[str, str] = {
     "session.created": "A login session was started and its first token pair issued.",
     "session.refreshed": "A refresh token was rotated for a new token pair.",
     "session.revoked": "One login session was ended (logout, user or staff action).",
+    "sessions.revoked": "Several sessions of one user were ended at once (the count is in extra).",
+    "session.new_device": "A login came from a device not seen before for this user (an email was sent).",
     "session.token_reuse_detected": "An already-rotated refresh token was presented again: "
                                     "the whole session was revoked.",
     "session.tokens_revoked": "Breach rotation: every token of a user (or of everyone) was invalidated.",
@@ -63,29 +67,6 @@ CATALOGUE: dict[str, str] = {
     "admin.action": "A staff member ran an action in the admin (the action and count are in extra).",
     "audit.purged": "The retention purge deleted audit events older than AUDIT_RETENTION_DAYS.",
     "audit.verified": "The audit hash chain was verified (the result is in extra).",
-    # Codes written by the first versions of accounts and sessions_mgmt. They stay valid so
-    # existing rows keep a documented meaning; new code should prefer the codes above.
-    "account.registered": "A new account was registered (same as auth.register.requested).",
-    "account.register_existing": "Registration attempted for an existing address "
-                                 "(same as auth.register.duplicate).",
-    "account.email_verified": "A user verified their email address (same as auth.email.verified).",
-    "account.email_changed": "A user's email address changed (same as auth.email_change.confirmed).",
-    "account.verification_resent": "A verification email was sent again on request.",
-    "account.profile_updated": "A user changed their profile (same as auth.profile.updated).",
-    "account.email_change_requested": "A user asked to change their email address "
-                                      "(same as auth.email_change.requested).",
-    "account.deactivated": "An account was deactivated (same as auth.account.deactivated).",
-    "auth.login": "A login attempt; the outcome says whether it succeeded, failed or was denied "
-                  "(reason in extra).",
-    "auth.unlocked": "A lockout was lifted (same as auth.lockout.cleared).",
-    "auth.password_reset_requested": "A password reset was requested (same as auth.password.reset_requested).",
-    "auth.password_reset": "A password was reset (same as auth.password.reset).",
-    "auth.password_changed": "A user changed their password (same as auth.password.changed).",
-    "auth.password_check": "A password re-check for a sensitive action failed.",
-    "session.new_device": "A login came from a device not seen before for this user (an email was sent).",
-    "sessions.revoked": "Several sessions of one user were ended at once (count in extra).",
-    "tokens.revoked": "Every token of one user was invalidated (same as session.tokens_revoked).",
-    "tokens.revoked_all": "Every token of every user was invalidated (same as session.tokens_revoked).",
 }
 
 
