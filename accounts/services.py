@@ -196,20 +196,21 @@ def login_password_check(*, request, email: str, password: str) -> User:
 
 
 def _login_failed(*, request, email: str) -> None:
-    # The client is anonymous: the account is the target of these events, not their actor.
+    # The client is anonymous; the attempted account is recorded as actor and target,
+    # so staff find every attempt on an account under its email.
     owner = User.objects.filter(email=email).first()
     if not getattr(request, "axes_locked_out", False):
-        record(action="auth.login.failed", outcome="failure", target=owner,
+        record(action="auth.login.failed", outcome="failure", target=owner, actor=owner,
                extra={"email": email, "reason": "invalid_credentials"})
         raise ProblemError("INVALID_CREDENTIALS", "Email or password is incorrect.")
     state = lockout.lockout_state_for_request(request, {"email": email})
     # axes counted this attempt (and set the lock) only if it was not already locked.
     newly_locked = getattr(request, "axes_failures_since_start", None) is not None
     with transaction.atomic():
-        record(action="auth.login.failed", outcome="denied", target=owner,
+        record(action="auth.login.failed", outcome="denied", target=owner, actor=owner,
                extra={"email": email, "reason": "locked"})
         if newly_locked and owner is not None and state.account_locked:
-            record(action="auth.lockout", outcome="denied", target=owner,
+            record(action="auth.lockout", outcome="denied", target=owner, actor=owner,
                    extra={"failures": state.account_failures, "retry_after": state.retry_after})
             send_templated_email(to=owner.email, template="account_locked", context=_mail_context(
                 owner, minutes=max(1, state.retry_after // 60),
