@@ -179,3 +179,19 @@ def test_refresh_script_never_sends_a_refresh_token_twice(tmp_path):
     assert server.reused == 0
     assert result.errors == 0
     assert len(server.live) == len(seeds)  # one live token per session at the end
+
+
+def test_fake_schwab_over_tls_is_trusted_through_its_own_certificate():
+    server = SchwabServer(latency=0.0, tls=True)
+    try:
+        server.ledger.register("conn-1", "rt-seed-1")
+        assert server.base_url.startswith("https://127.0.0.1:")
+        with pytest.raises(requests.exceptions.SSLError):
+            requests.post(server.base_url + "/v1/oauth/token", timeout=5)
+        response = requests.post(server.base_url + "/v1/oauth/token", auth=("bench-client", "bench-secret"),
+                                 data={"grant_type": "refresh_token", "refresh_token": "rt-seed-1"},
+                                 verify=str(server.ca_file), timeout=5)
+        assert response.status_code == 200
+        assert server.ledger.refreshes == 1
+    finally:
+        server.stop()

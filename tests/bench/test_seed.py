@@ -40,3 +40,32 @@ def test_audit_rows_are_copied_in_sealed_into_the_hash_chain(db, django_capture_
     report = audit_chain_verify()
     assert report.ok, str(report)
     assert report.checked >= 500
+
+
+def test_seeded_provider_connections_refresh_against_the_fake_without_losing_a_token(db, settings):
+    from django.utils import timezone
+
+    from bench.schwab import SchwabServer
+    from providers import services
+
+    fake = SchwabServer(latency=0.0)
+    settings.SCHWAB_CLIENT_ID = "bench-client"
+    settings.SCHWAB_CLIENT_SECRET = "bench-secret"
+    settings.SCHWAB_REDIRECT_URI = "https://app.example.com/oauth/schwab/callback"
+    settings.SCHWAB_API_BASE_URL = fake.base_url
+    settings.SCHWAB_RATE_LIMIT = "100000/m"
+    try:
+        users = seed.users_ensure(count=2)
+        ids = seed.provider_connections_reset(count=3, users=users, ledger=fake.ledger,
+                                              expires_at=timezone.now())
+        before = seed.provider_refresh_tokens()
+        assert fake.ledger.lost(before) == []  # what was seeded is what the ledger knows
+        results = [services.token_refresh(connection_id=cid) for cid in ids]
+        assert [r.status for r in results] == ["refreshed"] * 3
+        # A second pass finds nothing due: no connection is refreshed twice.
+        assert {services.token_refresh(connection_id=cid).status for cid in ids} == {"not_due"}
+        assert fake.ledger.refreshes == 3
+        assert fake.ledger.double_refreshes == 0
+        assert fake.ledger.lost(seed.provider_refresh_tokens()) == []
+    finally:
+        fake.stop()
