@@ -48,7 +48,8 @@ class ConnectionSerializer(serializers.ModelSerializer):
 
 class ConnectionCreateSerializer(serializers.Serializer):
     provider_key = serializers.CharField(max_length=32)
-    alias = serializers.CharField(max_length=100, allow_blank=False, trim_whitespace=True)
+    alias = serializers.CharField(max_length=100, required=False, allow_blank=False, trim_whitespace=True,
+                                  help_text="Unique among your connections; defaults to the provider's name.")
 
 
 class ConnectionCreatedSerializer(serializers.Serializer):

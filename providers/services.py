@@ -91,11 +91,12 @@ def _email(connection: ProviderConnection, template: str, **extra) -> None:
 
 # --- Connections ---------------------------------------------------------------------------
 @transaction.atomic
-def connection_create(*, user, provider_key: str, alias: str) -> tuple[ProviderConnection, str]:
+def connection_create(*, user, provider_key: str, alias: str = "") -> tuple[ProviderConnection, str]:
     """Start connecting a provider: a pending connection and its authorization URL.
 
     Refuses an unknown or unconfigured provider (400) and an alias the user already
-    uses (409 CONFLICT). Audits ``provider.connection.created``.
+    uses (409 CONFLICT). Without an alias, the provider's name is used (numbered
+    when taken). Audits ``provider.connection.created``.
     """
     ptype = registry.provider_type(provider_key)
     if ptype is None:
@@ -105,6 +106,11 @@ def connection_create(*, user, provider_key: str, alias: str) -> tuple[ProviderC
         raise ProblemError("VALIDATION_ERROR", "The request has invalid fields.",
                            extra={"errors": {"provider_key": ["This provider is not configured."]}})
     alias = alias.strip()
+    if not alias:
+        taken = set(ProviderConnection.objects.filter(user=user, alias__startswith=ptype.name)
+                    .values_list("alias", flat=True))
+        alias = next(a for a in (ptype.name if n == 1 else f"{ptype.name} {n}" for n in range(1, len(taken) + 2))
+                     if a not in taken)
     if ProviderConnection.objects.filter(user=user, alias=alias).exists():
         raise ProblemError("CONFLICT", "You already have a connection with this alias.")
     try:
@@ -647,6 +653,13 @@ def connection_sync_request(*, connection: ProviderConnection) -> None:
         raise RetryAfterError("PROVIDER_UNAVAILABLE", "The provider is unavailable. Try again later.",
                               retry_after=allowed.retry_after)
     _enqueue_sync(connection.pk)
+
+
+def oauth_states_cleanup() -> int:
+    """Delete OAuth states that expired more than a day ago (used or not). Idempotent."""
+    cutoff = timezone.now() - timedelta(days=1)
+    deleted, _ = OAuthState.objects.filter(expires_at__lt=cutoff).delete()
+    return deleted
 
 
 # --- Key rotation --------------------------------------------------------------------------

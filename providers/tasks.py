@@ -66,3 +66,9 @@ def sync_due_connections() -> int:
 def warn_reauth_due() -> int:
     """Beat: email users PROVIDER_REAUTH_WARNING_HOURS before a refresh token dies (once)."""
     return services.tokens_reauth_warn()
+
+
+@shared_task(acks_late=True)
+def cleanup_oauth_states() -> int:
+    """Beat, daily: forget OAuth states that expired more than a day ago."""
+    return services.oauth_states_cleanup()

@@ -250,3 +250,24 @@ def test_rename_a_connection(auth_client, schwab):
 def test_redirect_uri_is_sent_to_the_provider(auth_client, schwab):
     created = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "A"}, format="json").json()
     assert "redirect_uri=" + REDIRECT_URI.replace(":", "%3A").replace("/", "%2F") in created["authorization_url"]
+
+
+def test_alias_defaults_to_the_provider_name(auth_client, schwab):
+    first = auth_client.post("/api/v1/providers", {"provider_key": "schwab"}, format="json")
+    second = auth_client.post("/api/v1/providers", {"provider_key": "schwab"}, format="json")
+    assert (first.status_code, second.status_code) == (201, 201)
+    assert [first.json()["alias"], second.json()["alias"]] == ["Charles Schwab", "Charles Schwab 2"]
+
+
+def test_expired_oauth_states_are_cleaned_up(auth_client, schwab):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from providers.tasks import cleanup_oauth_states
+
+    auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "A"}, format="json")
+    auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "B"}, format="json")
+    OAuthState.objects.filter(connection__alias="A").update(expires_at=timezone.now() - timedelta(days=2))
+    assert cleanup_oauth_states.delay().get() == 1
+    assert list(OAuthState.objects.values_list("connection__alias", flat=True)) == ["B"]
