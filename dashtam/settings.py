@@ -433,6 +433,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "providers.tasks.warn_reauth_due",
         "schedule": env.int("PROVIDER_REAUTH_WARNING_INTERVAL", default=3600),
     },
+    "providers-oauth-states-cleanup": {  # providers: forget expired OAuth states, daily
+        "task": "providers.tasks.cleanup_oauth_states",
+        "schedule": env.int("PROVIDER_OAUTH_CLEANUP_INTERVAL", default=24 * 3600),
+    },
     "audit-seal": {  # audit: seal new events into the hash chain, in batches
         "task": "audit.tasks.seal_audit_chain",
         "schedule": env.int("AUDIT_SEAL_INTERVAL", default=60),
