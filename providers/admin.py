@@ -32,7 +32,7 @@ class ProviderConnectionAdmin(admin.ModelAdmin):
               "consecutive_failures", "last_error_code", "last_error_message", "min_token_version",
               "token_summary", "circuit", "created_at", "updated_at")
     readonly_fields = fields
-    actions = ["force_refresh", "revoke"]
+    actions = ["force_refresh", "rotate_tokens", "revoke"]
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -84,6 +84,18 @@ class ProviderConnectionAdmin(admin.ModelAdmin):
             _admin_action(request, action="providers.force_refresh", count=len(results))
         self.message_user(request, f"{ok} of {len(results)} connection(s) refreshed.",
                           messages.SUCCESS if ok == len(results) else messages.WARNING)
+
+    @admin.action(description="Breach rotation: replace the tokens of the selected connections' users")
+    def rotate_tokens(self, request, queryset):
+        from django.contrib.auth import get_user_model
+
+        user_ids = set(queryset.values_list("user_id", flat=True))
+        with transaction.atomic():
+            count = sum(services.provider_tokens_rotate_for_user(user=user, reason="admin")
+                        for user in get_user_model().objects.filter(pk__in=user_ids))
+            _admin_action(request, action="providers.rotate_tokens", count=count)
+        self.message_user(request, f"{count} connection(s) will get new tokens (or need re-authorization).",
+                          messages.SUCCESS)
 
     @admin.action(description="Revoke (destroy the tokens; the user must reconnect)")
     def revoke(self, request, queryset):

@@ -17,6 +17,7 @@ from dashtam.api.exceptions import ProblemError, RetryAfterError
 from dashtam.api.pagination import CursorPagination
 from providers import registry, selectors, services
 from providers.serializers import (
+    AccountFilterSerializer,
     AccountSerializer,
     AuthorizationUrlSerializer,
     CallbackResultSerializer,
@@ -201,26 +202,18 @@ class AccountListApi(APIView):
     pagination_class = ConnectionPagination
 
     @extend_schema(operation_id="accounts_list", tags=["accounts"], summary="Your synced accounts",
-                   parameters=[OpenApiParameter("connection_id", OpenApiTypes.UUID)],
-                   responses={200: AccountSerializer(many=True)})
+                   parameters=[AccountFilterSerializer], responses={200: AccountSerializer(many=True)})
     def get(self, request):
-        connection_id = request.query_params.get("connection_id") or None
-        if connection_id:
-            selectors.connection_get(user=request.user, connection_id=_uuid(connection_id))
+        filters = AccountFilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        f = filters.validated_data
+        if f.get("connection_id"):
+            selectors.connection_get(user=request.user, connection_id=f["connection_id"])
+        qs = selectors.account_list(user=request.user, connection_id=f.get("connection_id"),
+                                    account_type=f.get("type", ""), synced_since=f.get("synced_since"))
         paginator = self.pagination_class()
-        qs = selectors.account_list(user=request.user, connection_id=connection_id)
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(AccountSerializer(page, many=True).data)
-
-
-def _uuid(value: str):
-    import uuid
-
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise ProblemError("VALIDATION_ERROR", "The request has invalid fields.",
-                           extra={"errors": {"connection_id": ["Must be a valid UUID."]}}) from None
 
 
 class AccountDetailApi(APIView):
@@ -240,7 +233,7 @@ class AccountTransactionsApi(APIView):
         filters = TransactionFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)
         f = filters.validated_data
-        types = [t.strip() for t in f.get("type", "").split(",") if t.strip()] or None
+        types = [t.strip().upper() for t in f.get("type", "").split(",") if t.strip()] or None
         qs = selectors.transaction_list(account=account, start=f.get("start"), end=f.get("end"), types=types)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(qs, request, view=self)

@@ -26,10 +26,14 @@ def connection_get(*, user, connection_id) -> ProviderConnection:
     return connection
 
 
-def account_list(*, user, connection_id=None) -> QuerySet[FinancialAccount]:
+def account_list(*, user, connection_id=None, account_type: str = "", synced_since=None) -> QuerySet[FinancialAccount]:
     qs = FinancialAccount.objects.filter(connection__user=user).select_related("connection")
     if connection_id:
         qs = qs.filter(connection_id=connection_id)
+    if account_type:
+        qs = qs.filter(account_type__iexact=account_type)
+    if synced_since:
+        qs = qs.filter(synced_at__gte=synced_since)
     return qs
 
 

@@ -114,3 +114,9 @@ class TransactionFilterSerializer(serializers.Serializer):
         if attrs.get("start") and attrs.get("end") and attrs["start"] > attrs["end"]:
             raise serializers.ValidationError({"end": ["end must not be before start."]})
         return attrs
+
+
+class AccountFilterSerializer(serializers.Serializer):
+    connection_id = serializers.UUIDField(required=False, help_text="Only this connection's accounts.")
+    type = serializers.CharField(required=False, help_text="Account type, e.g. MARGIN or CASH.")
+    synced_since = serializers.DateTimeField(required=False, help_text="Only accounts synced since (ISO 8601).")

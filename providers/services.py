@@ -329,7 +329,8 @@ def _complete_exchange(*, row: OAuthState, connection: ProviderConnection, code:
             verifier = crypto.decrypt(row.code_verifier_encrypted, aad=f"providers.OAuthState:{row.pk}:verifier")
         if not code:
             raise InvalidGrant("no authorization code", code="missing_code")
-        response = _client(connection).exchange_code(code=code, code_verifier=verifier)
+        client = _client(connection)
+        response = client.exchange_code(code=code, code_verifier=verifier)
     except (ProviderError, crypto.DecryptionError) as exc:
         reason = getattr(exc, "code", "decrypt_failed")
         _set_error(connection, reason, _OUTCOME_TEXT["failed"], fields)
@@ -347,8 +348,7 @@ def _complete_exchange(*, row: OAuthState, connection: ProviderConnection, code:
         token = ProviderToken(connection=connection)
     _seal(token, access=response.access_token, refresh=response.refresh_token or "")
     token.expires_at = response.expires_at
-    token.refresh_expires_at = response.refresh_expires_at or (
-        timezone.now() + _client(connection).refresh_token_lifetime)
+    token.refresh_expires_at = response.refresh_expires_at or (timezone.now() + client.refresh_token_lifetime)
     token.scope = response.scope
     token.token_version = version
     token.reauth_warned_at = None

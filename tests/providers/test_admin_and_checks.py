@@ -80,3 +80,15 @@ def test_connection_and_account_lists_do_not_grow_queries(
     assert len(body["results"]) == 3 and body["results"][0]["expires_at"]
     with django_assert_max_num_queries(8):
         assert len(auth_client.get("/api/v1/accounts").json()["results"]) == 3
+
+
+def test_admin_breach_rotation_replaces_the_tokens(staff_client, auth_client, schwab,
+                                                   django_capture_on_commit_callbacks):
+    connection_id = connect(auth_client, schwab)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post("/admin/providers/providerconnection/",
+                                     {"action": "rotate_tokens", "_selected_action": [connection_id]})
+    assert response.status_code == 302
+    token = ProviderToken.objects.get()
+    assert token.token_version == 2 and schwab.refresh_calls() == 1
+    assert ProviderConnection.objects.get().min_token_version == 2

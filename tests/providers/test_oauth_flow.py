@@ -271,3 +271,20 @@ def test_expired_oauth_states_are_cleaned_up(auth_client, schwab):
     OAuthState.objects.filter(connection__alias="A").update(expires_at=timezone.now() - timedelta(days=2))
     assert cleanup_oauth_states.delay().get() == 1
     assert list(OAuthState.objects.values_list("connection__alias", flat=True)) == ["B"]
+
+
+def test_accounts_are_filtered_by_connection_and_type(auth_client, schwab, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        first = connect(auth_client, schwab, alias="One")
+        connect(auth_client, schwab, alias="Two")
+    assert len(auth_client.get("/api/v1/accounts").json()["results"]) == 2
+    mine = auth_client.get("/api/v1/accounts", {"connection_id": first}).json()["results"]
+    assert [a["connection_id"] for a in mine] == [first]
+    assert auth_client.get("/api/v1/accounts", {"type": "margin"}).json()["results"]
+    assert auth_client.get("/api/v1/accounts", {"type": "CASH"}).json()["results"] == []
+    bad = auth_client.get("/api/v1/accounts", {"connection_id": "nope"})
+    assert bad.status_code == 400 and "connection_id" in bad.json()["errors"]
+    account_id = mine[0]["id"]
+    bad_range = auth_client.get(f"/api/v1/accounts/{account_id}/transactions",
+                                {"start": "2026-11-30T00:00:00Z", "end": "2026-11-01T00:00:00Z"})
+    assert bad_range.status_code == 400 and "end" in bad_range.json()["errors"]
