@@ -1,3 +1,4 @@
+import time
 import uuid
 
 import pytest
@@ -6,9 +7,16 @@ from dashtam.ratelimit import core
 
 
 @pytest.fixture(autouse=True)
-def fresh_counters():
-    """Every test counts from zero under a namespace of its own."""
+def fresh_counters(monkeypatch):
+    """Every test counts from zero under a namespace of its own, on a stopped clock.
+
+    The clock stands still so that no window boundary falls in the middle of a
+    test (which would reset a count the test is filling). Tests that travel in
+    time patch ``core._now`` themselves.
+    """
     core.reset_state(namespace=f"rl-test-{uuid.uuid4().hex[:12]}")
+    now = time.time()
+    monkeypatch.setattr(core, "_now", lambda: now)
     yield
     core.reset_state()
 
