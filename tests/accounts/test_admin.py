@@ -82,3 +82,13 @@ def test_deactivate_action(staff_client, user, password, api_client):
                       {"action": "deactivate_accounts", "_selected_action": [str(user.pk)]})
     assert not User.objects.get(pk=user.pk).is_active
     assert login(api_client, user.email, password).status_code == 401
+
+
+def test_changelist_query_count_does_not_grow_with_users(staff_client, django_assert_max_num_queries):
+    url = reverse("admin:accounts_user_changelist")
+    UserFactory.create_batch(3)
+    with django_assert_max_num_queries(12) as few:
+        staff_client.get(url)
+    UserFactory.create_batch(30)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        assert staff_client.get(url).status_code == 200
