@@ -371,7 +371,8 @@ AXES_VERBOSE = False
 
 # --- Email -------------------------------------------------------------------------
 EMAIL_URL = env.str("EMAIL_URL", default="memorymail://" if IS_TEST else "consolemail://")
-vars().update(env.email_url_config(EMAIL_URL) if "://" in EMAIL_URL else {})
+# django-environ knows smtp://, consolemail:// etc., not anymail:// (handled just below).
+vars().update(env.email_url_config(EMAIL_URL) if "://" in EMAIL_URL and not EMAIL_URL.startswith("anymail") else {})
 if EMAIL_URL.startswith("anymail"):
     # EMAIL_URL=anymail://amazon_ses etc.; ANYMAIL_* settings configure the ESP.
     EMAIL_BACKEND = "anymail.backends.{}.EmailBackend".format(EMAIL_URL.split("://", 1)[1].strip("/"))
