@@ -7,19 +7,17 @@ in three ways (see docs/ratelimits.md): it answers 403 without Retry-After, it
 fails closed (or with a 500) when Redis is down because ``RATELIMIT_FAIL_OPEN``
 never sees django-redis' exceptions, and it needs two round trips per counter.
 
-Windows are fixed, as in django-ratelimit: each key's window ends at a
-boundary of the clock, shifted by a per-key offset (crc32 of the key, as
-django-ratelimit's ``_get_window`` does) so that keys do not all free up at the
-same second. The window's end is part of the counter's key, so the count of a
-window can never leak into the next, and "seconds until the window frees up"
-(Retry-After) is exact: the end of the window minus now.
+Windows are fixed and start at a key's first hit: that hit sets the counter's
+expiry to one period, every hit in the window increments it, and the counter's
+remaining TTL is the exact "seconds until the window frees up" that Retry-After
+reports. A window never ends in the middle of a burst that started it.
 
-On Redis a request costs one ``INCR`` (several rules: one pipeline of INCRs):
-one round trip, atomic under any concurrency. A second round trip happens only
-on a key's first hit in a window (to set its expiry) and on its first refusal
-(to list it for staff). On any other cache (the embedded default's local
-memory) a process-wide lock makes the count exact within the process, which is
-the only process the embedded default runs.
+On Redis every counter of a request is incremented, and its TTL read (and set
+on a first hit), by one Lua script: one round trip per request, atomic under
+any concurrency. Only the first refusal of a key in a window costs a second
+round trip, to list the key for staff. On any other cache (the embedded
+default's local memory) a process-wide lock makes the count exact within the
+process, which is the only web process the embedded default runs.
 """
 
 from __future__ import annotations
@@ -29,8 +27,7 @@ import math
 import re
 import threading
 import time
-import zlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 
 from django.conf import settings
@@ -74,18 +71,9 @@ def parse_rate(rate: str) -> tuple[int, int]:
     return count, seconds
 
 
-EXPIRATION_FUDGE = 5  # seconds a counter outlives its window (clock skew between servers)
-
-
-def window_end(key: str, period: int, now: float) -> int:
-    """The end (epoch seconds) of ``key``'s current window: the next boundary after ``now``."""
-    offset = zlib.crc32(key.encode()) % period
-    return (math.floor((now - offset) / period) + 1) * period + offset
-
-
-def counter_key(key: str, limit: int, period: int, end: int) -> str:
-    """The cache key (before the cache's own prefix) of one counter in one window."""
-    return f"{_namespace}:{limit}/{period}s:{end}:{key}"
+def counter_key(key: str, limit: int, period: int) -> str:
+    """The cache key (before the cache's own prefix) of one counter."""
+    return f"{_namespace}:{limit}/{period}s:{key}"
 
 
 def registry_key() -> str:
@@ -156,7 +144,24 @@ def reset_state(*, namespace: str = "rl") -> None:
         _namespace = namespace
 
 
-# --- Redis: one INCR per counter, in one round trip ---------------------------------------
+# --- Redis: one script, one round trip ------------------------------------------------------
+# KEYS: the counters; ARGV: their periods in ms. Returns count, TTL in ms for each.
+LUA_CONSUME = """
+local out = {}
+for i = 1, #KEYS do
+  local count = redis.call('INCR', KEYS[i])
+  local ttl = redis.call('PTTL', KEYS[i])
+  if ttl < 0 then
+    redis.call('PEXPIRE', KEYS[i], ARGV[i])
+    ttl = tonumber(ARGV[i])
+  end
+  out[2 * i - 1] = count
+  out[2 * i] = ttl
+end
+return out
+"""
+
+
 def _redis_client(cache):
     """The raw redis-py client behind a django-redis cache, or None for other caches."""
     client = getattr(cache, "client", None)
@@ -166,58 +171,58 @@ def _redis_client(cache):
     return get_client(write=True)
 
 
-def _member(key: str, limit: int, period: int, end: int) -> str:
-    return f"{limit}/{period}s {end} {key}"
+def _member(key: str, limit: int, period: int) -> str:
+    return f"{limit}/{period}s {key}"
 
 
-def _consume_redis(cache, client, items: list[tuple[str, int, int, int]]) -> list[int]:
-    names = [cache.make_key(counter_key(key, limit, period, end)) for key, limit, period, end in items]
-    if len(names) == 1:
-        counts = [int(client.incr(names[0]))]
-    else:
+def _consume_redis(cache, client, items: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
+    script = getattr(client, "_dashtam_ratelimit_script", None)
+    if script is None:
+        # EVALSHA, loading the script on the first NOSCRIPT: one round trip per call.
+        script = client.register_script(LUA_CONSUME)
+        client._dashtam_ratelimit_script = script
+    raw = script(keys=[cache.make_key(counter_key(k, lim, per)) for k, lim, per in items],
+                 args=[per * 1000 for _, _, per in items])
+    out = [(int(raw[i]), int(raw[i + 1])) for i in range(0, len(raw), 2)]
+    newly_limited = [i for i, (count, _) in enumerate(out) if count == items[i][1] + 1]
+    if newly_limited:
+        # Once per key and window: list it for staff (member -> when it frees up, in ms).
+        now_ms = int(_now() * 1000)
+        registry = cache.make_key(registry_key())
         pipe = client.pipeline(transaction=False)
-        for name in names:
-            pipe.incr(name)
-        counts = [int(c) for c in pipe.execute()]
-    first_hits = [i for i, count in enumerate(counts) if count == 1]
-    newly_limited = [i for i, count in enumerate(counts) if count == items[i][1] + 1]
-    if first_hits or newly_limited:
-        # Once per key and window: the expiry, and the registry staff read.
-        pipe = client.pipeline(transaction=False)
-        for i in first_hits:
-            pipe.expireat(names[i], items[i][3] + EXPIRATION_FUDGE)
-        if newly_limited:
-            registry = cache.make_key(registry_key())
-            pipe.zremrangebyscore(registry, "-inf", int(_now()))
-            for i in newly_limited:
-                key, limit, period, end = items[i]
-                pipe.zadd(registry, {_member(key, limit, period, end): end})
-            pipe.expire(registry, 86400 + EXPIRATION_FUDGE)
+        pipe.zremrangebyscore(registry, "-inf", now_ms)
+        for i in newly_limited:
+            key, limit, period = items[i]
+            pipe.zadd(registry, {_member(key, limit, period): now_ms + out[i][1]})
+        pipe.pexpire(registry, 86400 * 1000)
         pipe.execute()
-    return counts
+    return out
 
 
 # --- Any other cache: exact within one process --------------------------------------------
 _local_lock = threading.Lock()
 
 
-def _consume_local(cache, items: list[tuple[str, int, int, int]]) -> list[int]:
-    counts = []
+def _consume_local(cache, items: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
+    out = []
     with _local_lock:
         now = _now()
         registry = None
-        for key, limit, period, end in items:
-            name = counter_key(key, limit, period, end)
-            count = (cache.get(name) or 0) + 1
-            cache.set(name, count, timeout=max(1, math.ceil(end - now)) + EXPIRATION_FUDGE)
+        for key, limit, period in items:
+            name = counter_key(key, limit, period)
+            entry = cache.get(name)
+            if not entry or entry[1] <= now:
+                entry = (0, now + period)
+            count, expires = entry[0] + 1, entry[1]
+            cache.set(name, (count, expires), timeout=max(1, math.ceil(expires - now)))
             if count == limit + 1:
                 if registry is None:
-                    registry = {m: e for m, e in (cache.get(registry_key()) or {}).items() if e > now}
-                registry[_member(key, limit, period, end)] = end
-            counts.append(count)
+                    registry = {m: exp for m, exp in (cache.get(registry_key()) or {}).items() if exp > now}
+                registry[_member(key, limit, period)] = expires
+            out.append((count, int((expires - now) * 1000)))
         if registry is not None:
             cache.set(registry_key(), registry, timeout=86400)
-    return counts
+    return out
 
 
 # --- Public API --------------------------------------------------------------------------
@@ -229,23 +234,21 @@ def consume_many(items: list[tuple[str, str]]) -> list[Decision]:
     """Count one hit against each ``(key, rate)`` pair, in one cache round trip.
 
     Atomic: N concurrent callers against a limit L are admitted exactly L times
-    per window (Redis: INCR; other caches: a process lock). Fails open:
+    per window (Redis: one Lua script; other caches: a process lock). Fails open:
     when the cache raises, every pair is allowed with ``degraded=True`` and a
     warning is logged at most once a minute. Not idempotent by design: every call
     is a hit. Keys are shown to staff in the admin, so they must not hold secrets
     (hash a body value before using it in a key).
     """
-    now = _now()
     parsed = []
     for key, rate in items:
         limit, period = parse_rate(rate)
-        parsed.append((key, limit, period, window_end(key, period, now)))
+        parsed.append((key, limit, period))
     if not parsed:
         return []
-    uncounted = [Decision(True, limit, limit, max(1, math.ceil(end - now)), degraded=True)
-                 for _, limit, _, end in parsed]
     if not getattr(settings, "RATELIMIT_ENABLE", True):
-        return [replace(d, degraded=False) for d in uncounted]
+        return [Decision(True, limit, limit, period) for _, limit, period in parsed]
+    uncounted = [Decision(True, limit, limit, period, degraded=True) for _, limit, period in parsed]
     if _cache_resting():
         return uncounted
     try:
@@ -264,10 +267,10 @@ def consume_many(items: list[tuple[str, str]]) -> list[Decision]:
             allowed=count <= limit,
             limit=limit,
             remaining=max(0, limit - count),
-            reset_in=max(1, math.ceil(end - now)),
+            reset_in=max(1, math.ceil(ttl_ms / 1000)),
             newly_limited=count == limit + 1,
         )
-        for (_, limit, _, end), count in zip(parsed, counts, strict=True)
+        for (_, limit, _), (count, ttl_ms) in zip(parsed, counts, strict=True)
     ]
 
 
@@ -298,30 +301,28 @@ def limited_keys() -> list[LimitedKey]:
     try:
         client = _redis_client(cache)
         if client is not None:
-            raw = client.zrangebyscore(cache.make_key(registry_key()), math.floor(now), "+inf",
+            raw = client.zrangebyscore(cache.make_key(registry_key()), int(now * 1000), "+inf",
                                        withscores=True)
-            members = [m.decode() if isinstance(m, bytes) else m for m, _ in raw]
+            entries = [(m.decode() if isinstance(m, bytes) else m, score / 1000) for m, score in raw]
         else:
-            members = [m for m, e in (cache.get(registry_key()) or {}).items() if e > now]
+            entries = [(m, exp) for m, exp in (cache.get(registry_key()) or {}).items() if exp > now]
         parsed = []
-        for member in members:
-            rate, _, rest = member.partition(" ")
-            end, _, key = rest.partition(" ")
+        for member, expires in entries:
+            rate, _, key = member.partition(" ")
             limit, period = parse_rate(rate)
-            if int(end) > now:
-                parsed.append((key, limit, period, int(end)))
-        names = [counter_key(k, lim, per, end) for k, lim, per, end in parsed]
+            parsed.append((key, limit, period, expires))
+        names = [counter_key(k, lim, per) for k, lim, per, _ in parsed]
         if client is not None:
             values = client.mget([cache.make_key(n) for n in names]) if names else []
+            counts = [int(v) if v is not None else 0 for v in values]
         else:
-            values = [cache.get(n) for n in names]
-        counts = [int(v) if v is not None else 0 for v in values]
+            counts = [(entry[0] if entry else 0) for entry in (cache.get(n) for n in names)]
     except Exception as exc:  # noqa: BLE001 - the admin page shows nothing rather than a 500
         _warn_failing_open(exc)
         return []
     out = [
-        LimitedKey(key=k, limit=lim, period=per, count=c, reset_in=max(1, math.ceil(end - now)))
-        for (k, lim, per, end), c in zip(parsed, counts, strict=True)
+        LimitedKey(key=k, limit=lim, period=per, count=c, reset_in=max(1, math.ceil(exp - now)))
+        for (k, lim, per, exp), c in zip(parsed, counts, strict=True)
         if c > lim
     ]
     out.sort(key=lambda item: item.reset_in, reverse=True)
@@ -329,26 +330,24 @@ def limited_keys() -> list[LimitedKey]:
 
 
 def limited_key_clear(*, key: str, rate: str) -> bool:
-    """Forget one key's count in its current window now (staff unblocking a key).
+    """Forget one key's count now (staff unblocking a key). Returns False when there was none.
 
-    Returns False when there was none. Idempotent. Raises nothing on a cache
-    outage: it returns False.
+    Idempotent. Raises nothing on a cache outage: it returns False.
     """
     limit, period = parse_rate(rate)
-    end = window_end(key, period, _now())
-    name = counter_key(key, limit, period, end)
+    name = counter_key(key, limit, period)
     cache = _cache()
     try:
         client = _redis_client(cache)
         if client is not None:
             removed = client.delete(cache.make_key(name))
-            client.zrem(cache.make_key(registry_key()), _member(key, limit, period, end))
+            client.zrem(cache.make_key(registry_key()), _member(key, limit, period))
             return bool(removed)
         with _local_lock:
             existed = cache.get(name) is not None
             cache.delete(name)
             registry = cache.get(registry_key()) or {}
-            registry.pop(_member(key, limit, period, end), None)
+            registry.pop(_member(key, limit, period), None)
             cache.set(registry_key(), registry, timeout=86400)
             return existed
     except Exception as exc:  # noqa: BLE001

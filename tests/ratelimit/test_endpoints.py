@@ -65,7 +65,7 @@ def test_password_reset_requests_get_five_an_hour_per_ip_and_three_per_email(rea
     per_ip = [api_client.post(RESET, {"email": f"r{n}@example.com"}, format="json") for n in range(6)]
     assert [r.status_code for r in per_ip] == [202] * 5 + [429]
     assert code(per_ip[-1]) == "RATE_LIMITED"
-    assert 1 <= int(per_ip[-1]["Retry-After"]) <= 3600
+    assert 3500 < int(per_ip[-1]["Retry-After"]) <= 3600
 
     per_email = [api_client.post(RESET, {"email": user.email.upper()}, format="json",
                                  REMOTE_ADDR=f"203.0.113.{n}") for n in range(4)]
