@@ -161,6 +161,8 @@ def count_request(*, django_request, url_name: str | None, user, data_loader) ->
     existing = getattr(django_request, "ratelimit", None)
     if existing is not None:
         return existing
+    if not settings.RATELIMIT_ENABLE:
+        return None  # off: nothing counted, and no headers that would pretend otherwise
     pairs: list[tuple[Rule, str]] = []
     for rule in rules_for(url_name):
         key = key_for(rule, django_request=django_request, user=user, data_loader=data_loader)
