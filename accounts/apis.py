@@ -46,7 +46,10 @@ class VerifyEmailApi(PublicApi):
     @extend_schema(
         operation_id="auth_verify_email", tags=["auth"], auth=[],
         summary="Verify an email address with the token from the email",
-        request=s.TokenSerializer, responses={200: s.DetailSerializer},
+        request=s.TokenSerializer,
+        responses={200: s.DetailSerializer,
+                   400: OpenApiResponse(description="INVALID_TOKEN, or VALIDATION_ERROR."),
+                   409: OpenApiResponse(description="CONFLICT: the new address was taken meanwhile.")},
         description="Single-use, valid 24 hours. A bad, expired or used token: 400 INVALID_TOKEN. "
                     "Also completes an email change.",
     )
@@ -75,7 +78,13 @@ class LoginApi(PublicApi):
     @extend_schema(
         operation_id="auth_login", tags=["auth"], auth=[],
         summary="Log in with email and password",
-        request=s.LoginSerializer, responses={200: s.LoginResponseSerializer},
+        request=s.LoginSerializer,
+        responses={
+            200: s.LoginResponseSerializer,
+            401: OpenApiResponse(description="INVALID_CREDENTIALS: wrong password or unknown address."),
+            403: OpenApiResponse(description="EMAIL_NOT_VERIFIED (only after a correct password)."),
+            429: OpenApiResponse(description="ACCOUNT_LOCKED (or RATE_LIMITED); see Retry-After."),
+        },
         description=(
             "401 INVALID_CREDENTIALS for a wrong password or unknown address; 403 EMAIL_NOT_VERIFIED "
             "only after a correct password; 429 ACCOUNT_LOCKED with Retry-After after "
@@ -113,7 +122,9 @@ class ResetPasswordApi(PublicApi):
     @extend_schema(
         operation_id="auth_reset_password", tags=["auth"], auth=[],
         summary="Set a new password with the token from the reset email",
-        request=s.ResetPasswordSerializer, responses={200: s.DetailSerializer},
+        request=s.ResetPasswordSerializer,
+        responses={200: s.DetailSerializer,
+                   400: OpenApiResponse(description="INVALID_TOKEN, or VALIDATION_ERROR (password policy).")},
         description="Ends every session, clears the lockout and sends a confirmation email.",
     )
     def post(self, request):
