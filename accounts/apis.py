@@ -83,7 +83,6 @@ class LoginApi(PublicApi):
             200: s.LoginResponseSerializer,
             401: OpenApiResponse(description="INVALID_CREDENTIALS: wrong password or unknown address."),
             403: OpenApiResponse(description="EMAIL_NOT_VERIFIED (only after a correct password)."),
-            429: OpenApiResponse(description="ACCOUNT_LOCKED (or RATE_LIMITED); see Retry-After."),
         },
         description=(
             "401 INVALID_CREDENTIALS for a wrong password or unknown address; 403 EMAIL_NOT_VERIFIED "
