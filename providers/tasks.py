@@ -10,10 +10,35 @@ import logging
 import random
 
 from celery import shared_task
+from django.conf import settings
+from django.core.cache import cache
+from django_redis.exceptions import ConnectionInterrupted
+from redis.exceptions import RedisError
 
 from providers import services
 
 logger = logging.getLogger("dashtam.providers")
+
+# A connection waiting in the queue for its refresh is "claimed" in the cache, so a
+# backlog longer than one beat interval is not enqueued again on every tick.
+QUEUED_KEY = "providers:refresh-queued:{}"
+CACHE_ERRORS = (ConnectionInterrupted, RedisError)
+
+
+def _claim(connection_id: str) -> bool:
+    """True when the connection was not already queued. Fails open (a duplicate task
+    is safe: the refresh takes a row lock and re-checks that it is due)."""
+    try:
+        return bool(cache.add(QUEUED_KEY.format(connection_id), 1, timeout=settings.PROVIDER_REFRESH_AHEAD))
+    except CACHE_ERRORS:
+        return True
+
+
+def _release(connection_id: str) -> None:
+    try:
+        cache.delete(QUEUED_KEY.format(connection_id))
+    except CACHE_ERRORS:
+        pass
 
 
 @shared_task(bind=True, max_retries=5, acks_late=True)
@@ -27,14 +52,18 @@ def refresh_connection_token(self, connection_id: str, force: bool = False) -> s
     if result.retryable and not self.request.is_eager and self.request.retries < self.max_retries:
         countdown = result.retry_after or min(600, 30 * (2 ** self.request.retries))
         raise self.retry(countdown=countdown + random.uniform(0, 5))  # noqa: S311 - jitter
+    _release(connection_id)
     return result.status
 
 
 @shared_task(acks_late=True)
 def refresh_due_tokens() -> int:
     """Beat, every minute: one refresh task per connection whose token expires within
-    PROVIDER_REFRESH_AHEAD (or is below its minimum version)."""
-    ids = services.tokens_due_for_refresh()
+    PROVIDER_REFRESH_AHEAD (or is below its minimum version), among the
+    PROVIDER_REFRESH_BATCH most urgent. A connection whose task is still queued or
+    running is not enqueued again (cache claim, released when its task ends), so a
+    backlog longer than one tick is not multiplied by every tick."""
+    ids = [cid for cid in services.tokens_due_for_refresh(limit=settings.PROVIDER_REFRESH_BATCH) if _claim(cid)]
     for connection_id in ids:
         refresh_connection_token.delay(connection_id)
     if ids:
