@@ -506,7 +506,11 @@ SANDBOX_REDIRECT_URI = env.str(
 SANDBOX_RATE_LIMIT = env.str("SANDBOX_RATE_LIMIT", default="600/m")
 SANDBOX_ACCESS_TOKEN_SECONDS = env.int("SANDBOX_ACCESS_TOKEN_SECONDS", default=600)
 # Where the OAuth callback sends the browser: FRONTEND_URL + this path + ?outcome=&connection_id=
-PROVIDER_OAUTH_RESULT_PATH = env.str("PROVIDER_OAUTH_RESULT_PATH", default="/connections/oauth-result")
+# (development, where FRONTEND_URL is this app: a small page served with the sandbox).
+PROVIDER_OAUTH_RESULT_PATH = env.str(
+    "PROVIDER_OAUTH_RESULT_PATH",
+    default="/sandbox/oauth-result" if IS_DEVELOPMENT else "/connections/oauth-result",
+)
 
 # --- Benchmarks ------------------------------------------------------------------------------
 # Routes the bare baseline view (dashtam/bench_views.py) that `make bench` compares

@@ -5,6 +5,7 @@ from django.urls import path
 from providers.sandbox import views
 
 urlpatterns = [
+    path("oauth-result", views.oauth_result, name="sandbox-oauth-result"),
     path("v1/oauth/authorize", views.authorize, name="sandbox-authorize"),
     path("v1/oauth/token", views.token, name="sandbox-token"),
     path("trader/v1/accounts/accountNumbers", views.account_numbers, name="sandbox-account-numbers"),

@@ -230,3 +230,30 @@ def transactions(request, account_hash: str):
     return JsonResponse(rows, safe=False)
 
 
+
+
+OUTCOME_TEXT = {
+    "connected": "Connected. Your accounts are being synced: GET /api/v1/accounts in a few seconds.",
+    "denied": "You declined the authorization.",
+    "expired": "The authorization took too long. Start again with POST /api/v1/providers/{id}/authorization.",
+    "replayed": "This authorization link was already used.",
+    "invalid_state": "This authorization link is not valid.",
+    "mismatch": "The authorization came back from a different provider.",
+    "failed": "The provider did not complete the authorization.",
+}
+
+
+@require_GET
+def oauth_result(request):
+    """Where the OAuth callback lands in development, when FRONTEND_URL is this app."""
+    _enabled()
+    outcome = request.GET.get("outcome", "")
+    text = OUTCOME_TEXT.get(outcome, "Unknown outcome.")
+    connection_id = request.GET.get("connection_id", "")
+    page = (
+        "<!doctype html><title>Dashtam: connection</title><body style='font-family:sans-serif'>"
+        f"<h1>{escape(outcome or 'unknown')}</h1><p>{escape(text)}</p>"
+        + (f"<p>Connection id: <code>{escape(connection_id)}</code></p>" if connection_id else "")
+        + "<p><a href='/api/docs/'>Back to the API docs</a></p></body>"
+    )
+    return HttpResponse(page)

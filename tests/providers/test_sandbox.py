@@ -78,3 +78,11 @@ def test_sandbox_is_not_offered_when_disabled(settings):
     assert "sandbox" not in keys
     response = client.post("/api/v1/providers", {"provider_key": "sandbox", "alias": "x"}, format="json")
     assert response.status_code == 400
+
+
+def test_the_development_result_page_shows_the_outcome(settings, client):
+    settings.SANDBOX_PROVIDER_ENABLED = True
+    page = client.get("/sandbox/oauth-result", {"outcome": "connected", "connection_id": "<b>x</b>"})
+    assert page.status_code == 200
+    body = page.content.decode()
+    assert "Connected." in body and "&lt;b&gt;x&lt;/b&gt;" in body
