@@ -24,7 +24,7 @@ from dashtam.api.exceptions import ProblemError
 from dashtam.mail import send_templated_email
 from providers import crypto, registry
 from providers.clients.base import TokenResponse, pkce_pair
-from providers.exceptions import InvalidGrant, ProviderError, ProviderUnavailable
+from providers.exceptions import InvalidGrant, ProviderError, ProviderRequestRejected, ProviderUnavailable
 from providers.models import (
     ConnectionStatus,
     FinancialAccount,
@@ -562,6 +562,13 @@ def _fresh_access_token(connection: ProviderConnection) -> str:
     return token_access_plaintext(token=token)
 
 
+def _fetch(connection: ProviderConnection, *, start: datetime, end: datetime) -> list:
+    access = _fresh_access_token(connection)
+    client = _client(connection)
+    return [(a, client.list_transactions(access_token=access, account_hash=a.hash_value, start=start, end=end))
+            for a in client.list_accounts(access_token=access)]
+
+
 def connection_sync(*, connection_id) -> SyncResult:
     """Fetch accounts (with positions) and transactions, and upsert them.
 
@@ -578,11 +585,17 @@ def connection_sync(*, connection_id) -> SyncResult:
     start = (connection.last_sync_at - timedelta(days=1)) if connection.last_sync_at else (
         now - timedelta(days=settings.PROVIDER_SYNC_HISTORY_DAYS))
     try:
-        access = _fresh_access_token(connection)
-        client = _client(connection)
-        accounts = client.list_accounts(access_token=access)
-        fetched = [(a, client.list_transactions(access_token=access, account_hash=a.hash_value,
-                                                start=start, end=now)) for a in accounts]
+        try:
+            fetched = _fetch(connection, start=start, end=now)
+        except ProviderRequestRejected as exc:
+            if exc.status != 401:
+                raise
+            # The provider no longer accepts this access token (revoked early): refresh once, retry once.
+            result = token_refresh(connection_id=connection.pk, force=True, wait=True)
+            if result.status != "refreshed":
+                raise InvalidGrant("re-authorization required", code=result.error_code or "reauth_required") \
+                    from None
+            fetched = _fetch(connection, start=start, end=now)
     except crypto.DecryptionError:
         with transaction.atomic():
             _to_reauth(connection, code="decrypt_failed", message="The stored credentials could not be read.",

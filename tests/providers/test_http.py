@@ -150,3 +150,11 @@ def test_errors_never_carry_tokens(schwab, connection_id):
         for value in (issued["access_token"], issued.get("refresh_token", "")):
             assert value not in connection.last_error_message
             assert value not in str(list(AuditEvent.objects.values_list("extra", flat=True)))
+
+
+def test_sync_refreshes_once_when_the_access_token_was_revoked_early(schwab, connection_id):
+    schwab.access_tokens.clear()  # the provider forgot every access token it issued
+    result = connection_sync(connection_id=connection_id)
+    assert result.status == "synced"
+    assert schwab.refresh_calls() == 1
+    assert ProviderToken.objects.get(connection_id=connection_id).refresh_count == 1
