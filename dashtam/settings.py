@@ -491,6 +491,8 @@ PROVIDER_REFRESH_BATCH = env.int("PROVIDER_REFRESH_BATCH", default=10_000)  # du
 PROVIDER_REAUTH_WARNING_HOURS = env.int("PROVIDER_REAUTH_WARNING_HOURS", default=24)
 PROVIDER_SYNC_MINUTES = env.int("PROVIDER_SYNC_MINUTES", default=60)
 PROVIDER_MAX_CONSECUTIVE_FAILURES = env.int("PROVIDER_MAX_CONSECUTIVE_FAILURES", default=3)
+# First retry delay of a failed token refresh task (doubled each retry, with jitter).
+PROVIDER_REFRESH_RETRY_SECONDS = env.float("PROVIDER_REFRESH_RETRY_SECONDS", default=30)
 SANDBOX_PROVIDER_ENABLED = env.bool("SANDBOX_PROVIDER_ENABLED", default=not IS_PRODUCTION)
 # Backoff between retries of idempotent provider calls: full jitter up to base * 2**attempt.
 HTTP_BACKOFF_BASE_SECONDS = env.float("HTTP_BACKOFF_BASE_SECONDS", default=0.5)

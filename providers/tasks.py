@@ -50,8 +50,9 @@ def refresh_connection_token(self, connection_id: str, force: bool = False) -> s
     """
     result = services.token_refresh(connection_id=connection_id, force=force)
     if result.retryable and not self.request.is_eager and self.request.retries < self.max_retries:
-        countdown = result.retry_after or min(600, 30 * (2 ** self.request.retries))
-        raise self.retry(countdown=countdown + random.uniform(0, 5))  # noqa: S311 - jitter
+        backoff = min(600.0, settings.PROVIDER_REFRESH_RETRY_SECONDS * (2 ** self.request.retries))
+        countdown = max(result.retry_after or 0.0, backoff + random.uniform(0, backoff / 2))  # noqa: S311 - jitter
+        raise self.retry(countdown=countdown)
     _release(connection_id)
     return result.status
 

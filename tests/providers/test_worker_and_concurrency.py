@@ -51,6 +51,34 @@ def test_whole_flow_with_a_real_worker(schwab, celery_worker, smtp_sink):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_transient_failure_is_retried_by_the_worker_with_backoff(schwab, celery_worker, settings):
+    from providers.tasks import refresh_connection_token
+
+    settings.PROVIDER_REFRESH_RETRY_SECONDS = 0.2
+    connection_id = connect(client_for(UserFactory()), schwab)
+    ProviderToken.objects.update(expires_at=timezone.now())
+    schwab.token_script = ["500", "rotate"]
+    refresh_connection_token.delay(connection_id)
+    wait_until(lambda: ProviderToken.objects.get(connection_id=connection_id).refresh_count == 1)
+    assert schwab.refresh_calls() == 2
+    connection = ProviderConnection.objects.get(pk=connection_id)
+    assert connection.status == ConnectionStatus.ACTIVE and connection.consecutive_failures == 0
+    assert AuditEvent.objects.filter(action="provider.token.refresh_failed", target_id=connection_id).count() == 1
+
+
+@pytest.mark.django_db
+def test_a_redelivered_refresh_task_does_not_refresh_twice(schwab):
+    from providers.tasks import refresh_connection_token
+
+    connection_id = connect(client_for(UserFactory()), schwab)
+    ProviderToken.objects.update(expires_at=timezone.now())
+    assert refresh_connection_token.delay(connection_id).get() == "refreshed"
+    # The same message delivered again (a worker died before acknowledging it).
+    assert refresh_connection_token.delay(connection_id).get() == "not_due"
+    assert schwab.refresh_calls() == 1
+
+
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_refreshes_call_the_provider_exactly_once(schwab):
     if db_connection.vendor != "postgresql":
         pytest.skip("row locks with SKIP LOCKED need PostgreSQL; SQLite serialises writers instead")
