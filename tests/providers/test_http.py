@@ -158,3 +158,22 @@ def test_sync_refreshes_once_when_the_access_token_was_revoked_early(schwab, con
     assert result.status == "synced"
     assert schwab.refresh_calls() == 1
     assert ProviderToken.objects.get(connection_id=connection_id).refresh_count == 1
+
+
+def test_logs_never_carry_tokens_or_the_client_secret(auth_client, schwab, caplog):
+    import logging
+
+    from tests.providers.conftest import CLIENT_SECRET
+
+    caplog.set_level(logging.DEBUG)
+    connection_id = connect(auth_client, schwab, alias="Logged")
+    schwab.token_script = ["500", "invalid_grant"]
+    ProviderToken.objects.filter(connection_id=connection_id).update(expires_at=timezone.now())
+    token_refresh(connection_id=connection_id)
+    token_refresh(connection_id=connection_id)
+    text = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert caplog.records
+    secrets_seen = [CLIENT_SECRET] + [v for issued in schwab.issued
+                                      for v in (issued["access_token"], issued.get("refresh_token"), ) if v]
+    for value in secrets_seen:
+        assert value not in text
