@@ -92,3 +92,16 @@ def test_changelist_query_count_does_not_grow_with_users(staff_client, django_as
     UserFactory.create_batch(30)
     with django_assert_max_num_queries(len(few.captured_queries)):
         assert staff_client.get(url).status_code == 200
+
+
+def test_demo_data_is_idempotent_and_unlocks_the_demo_user(api_client, capsys):
+    from django.core.management import call_command
+
+    call_command("load_demo_data")
+    for _ in range(10):
+        login(api_client, "demo@dashtam.local", WRONG)
+    assert login(api_client, "demo@dashtam.local", "Demo-Passw0rd!").status_code == 429
+    call_command("load_demo_data")
+    assert User.objects.filter(email__in=["demo@dashtam.local", "staff@dashtam.local"]).count() == 2
+    assert login(api_client, "demo@dashtam.local", "Demo-Passw0rd!").status_code == 200
+    assert "Staff-Passw0rd!" in capsys.readouterr().out

@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.services import lockout_clear
 
 DEMO_USERS = (
     # email, password, staff
@@ -28,6 +29,8 @@ class Command(BaseCommand):
             if created:
                 user.set_password(password)
                 user.save(update_fields=["password"])
+            # A fresh `make run` always lets the demo users in, even after a lockout.
+            lockout_clear(email=email)
         self.stdout.write(self.style.SUCCESS("Demo data ready:"))
         self.stdout.write("  API user:   demo@dashtam.local / Demo-Passw0rd!   (POST /api/v1/auth/login)")
         self.stdout.write("  Staff user: staff@dashtam.local / Staff-Passw0rd!  (/admin/)")
