@@ -273,7 +273,7 @@ def oauth_callback_complete(*, provider_key: str, code: str, state: str, error: 
     """Finish an authorization from the provider's redirect. The state is the credential.
 
     Row-locks the state and uses it up whatever happens, so a replay finds it used.
-    The code is exchanged and the tokens are saved in the same transaction.
+    The code is exchanged and the state and tokens are saved in the same transaction.
     Audits ``provider.connection.connected`` or ``provider.oauth.failed``, and
     records the outcome on the connection (last_error_*). Never raises for a bad
     callback: every outcome is a value the view turns into a redirect or JSON.
@@ -298,8 +298,7 @@ def oauth_callback_complete(*, provider_key: str, code: str, state: str, error: 
             reason, outcome = "oauth_state_expired", "expired"
         elif error:
             reason, outcome = ("access_denied" if error == "access_denied" else "oauth_error"), "denied"
-        first_use = row.used_at is None
-        if first_use:
+        if reason and row.used_at is None:
             row.used_at = now
             row.save(update_fields=["used_at"])
         if reason:
@@ -330,8 +329,12 @@ def _complete_exchange(*, row: OAuthState, connection: ProviderConnection, code:
         if not code:
             raise InvalidGrant("no authorization code", code="missing_code")
         client = _client(connection)
+        # No write before this call: on SQLite a write would hold the database lock for the whole
+        # exchange. On PostgreSQL the state row is already locked, so a replay waits and finds it used.
         response = client.exchange_code(code=code, code_verifier=verifier)
     except (ProviderError, crypto.DecryptionError) as exc:
+        row.used_at = timezone.now()
+        row.save(update_fields=["used_at"])
         reason = getattr(exc, "code", "decrypt_failed")
         _set_error(connection, reason, _OUTCOME_TEXT["failed"], fields)
         if connection.status == ConnectionStatus.PENDING:
@@ -342,6 +345,8 @@ def _complete_exchange(*, row: OAuthState, connection: ProviderConnection, code:
                extra={"reason": reason, "provider": connection.provider_key})
         logger.warning("oauth code exchange failed", extra={"provider": connection.provider_key, "error": reason})
         return CallbackOutcome("failed", str(connection.pk), _OUTCOME_TEXT["failed"])
+    row.used_at = timezone.now()
+    row.save(update_fields=["used_at"])
     token = ProviderToken.objects.select_for_update().filter(connection=connection).first()
     version = max(connection.min_token_version, (token.token_version + 1) if token else 1)
     if token is None:
