@@ -42,18 +42,6 @@ class StrictEmailField(serializers.EmailField):
         return normalize_email(super().to_internal_value(data))
 
 
-def _password_errors(password: str, *, email: str, first_name: str = "", last_name: str = "") -> list[str]:
-    from django.contrib.auth import password_validation
-    from django.core.exceptions import ValidationError
-
-    probe = User(email=email, first_name=first_name, last_name=last_name)
-    try:
-        password_validation.validate_password(password, user=probe)
-    except ValidationError as exc:
-        return list(exc.messages)
-    return []
-
-
 class RegisterSerializer(serializers.Serializer):
     email = StrictEmailField()
     password = PasswordField(max_length=PASSWORD_INPUT_LIMIT)
@@ -61,10 +49,11 @@ class RegisterSerializer(serializers.Serializer):
     last_name = StrictCharField(max_length=150, required=False, allow_blank=True, default="")
 
     def validate(self, attrs):
-        errors = _password_errors(attrs["password"], email=attrs["email"],
-                                  first_name=attrs["first_name"], last_name=attrs["last_name"])
-        if errors:
-            raise serializers.ValidationError({"password": errors})
+        from accounts.services import password_policy_check
+
+        # The similarity check compares the password with the address and names given here.
+        probe = User(email=attrs["email"], first_name=attrs["first_name"], last_name=attrs["last_name"])
+        password_policy_check(password=attrs["password"], user=probe)
         return attrs
 
 

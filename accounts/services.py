@@ -22,7 +22,7 @@ from rest_framework.exceptions import ValidationError
 
 from accounts import lockout
 from accounts.models import AccountToken, User, normalize_email
-from accounts.tokens import account_token_issue, account_token_take, account_tokens_revoke
+from accounts.tokens import account_token_issue, account_token_take, account_tokens_revoke, lifetime
 from audit.services import record
 from dashtam.api.exceptions import ProblemError, RetryAfterError
 from dashtam.mail import send_templated_email
@@ -51,16 +51,18 @@ def _mail_context(user: User, **extra) -> dict:
     return {"email": user.email, "first_name": user.first_name, **extra}
 
 
-def _hours(purpose: str) -> str:
-    from accounts.tokens import lifetime
-
+def _valid_for(purpose: str) -> str:
+    """The token lifetime in words, for the email ("24 hours", "15 minutes")."""
     minutes = int(lifetime(purpose).total_seconds() // 60)
-    return f"{minutes // 60} hours" if minutes % 60 == 0 and minutes >= 60 else f"{minutes} minutes"
+    if minutes >= 60 and minutes % 60 == 0:
+        hours = minutes // 60
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 def _send_token_email(*, user: User, to: str, purpose: str, token: str, template: str, path: str) -> None:
     send_templated_email(to=to, template=template, context=_mail_context(
-        user, token=token, link=_link(path, token), valid_for=_hours(purpose),
+        user, token=token, link=_link(path, token), valid_for=_valid_for(purpose),
     ))
 
 
