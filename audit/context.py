@@ -32,7 +32,7 @@ class RequestContext:
     user_id: str | None = None
     user_email: str = ""
     session_id: str | None = None
-    origin: str = "request"  # request | task | beat | command
+    origin: str = "request"  # request | task | beat | command | scheduler (beat's own thread)
     extra: dict = field(default_factory=dict)
 
 

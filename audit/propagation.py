@@ -5,8 +5,9 @@ the actor and the login session of the current context into the message
 headers. ``task_prerun`` runs in the worker: it restores a ``RequestContext``
 for the task (origin ``task``), so audit rows and log lines written by the task
 carry the id of the request that caused it. Tasks sent by beat have no request:
-beat's thread runs under a context of origin ``beat``, so each message it sends
-gets a fresh request id of its own.
+beat's scheduler thread runs under a context of origin ``scheduler``, so each
+message it sends gets a fresh request id of its own (origin ``beat`` in the
+worker); tasks those enqueue in turn share that id, like a request's tasks do.
 
 Connected in ``AuditConfig.ready``. Eager tasks (tests, ``CELERY_TASK_ALWAYS_EAGER``)
 are not published: they run in the caller's thread and inherit its context.
@@ -33,7 +34,7 @@ def on_before_task_publish(sender=None, headers=None, **kwargs) -> None:
     if ctx is None:
         # Enqueued outside any request (a shell, a management command): the task gets its own id.
         return
-    if ctx.origin == "beat":
+    if ctx.origin == "scheduler":
         headers[HEADER_REQUEST_ID] = context.new_request_id()
         headers[HEADER_ORIGIN] = "beat"
         return
@@ -71,7 +72,7 @@ def on_task_prerun(sender=None, task_id=None, task=None, **kwargs) -> None:
             route=task_name,
             origin="beat" if _header(task, HEADER_ORIGIN) == "beat" else "task",
         )
-    elif parent is not None and parent.origin not in ("beat",):
+    elif parent is not None and parent.origin != "scheduler":
         # An eager task runs inside its caller: same request, same actor.
         ctx = context.RequestContext(
             request_id=parent.request_id, user_id=parent.user_id, user_email=parent.user_email,
@@ -99,7 +100,7 @@ def on_task_postrun(sender=None, task_id=None, **kwargs) -> None:
 
 def on_beat_init(sender=None, **kwargs) -> None:
     """Beat's scheduler loop runs in this thread: mark it, so each task it sends gets its own id."""
-    context.set_context(context.RequestContext(request_id="beat", origin="beat"))
+    context.set_context(context.RequestContext(request_id="scheduler", origin="scheduler"))
 
 
 def connect() -> None:

@@ -24,22 +24,18 @@ BEGIN
             RETURN OLD;
         END IF;
         RAISE EXCEPTION 'audit_auditevent is append-only: DELETE of event % refused', OLD.id
-            USING ERRCODE = 'insufficient_privilege',
-                  HINT = 'Only the retention purge deletes audit events.';
+            USING HINT = 'Only the retention purge deletes audit events.';
     END IF;
     IF (to_jsonb(NEW) - free_cols) IS DISTINCT FROM (to_jsonb(OLD) - free_cols) THEN
-        RAISE EXCEPTION 'audit_auditevent is append-only: UPDATE of event % refused', OLD.id
-            USING ERRCODE = 'insufficient_privilege';
+        RAISE EXCEPTION 'audit_auditevent is append-only: UPDATE of event % refused', OLD.id;
     END IF;
     IF NEW.actor_id IS DISTINCT FROM OLD.actor_id AND NEW.actor_id IS NOT NULL THEN
-        RAISE EXCEPTION 'audit_auditevent is append-only: the actor of event % cannot change', OLD.id
-            USING ERRCODE = 'insufficient_privilege';
+        RAISE EXCEPTION 'audit_auditevent is append-only: the actor of event % cannot change', OLD.id;
     END IF;
     IF OLD.chain_hash <> '' AND (NEW.seq IS DISTINCT FROM OLD.seq
             OR NEW.prev_hash IS DISTINCT FROM OLD.prev_hash
             OR NEW.chain_hash IS DISTINCT FROM OLD.chain_hash) THEN
-        RAISE EXCEPTION 'audit_auditevent is append-only: event % is already sealed', OLD.id
-            USING ERRCODE = 'insufficient_privilege';
+        RAISE EXCEPTION 'audit_auditevent is append-only: event % is already sealed', OLD.id;
     END IF;
     RETURN NEW;
 END;

@@ -32,6 +32,14 @@ def probe(tag: str) -> None:
         record(action="admin.action", extra={"action": "probe", "tag": tag})
 
 
+@shared_task(name="tests.audit.probe_fan_out")
+def probe_fan_out(tag: str) -> None:
+    """Like a periodic task that fans out work: records, then enqueues one child."""
+    with transaction.atomic():
+        record(action="admin.action", extra={"action": "fan-out", "tag": tag})
+        transaction.on_commit(lambda: probe.delay(tag))
+
+
 def _enqueue(request, tag):
     user = UserFactory(email=f"{tag}@example.com")
     context.bind_actor(user, "sess-123")
@@ -52,10 +60,14 @@ def json_log_lines():
     handler.addFilter(RequestContextFilter())
     handler.setFormatter(JsonFormatter())
     log.addHandler(handler)
+    # Celery's test worker sets the root logger to ERROR the first time one starts.
+    level = log.level
+    log.setLevel(logging.INFO)
     try:
         yield lambda: [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
     finally:
         log.removeHandler(handler)
+        log.setLevel(level)
 
 
 @pytest.mark.integration
@@ -98,6 +110,23 @@ def test_tasks_sent_by_beat_get_a_fresh_request_id_each(celery_worker):
     for request_id in ids:
         assert uuid.UUID(request_id)
     assert all(r.actor_id is None for r in rows)
+
+
+@pytest.mark.integration
+def test_work_fanned_out_by_a_beat_task_shares_that_tasks_id(celery_worker):
+    tag = f"fan-{uuid.uuid4().hex[:8]}"
+
+    def beat_thread():
+        propagation.on_beat_init()
+        probe_fan_out.delay(tag)
+
+    thread = threading.Thread(target=beat_thread)
+    thread.start()
+    thread.join()
+    child = wait_until(lambda: AuditEvent.objects.filter(extra__action="probe", extra__tag=tag).first(),
+                       timeout=30)
+    parent = AuditEvent.objects.get(extra__action="fan-out", extra__tag=tag)
+    assert child.request_id == parent.request_id and uuid.UUID(parent.request_id)
 
 
 @pytest.mark.django_db
