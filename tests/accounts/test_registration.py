@@ -199,3 +199,14 @@ def test_concurrent_style_duplicate_registration_creates_one_account(api_client)
     UserFactory(email="dup@example.com")
     assert register(api_client, "DUP@example.com").status_code == 202
     assert User.objects.filter(email__iexact="dup@example.com").count() == 1
+
+
+def test_a_dead_mail_server_never_fails_the_request(api_client, settings, django_capture_on_commit_callbacks):
+    from tests.conftest import free_port
+
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", free_port(), 1
+    with django_capture_on_commit_callbacks(execute=True):
+        response = register(api_client, "offline@example.com")
+    assert response.status_code == 202
+    assert User.objects.filter(email="offline@example.com").exists()
