@@ -58,6 +58,12 @@ def add_problem_responses(result, generator, request, public):
                     {"description": description, "content": {"application/problem+json": {"schema": ref}}},
                 )
             for status, response in responses.items():
+                if status[:1] in {"4", "5"}:
+                    # An error an endpoint declares itself (say a 403 with its own
+                    # description) still has the problem+json body.
+                    content = response.setdefault("content", {})
+                    content.pop("application/json", None)
+                    content.setdefault("application/problem+json", {"schema": ref})
                 if status.startswith("2"):
                     response.setdefault("headers", {}).update(RATE_HEADERS)
                 if status == "429":
