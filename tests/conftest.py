@@ -11,6 +11,12 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("DJANGO_ENV", "test")
+# The embedded (filesystem) broker of this test run is its own: nothing left in a
+# developer's queue by `make run`, or by another run, reaches the test workers.
+if not os.environ.get("CELERY_BROKER_URL") and not os.environ.get("REDIS_URL"):
+    import tempfile as _tempfile
+
+    os.environ.setdefault("CELERY_DATA_DIR", _tempfile.mkdtemp(prefix="dashtam-celery-"))
 
 import email  # noqa: E402
 import shutil  # noqa: E402
@@ -134,6 +140,7 @@ def celery_worker(transactional_db, settings):
 
     settings.CELERY_TASK_ALWAYS_EAGER = False
     app.conf.task_always_eager = False
+    app.control.purge()  # a message left by an earlier test must not run in this one
     try:
         with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False,
                           shutdown_timeout=20) as worker:
