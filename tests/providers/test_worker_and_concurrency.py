@@ -56,6 +56,8 @@ def test_a_transient_failure_is_retried_by_the_worker_with_backoff(schwab, celer
 
     settings.PROVIDER_REFRESH_RETRY_SECONDS = 0.2
     connection_id = connect(client_for(UserFactory()), schwab)
+    # Let the first sync (enqueued on connect) finish, so only the task under test refreshes.
+    wait_until(lambda: ProviderConnection.objects.get(pk=connection_id).last_sync_at)
     ProviderToken.objects.update(expires_at=timezone.now())
     schwab.token_script = ["500", "rotate"]
     refresh_connection_token.delay(connection_id)
