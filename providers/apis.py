@@ -30,6 +30,7 @@ from providers.serializers import (
     TokenRefreshResultSerializer,
     TransactionFilterSerializer,
     TransactionSerializer,
+    normalise_filters,
 )
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -230,7 +231,7 @@ class AccountTransactionsApi(APIView):
                    parameters=[TransactionFilterSerializer], responses={200: TransactionSerializer(many=True)})
     def get(self, request, account_id):
         account = selectors.account_get(user=request.user, account_id=account_id)
-        filters = TransactionFilterSerializer(data=request.query_params)
+        filters = TransactionFilterSerializer(data=normalise_filters(request.query_params))
         filters.is_valid(raise_exception=True)
         f = filters.validated_data
         types = [t.strip().upper() for t in f.get("type", "").split(",") if t.strip()] or None

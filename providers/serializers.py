@@ -105,9 +105,43 @@ class TransactionSerializer(serializers.ModelSerializer):
                   "currency", "symbol"]
 
 
+class DateOrDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 date-time, or a bare date (the start of that day, or its end with ``end_of_day``)."""
+
+    def __init__(self, *, end_of_day: bool = False, **kwargs):
+        self.end_of_day = end_of_day
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, value):
+        from datetime import datetime, time
+
+        from django.utils import timezone
+        from django.utils.dateparse import parse_date
+
+        day = parse_date(value) if isinstance(value, str) and len(value) == 10 else None
+        if day is not None:
+            moment = datetime.combine(day, time.max if self.end_of_day else time.min)
+            return timezone.make_aware(moment, timezone.get_default_timezone())
+        return super().to_internal_value(value)
+
+
+# Other spellings clients use for the same filters.
+FILTER_ALIASES = {"start_date": "start", "date_from": "start", "from": "start",
+                  "end_date": "end", "date_to": "end", "to": "end", "types": "type"}
+
+
+def normalise_filters(params) -> dict:
+    data = {}
+    for key, value in params.items():
+        data.setdefault(FILTER_ALIASES.get(key, key), value)
+    return data
+
+
 class TransactionFilterSerializer(serializers.Serializer):
-    start = serializers.DateTimeField(required=False, help_text="Only transactions on or after (ISO 8601).")
-    end = serializers.DateTimeField(required=False, help_text="Only transactions on or before (ISO 8601).")
+    start = DateOrDateTimeField(required=False,
+                                help_text="Only transactions on or after (ISO 8601 date or date-time).")
+    end = DateOrDateTimeField(required=False, end_of_day=True,
+                              help_text="Only transactions on or before (ISO 8601 date or date-time).")
     type = serializers.CharField(required=False, help_text="Comma-separated types, e.g. TRADE,DIVIDEND_OR_INTEREST.")
 
     def validate(self, attrs):

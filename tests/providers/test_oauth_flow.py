@@ -288,3 +288,22 @@ def test_accounts_are_filtered_by_connection_and_type(auth_client, schwab, djang
     bad_range = auth_client.get(f"/api/v1/accounts/{account_id}/transactions",
                                 {"start": "2026-11-30T00:00:00Z", "end": "2026-11-01T00:00:00Z"})
     assert bad_range.status_code == 400 and "end" in bad_range.json()["errors"]
+
+
+def test_transaction_filters_accept_dates_and_common_spellings(auth_client, schwab,
+                                                               django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        connect(auth_client, schwab)
+    account_id = auth_client.get("/api/v1/accounts").json()["results"][0]["id"]
+    url = f"/api/v1/accounts/{account_id}/transactions"
+
+    def ids(params):
+        response = auth_client.get(url, params)
+        assert response.status_code == 200, response.content
+        return [t["provider_transaction_id"] for t in response.json()["results"]]
+
+    assert ids({"start": "2026-11-05", "end": "2026-11-05"}) == ["1002"]  # a whole day
+    assert ids({"start_date": "2026-11-01", "end_date": "2026-11-01"}) == ["1001"]
+    assert ids({"types": "dividend_or_interest"}) == ["1002"]
+    assert ids({"type": "TRADE,DIVIDEND_OR_INTEREST"}) == ["1002", "1001"]
+    assert auth_client.get(url, {"start": "yesterday"}).status_code == 400
