@@ -97,3 +97,25 @@ def test_tokens_are_never_in_the_raw_columns(auth_client, schwab):
     issued = schwab.issued[-1]
     dump = repr(rows)
     assert issued["access_token"] not in dump and issued["refresh_token"] not in dump
+
+
+@pytest.mark.django_db
+def test_rotation_also_reseals_authorizations_in_flight(settings, auth_client):
+    from providers.models import OAuthState
+
+    settings.SANDBOX_PROVIDER_ENABLED = True
+    old = _key("old")
+    settings.FIELD_ENCRYPTION_KEYS = old
+    created = auth_client.post("/api/v1/providers", {"provider_key": "sandbox", "alias": "S"}, format="json")
+    assert created.status_code == 201
+    state = OAuthState.objects.get()
+    aad = f"providers.OAuthState:{state.pk}:verifier"
+    verifier = crypto.decrypt(state.code_verifier_encrypted, aad=aad)
+    new = _key("new")
+    settings.FIELD_ENCRYPTION_KEYS = f"{new},{old}"
+    out = io.StringIO()
+    call_command("rotate_encryption_keys", stdout=out)
+    assert "re-encrypted 1 pending authorization(s)" in out.getvalue()
+    settings.FIELD_ENCRYPTION_KEYS = new
+    state.refresh_from_db()
+    assert crypto.decrypt(state.code_verifier_encrypted, aad=aad) == verifier

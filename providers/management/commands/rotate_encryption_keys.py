@@ -32,7 +32,10 @@ class Command(BaseCommand):
         pending = ProviderToken.objects.exclude(key_id=newest)
         total = pending.count()
         self.stdout.write(f"{total} token(s) to re-encrypt under key {newest!r}")
-        if dry_run or not total:
+        if dry_run:
+            return
+        if not total:
+            self._rotate_pending_states(newest)
             return
         done = failed = 0
         last_pk = None
@@ -53,6 +56,7 @@ class Command(BaseCommand):
             width = 30
             filled = int(width * min(1.0, (done + failed) / total))
             self.stdout.write(f"[{'#' * filled}{'.' * (width - filled)}] {done + failed}/{total}")
+        self._rotate_pending_states(newest)
         with transaction.atomic():
             record(action="provider.keys.rotated", outcome="success" if not failed else "failure",
                    target_type="providers.providertoken", target_id="*",
@@ -60,3 +64,30 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"re-encrypted {done} token(s); {failed} failed"))
         if failed:
             raise CommandError(f"{failed} token(s) could not be decrypted with any key in FIELD_ENCRYPTION_KEYS")
+
+    def _rotate_pending_states(self, newest: str) -> int:
+        """Re-seal the PKCE verifiers of authorizations still in flight, so the old key can
+        be dropped right away without breaking a user who is on the provider's consent page."""
+        from django.utils import timezone
+
+        from providers.models import OAuthState
+
+        count = 0
+        states = (OAuthState.objects.filter(used_at__isnull=True, expires_at__gt=timezone.now())
+                  .exclude(code_verifier_encrypted="").exclude(code_verifier_encrypted__startswith=f"{newest}."))
+        for pk in states.values_list("pk", flat=True):
+            with transaction.atomic():
+                state = OAuthState.objects.select_for_update().filter(pk=pk, used_at__isnull=True).first()
+                if state is None:
+                    continue
+                aad = f"providers.OAuthState:{state.pk}:verifier"
+                try:
+                    plain = crypto.decrypt(state.code_verifier_encrypted, aad=aad)
+                except crypto.DecryptionError:
+                    continue
+                state.code_verifier_encrypted = crypto.encrypt(plain, aad=aad)
+                state.save(update_fields=["code_verifier_encrypted"])
+                count += 1
+        if count:
+            self.stdout.write(f"re-encrypted {count} pending authorization(s)")
+        return count
