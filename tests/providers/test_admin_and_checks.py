@@ -92,3 +92,26 @@ def test_admin_breach_rotation_replaces_the_tokens(staff_client, auth_client, sc
     token = ProviderToken.objects.get()
     assert token.token_version == 2 and schwab.refresh_calls() == 1
     assert ProviderConnection.objects.get().min_token_version == 2
+
+
+def test_every_provider_endpoint_is_in_the_openapi_schema(client):
+    import yaml
+
+    schema = yaml.safe_load(client.get("/api/schema/").content)
+    paths = schema["paths"]
+    for path, methods in {
+        "/api/v1/provider-types": {"get"},
+        "/api/v1/providers": {"get", "post"},
+        "/api/v1/providers/{connection_id}": {"get", "patch", "delete"},
+        "/api/v1/providers/{connection_id}/authorization": {"post"},
+        "/api/v1/providers/{connection_id}/token-refresh": {"post"},
+        "/api/v1/providers/{connection_id}/sync": {"post"},
+        "/api/v1/providers/oauth/{provider_key}/callback": {"get"},
+        "/api/v1/accounts": {"get"},
+        "/api/v1/accounts/{account_id}": {"get"},
+        "/api/v1/accounts/{account_id}/transactions": {"get"},
+    }.items():
+        assert methods <= set(paths[path]), path
+    assert paths["/api/v1/providers/oauth/{provider_key}/callback"]["get"].get("security") in (None, [], [{}])
+    listed = paths["/api/v1/accounts/{account_id}/transactions"]["get"]["responses"]["200"]
+    assert listed["content"]["application/json"]["schema"]["$ref"].endswith("PaginatedTransactionList")
