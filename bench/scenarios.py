@@ -441,7 +441,7 @@ def provider_refresh(bench: Bench) -> dict:
         "SCHWAB_CLIENT_SECRET": "bench-secret",
         "SCHWAB_REDIRECT_URI": "https://app.bench.invalid/oauth/schwab/callback",
         "SCHWAB_API_BASE_URL": fake.base_url,
-        "REQUESTS_CA_BUNDLE": str(fake.ca_file),
+        "REQUESTS_CA_BUNDLE": str(fake.ca_bundle),
         # The bench measures our pipeline; Schwab's real budget is a separate limit.
         "SCHWAB_RATE_LIMIT": "100000000/m",
         "PROVIDER_REFRESH_INTERVAL": str(opts.provider_beat_interval),

@@ -167,12 +167,20 @@ class SchwabServer:
         self._httpd = _TLSThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self.ca_file: Path | None = None
+        self.ca_bundle: Path | None = None
         if tls:
             self._dir = Path(tempfile.mkdtemp(prefix="fake-schwab-"))
             self.ca_file, key_file = self_signed_certificate(self._dir)
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(self.ca_file, key_file)
             self._httpd.ssl_context = context
+            # What clients trust (REQUESTS_CA_BUNDLE): the public roots requests uses by
+            # default plus this certificate, so loading the bundle costs what it costs
+            # against the real Schwab.
+            import certifi
+
+            self.ca_bundle = self._dir / "ca-bundle.pem"
+            self.ca_bundle.write_bytes(Path(certifi.where()).read_bytes() + b"\n" + self.ca_file.read_bytes())
         self.port = self._httpd.server_address[1]
         self.base_url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="fake-schwab", daemon=True)
