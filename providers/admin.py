@@ -6,12 +6,24 @@ encrypted columns are not shown. Actions call the same services as the API.
 
 from __future__ import annotations
 
+import time
+
 from django.contrib import admin, messages
 from django.db import transaction
 
 from audit.services import record
-from providers import breaker, services
+from providers import breaker, selectors, services
 from providers.models import FinancialAccount, ProviderConnection
+
+_STATES: dict = {"at": -10.0, "value": {}}
+
+
+def _circuit_states() -> dict:
+    """The breakers' states, read once per second at most (not once per row of a page)."""
+    now = time.monotonic()
+    if now - _STATES["at"] > 1.0:
+        _STATES.update(at=now, value=selectors.circuit_breaker_states())
+    return _STATES["value"]
 
 
 def _admin_action(request, *, action: str, count: int) -> None:
@@ -73,8 +85,8 @@ class ProviderConnectionAdmin(admin.ModelAdmin):
 
     @admin.display(description="circuit")
     def circuit(self, obj):
-        state = breaker.state(obj.provider_key)
-        return state.state + (f" ({state.retry_after}s)" if state.retry_after else "")
+        state = _circuit_states().get(obj.provider_key) or breaker.state(obj.provider_key).as_dict()
+        return state["state"] + (f" ({state['retry_after']}s)" if state["retry_after"] else "")
 
     @admin.action(description="Force a token refresh now")
     def force_refresh(self, request, queryset):
