@@ -18,7 +18,6 @@ from functools import lru_cache
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
-from django.core.signals import setting_changed
 
 from dashtam.config import parse_encryption_keys
 
@@ -32,7 +31,7 @@ class DecryptionError(Exception):
     """
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=8)  # keyed by the setting's value, so a changed ring is parsed afresh
 def _ring(value: str) -> tuple[tuple[str, bytes], ...]:
     ring, problems = parse_encryption_keys(value)
     if problems:
@@ -88,10 +87,3 @@ def decrypt(token: str, *, aad: str) -> str:
     except (InvalidTag, UnicodeDecodeError) as exc:
         raise DecryptionError("ciphertext failed authentication") from exc
 
-
-def _clear_cache(*, setting, **kwargs):
-    if setting == "FIELD_ENCRYPTION_KEYS":
-        _ring.cache_clear()
-
-
-setting_changed.connect(_clear_cache)
