@@ -67,6 +67,8 @@ CATALOGUE: dict[str, str] = {
     "admin.action": "A staff member ran an action in the admin (the action and count are in extra).",
     "audit.purged": "The retention purge deleted audit events older than AUDIT_RETENTION_DAYS.",
     "audit.verified": "The audit hash chain was verified (the result is in extra).",
+    "audit.tamper_detected": "An audit event no longer matched the hash taken when it was written "
+                             "(found while sealing it into the chain); its id is in extra.",
 }
 
 

@@ -9,6 +9,8 @@ SQLite has no such trigger: there, the model-level guard is all there is.
 
 from __future__ import annotations
 
+import json
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -32,6 +34,12 @@ class AuditEventQuerySet(models.QuerySet):
         raise AppendOnlyError("Audit events are append-only: they cannot be updated.")
 
     update.queryset_only = True
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        for obj in objs:
+            obj.take_row_hash()
+        return super().bulk_create(objs, *args, **kwargs)
 
     def delete(self):
         raise AppendOnlyError("Audit events are append-only: only the retention purge deletes them.")
@@ -72,6 +80,8 @@ class AuditEvent(models.Model):
     path = models.CharField(max_length=512, blank=True)
     route = models.CharField(max_length=255, blank=True)
     extra = models.JSONField(default=dict, blank=True)
+    # Keyed hash of the content, taken at insert (audit.chain): covers the row until it is sealed.
+    row_hash = models.CharField(max_length=64, blank=True, editable=False)
     # The hash chain (audit.chain): empty until the sealing task links the row in.
     seq = models.PositiveBigIntegerField(null=True, blank=True, unique=True, editable=False)
     prev_hash = models.CharField(max_length=64, blank=True, editable=False)
@@ -98,7 +108,16 @@ class AuditEvent(models.Model):
     def save(self, *args, **kwargs):
         if not self._state.adding:
             raise AppendOnlyError("Audit events are append-only: they cannot be changed.")
+        self.take_row_hash()
         return super().save(*args, **kwargs)
+
+    def take_row_hash(self) -> None:
+        """Hash the content as the database will store it (extra through a JSON round trip)."""
+        from audit import chain
+
+        self.created_at = self.created_at or timezone.now()
+        self.extra = json.loads(json.dumps(self.extra if self.extra is not None else {}))
+        self.row_hash = chain.row_digest({name: getattr(self, name) for name in chain.ROW_FIELDS})
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("Audit events are append-only: they cannot be deleted.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -13,6 +14,8 @@ from audit import chain, context
 from audit.catalogue import validate
 from audit.models import AuditEvent, Outcome
 from dashtam.logging import scrub
+
+logger = logging.getLogger("dashtam.audit")
 
 # One lock for the chain's writers (sealing and purging), so they never interleave.
 CHAIN_LOCK_KEY = 0x6175646974  # "audit"
@@ -119,6 +122,14 @@ def _seal_batch(batch_size: int) -> int | None:
         seq, prev = _chain_head()
         pending = list(AuditEvent.objects.filter(seq__isnull=True).order_by("id")[:batch_size])
         for event in pending:
+            if not chain.row_digest_matches({name: getattr(event, name) for name in chain.ROW_FIELDS},
+                                            event.row_hash):
+                # Changed between its INSERT and now: seal it as it is (the chain must go on),
+                # and write down, for good, that it was not what was written.
+                logger.error("audit event changed before sealing", extra={"event_id": event.pk})
+                record(action="audit.tamper_detected", outcome="failure", extra={
+                    "event_id": event.pk, "reason": "row hash mismatch before sealing",
+                })
             seq += 1
             event.seq = seq
             event.prev_hash = prev
@@ -139,7 +150,10 @@ def audit_chain_seal(*, batch_size: int | None = None, max_batches: int = 1000) 
     trigger refuses to change a sealed row). Audits nothing: sealing is upkeep.
 
     The values hashed are read back from the database, so they are exactly what
-    ``audit_chain_verify`` will read later.
+    ``audit_chain_verify`` will read later. Each event's row hash (taken at
+    insert) is checked first; an event changed since is still sealed, and an
+    ``audit.tamper_detected`` event naming it is recorded, which makes
+    ``audit_chain_verify`` fail from then on.
     """
     size = batch_size or settings.AUDIT_SEAL_BATCH_SIZE
     total = 0
@@ -164,20 +178,28 @@ class ChainReport:
 
     def __str__(self) -> str:
         if self.ok:
-            tail = f" ({self.unsealed} newer event(s) not sealed yet)" if self.unsealed else ""
+            tail = (f" ({self.unsealed} of them not sealed yet, checked against their row hash)"
+                    if self.unsealed else "")
             return f"OK: {self.checked} event(s) checked{tail}."
-        return (f"BROKEN at event id {self.broken_event_id} (seq {self.broken_seq}): {self.reason}. "
-                f"{self.checked} event(s) before it were intact.")
+        where = f"event id {self.broken_event_id}"
+        if self.broken_seq is not None:
+            where += f" (seq {self.broken_seq})"
+        return f"BROKEN at {where}: {self.reason}. {self.checked} sealed event(s) were checked before it."
 
 
 def audit_chain_verify(*, chunk_size: int = 2000) -> ChainReport:
-    """Walk the sealed events in chain order and report the first broken link.
+    """Walk the trail and report the first broken link; writes nothing.
 
-    A link is broken when an event's contents no longer hash to its chain hash
-    (edited), when its prev_hash is not the previous event's hash, or when seq
-    numbers are missing (deleted). The first event may start after seq 1 only if
-    a retention purge recorded, in its ``audit.purged`` event, the seq and hash it
-    purged through. Reads in keyset pages over the seq index; writes nothing.
+    1. The sealed events, in chain order: a link is broken when an event's
+       contents no longer hash to its chain hash (edited), when its prev_hash is
+       not the previous event's hash, or when seq numbers are missing (deleted).
+       The first event may start after seq 1 only if a retention purge recorded,
+       in its ``audit.purged`` event, the seq and hash it purged through.
+    2. ``audit.tamper_detected`` events: the sealer found an event changed
+       between its insert and its sealing.
+    3. The events not sealed yet: each must still match the row hash taken at insert.
+
+    Reads in keyset pages over the seq and id indexes.
     """
     unsealed = AuditEvent.objects.filter(seq__isnull=True).count()
     checked = 0
@@ -214,6 +236,28 @@ def audit_chain_verify(*, chunk_size: int = 2000) -> ChainReport:
             expected_prev = row["chain_hash"]
             expected_seq = row["seq"] + 1
             last_seq = row["seq"]
+
+    found = (AuditEvent.objects.filter(action="audit.tamper_detected", extra__has_key="event_id").order_by("id")
+             .values_list("id", "extra").first())
+    if found is not None:
+        event_id = found[1].get("event_id")
+        seq = AuditEvent.objects.filter(pk=event_id).values_list("seq", flat=True).first()
+        return ChainReport(False, checked, unsealed, event_id, seq,
+                           f"its contents were changed before it was sealed (reported by event {found[0]})")
+
+    last_id = 0
+    row_fields = ["id", "row_hash", *chain.ROW_FIELDS]
+    while True:
+        rows = list(AuditEvent.objects.filter(seq__isnull=True, id__gt=last_id).order_by("id")
+                    .values(*row_fields)[:chunk_size])
+        if not rows:
+            break
+        for row in rows:
+            if not chain.row_digest_matches(row, row["row_hash"]):
+                return ChainReport(False, checked, unsealed, row["id"], None,
+                                   "its contents were changed since it was written (not sealed yet)")
+            checked += 1
+            last_id = row["id"]
     return ChainReport(True, checked, unsealed)
 
 

@@ -54,7 +54,7 @@ def test_events_written_after_a_seal_continue_the_chain(in_request):
     audit_chain_seal()
     _events(2)
     report = audit_chain_verify()
-    assert report.ok and report.checked == 2 and report.unsealed == 2
+    assert report.ok and report.checked == 4 and report.unsealed == 2
     audit_chain_seal()
     assert audit_chain_verify().checked == 4
 
@@ -67,7 +67,7 @@ def test_an_edited_event_makes_audit_verify_fail_and_name_it(in_request):
     ok, output = _verify()
     assert not ok
     assert f"event id {victim.pk}" in output and "changed after it was sealed" in output
-    assert "2 event(s) before it were intact" in output
+    assert "2 sealed event(s) were checked before it" in output
 
 
 def test_a_deleted_event_breaks_the_chain_at_the_next_one(in_request):
@@ -115,3 +115,35 @@ def test_the_purge_without_a_recorded_anchor_is_reported(in_request):
     report = audit_chain_verify()
     assert not report.ok and report.broken_event_id == events[1].pk
     assert "no purge recorded" in report.reason
+
+
+def test_an_event_edited_before_it_was_sealed_is_reported(in_request):
+    events = _events(3)
+    _tamper("UPDATE audit_auditevent SET actor_email = %s WHERE id = %s", ["someone@else.example", events[1].pk])
+    ok, output = _verify()
+    assert not ok and f"event id {events[1].pk}" in output and "not sealed yet" in output
+    # Sealing goes on, and writes down for good that this event was changed.
+    assert audit_chain_seal() == 3
+    audit_chain_seal()
+    tamper = AuditEvent.objects.get(action="audit.tamper_detected")
+    assert tamper.extra["event_id"] == events[1].pk
+    report = audit_chain_verify()
+    assert not report.ok and report.broken_event_id == events[1].pk
+    assert "changed before it was sealed" in report.reason
+
+
+def test_row_hashes_survive_the_database_round_trip(in_request):
+    record(action="admin.action", extra={"big": 1e20, "small": 1e-7, "nested": [{"x": (1, 2)}], "n": None,
+                                         "text": "tab\tnew\nline é ✓"})
+    from audit import context as ctx
+
+    token = ctx.set_context(ctx.RequestContext(request_id="r-ip6", ip="2001:0db8:0000::0001"))
+    try:
+        record(action="admin.action")
+        AuditEvent.objects.bulk_create([AuditEvent(action="admin.action", outcome="success", ip="::ffff:1.2.3.4")])
+    finally:
+        ctx.reset(token)
+    report = audit_chain_verify()
+    assert report.ok, str(report)
+    assert report.checked == 3 and report.unsealed == 3
+    assert audit_chain_seal() == 3 and not AuditEvent.objects.filter(action="audit.tamper_detected").exists()
