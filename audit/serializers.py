@@ -53,6 +53,25 @@ class AuditEventFilterSerializer(serializers.Serializer):
     ip = serializers.IPAddressField(required=False, help_text="The client IP.")
     q = serializers.CharField(required=False, max_length=254,
                               help_text="Like the admin's search box: a request id, an email or an IP.")
+    # Other spellings tools tend to use (Django admin's own date lookups among them).
+    created_at__gte = _Bound(end=False, required=False, help_text="Same as created_from.")
+    created_at__lt = _Bound(end=False, required=False, help_text="Events before this date or date-time.")
+    since = _Bound(end=False, required=False, help_text="Same as created_from.")
+    until = _Bound(end=True, required=False, help_text="Same as created_to.")
+    actor_id = serializers.UUIDField(required=False, help_text="Same as actor.")
+    search = serializers.CharField(required=False, max_length=254, help_text="Same as q.")
+
+    ALIASES = {
+        "created_at__gte": "created_from", "since": "created_from", "created_at__lt": "created_to",
+        "until": "created_to", "actor_id": "actor", "search": "q",
+    }
+
+    def validate(self, attrs):
+        for alias, name in self.ALIASES.items():
+            if alias in attrs:
+                value = attrs.pop(alias)
+                attrs.setdefault(name, value)
+        return attrs
 
 
 class AuditEventSerializer(serializers.ModelSerializer):

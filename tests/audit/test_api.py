@@ -72,6 +72,8 @@ def test_filters_combine_like_the_admin(staff_api):
     assert ids(q="203.0.113.7") == {failed[0].pk}
     assert ids(q="r1") == {failed[0].pk}
     assert ids(created_to="2000-01-01") == set()
+    assert ids(created_at__lt="2000-01-01") == set() == ids(until="2000-01-01")
+    assert ids(search="r1", since="2000-01-01") == {failed[0].pk}
 
 
 def test_bad_filters_are_a_validation_problem(staff_api):

@@ -40,5 +40,6 @@ class Command(BaseCommand):
                     "reason": report.reason,
                 })
         if not report.ok:
+            self.stderr.write(str(report))
             raise CommandError(str(report), returncode=1)
         self.stdout.write(str(report))
