@@ -499,7 +499,7 @@ HTTP_BACKOFF_BASE_SECONDS = env.float("HTTP_BACKOFF_BASE_SECONDS", default=0.5)
 HTTP_BACKOFF_MAX_SECONDS = env.float("HTTP_BACKOFF_MAX_SECONDS", default=8)
 # A Retry-After longer than this is not waited for in-line: the call fails as unavailable.
 HTTP_RETRY_AFTER_MAX_SECONDS = env.float("HTTP_RETRY_AFTER_MAX_SECONDS", default=10)
-PROVIDER_SYNC_HISTORY_DAYS = env.int("PROVIDER_SYNC_HISTORY_DAYS", default=90)
+PROVIDER_SYNC_HISTORY_DAYS = env.int("PROVIDER_SYNC_HISTORY_DAYS", default=60)
 # The sandbox provider is served by this app under /sandbox/ (Schwab's protocol).
 SANDBOX_API_BASE_URL = env.str("SANDBOX_API_BASE_URL", default="http://127.0.0.1:8000/sandbox").rstrip("/")
 SANDBOX_REDIRECT_URI = env.str(
