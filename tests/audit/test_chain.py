@@ -147,3 +147,18 @@ def test_row_hashes_survive_the_database_round_trip(in_request):
     assert report.ok, str(report)
     assert report.checked == 3 and report.unsealed == 3
     assert audit_chain_seal() == 3 and not AuditEvent.objects.filter(action="audit.tamper_detected").exists()
+
+
+def test_the_purge_command_reports_what_it_removed(in_request, settings):
+    from io import StringIO
+
+    settings.AUDIT_RETENTION_DAYS = 1
+    old = _events(2)
+    audit_chain_seal()
+    _tamper("UPDATE audit_auditevent SET created_at = %s WHERE id <= %s",
+            [timezone.now() - timedelta(days=2), old[-1].pk])
+    out = StringIO()
+    call_command("audit_purge", stdout=out)
+    assert "Purged 2 audit event(s)" in out.getvalue()
+    purged = AuditEvent.objects.get(action="audit.purged")
+    assert purged.extra["count"] == 2 and purged.extra["retention_days"] == 1
