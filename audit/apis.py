@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.generics import ListAPIView
 
 from audit.selectors import audit_events_filtered
@@ -25,6 +25,10 @@ class AuditEventListApi(ListAPIView):
         operation_id="audit_events_list", tags=["admin"],
         summary="Search the audit trail (staff only)",
         parameters=[AuditEventFilterSerializer],
+        responses={
+            200: AuditEventSerializer(many=True),
+            403: OpenApiResponse(description="PERMISSION_DENIED: the caller is not staff."),
+        },
         description=(
             "Audit events, newest first, cursor-paginated (follow `next`; there is no total count). "
             "Every filter is an exact match and they combine with AND. Start from the `request_id` "
