@@ -29,7 +29,8 @@ def _result(name: str, s: dict) -> str:
                 f"{fmt(pages['search_request_id']['server_ms']['median'])} ms (see pages)")
     if name == "provider_refresh":
         return (f"{s['connections']:,} due: all refreshed in {fmt(s.get('seconds'))} s; "
-                f"double refreshes {s['double_refreshes']}, lost tokens {s['lost_tokens']}")
+                f"double refreshes {s['double_refreshes']}, lost tokens {s['lost_tokens']}; "
+                f"worker CPU {fmt(s.get('worker_cpu_ms_per_refresh'))} ms per refresh")
     return ""
 
 

@@ -458,6 +458,7 @@ def provider_refresh(bench: Bench) -> dict:
                                               expires_at=timezone.now() + timedelta_seconds(30))
         bench.log(f"  {len(ids):,} due connections seeded in {time.monotonic() - started:.1f} s")
         bench_tokens = ProviderToken.objects.filter(connection__alias__startswith="bench-")
+        worker_cpu_before = stack.cpu_seconds(worker.workers())
         t0 = time.monotonic()
         beat = bench.celery("beat", **env)
         done_at = None
@@ -479,6 +480,7 @@ def provider_refresh(bench: Bench) -> dict:
                 break
             if not worker.alive() or not beat.alive():
                 raise RuntimeError("the Celery worker or beat exited; see " + str(bench.config.log_dir))
+        worker_cpu = stack.cpu_seconds(worker.workers()) - worker_cpu_before
         time.sleep(opts.provider_settle_s)
         rss = stack.peak_rss_mb(worker.workers() + beat.workers())
         worker_profile = None
@@ -509,6 +511,8 @@ def provider_refresh(bench: Bench) -> dict:
         "unknown_tokens": fake.ledger.unknown_tokens,
         "refreshes_per_s": round(fake.ledger.refreshes / (fake.ledger.last_at - fake.ledger.first_at), 1)
         if fake.ledger.first_at and fake.ledger.last_at and fake.ledger.last_at > fake.ledger.first_at else None,
+        "worker_cpu_ms_per_refresh": round(worker_cpu * 1000 / fake.ledger.refreshes, 2)
+        if fake.ledger.refreshes else None,
         "provider_latency_ms": opts.provider_latency_ms,
         "beat_interval_s": opts.provider_beat_interval,
         "worker": f"--pool threads --concurrency {opts.worker_concurrency}",
@@ -521,7 +525,7 @@ def provider_refresh(bench: Bench) -> dict:
     out["met"] = bool(done_at is not None and done_at <= 60 and count >= 10_000
                       and out["double_refreshes"] == 0 and out["lost_tokens"] == 0)
     bench.log(f"  all refreshed in {out['seconds']} s; double refreshes {out['double_refreshes']}, "
-              f"lost tokens {out['lost_tokens']}")
+              f"lost tokens {out['lost_tokens']}; worker CPU {out['worker_cpu_ms_per_refresh']} ms per refresh")
     return out
 
 
