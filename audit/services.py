@@ -147,7 +147,7 @@ def audit_chain_seal(*, batch_size: int | None = None, max_batches: int = 1000) 
     advisory lock, tried without waiting): a second sealer running at the same
     time finds the lock taken and returns 0, so overlapping runs are safe.
     Idempotent: a sealed event is never sealed again (and the PostgreSQL
-    trigger refuses to change a sealed row). Audits nothing: sealing is upkeep.
+    trigger refuses to change a sealed row). Audits nothing but a tamper finding.
 
     The values hashed are read back from the database, so they are exactly what
     ``audit_chain_verify`` will read later. Each event's row hash (taken at
