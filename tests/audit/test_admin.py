@@ -181,3 +181,12 @@ def test_query_count_does_not_grow_with_rows(staff_client, django_assert_num_que
         staff_client.get(CHANGELIST)
     assert len(many) == len(few)
     assert not any("COUNT(*)" in q["sql"] and "LIMIT" not in q["sql"] for q in many.captured_queries)
+
+
+def test_facet_counts_are_never_offered(staff_client, django_assert_max_num_queries):
+    _write("r-facets", n=3)
+    staff_client.get(CHANGELIST)
+    with django_assert_max_num_queries(6):
+        response = staff_client.get(CHANGELIST, {"_facets": "True"})
+    assert response.status_code == 200
+    assert "Show counts" not in response.content.decode()
