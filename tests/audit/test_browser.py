@@ -11,6 +11,7 @@ import os
 import uuid
 
 import pytest
+from django.db import connection, connections
 
 from audit import context
 from audit.models import AuditEvent
@@ -39,12 +40,18 @@ def browser(monkeypatch):
     # Playwright's sync API keeps an event loop running in this thread; the ORM calls the
     # test makes between page actions are still plain synchronous calls.
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    # The live server's threads close their database connection after each request, so
+    # none is left open when the test database is dropped at the end of the run.
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 0)
     with sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
             yield chromium
         finally:
             chromium.close()
+            # ORM calls made while Playwright's loop runs use connections of their own
+            # (Django keeps them per context there): close them before the loop stops.
+            connections.close_all()
 
 
 def _admin_login(page, base: str, email: str) -> None:
