@@ -80,7 +80,7 @@ def test_a_task_enqueued_by_a_request_writes_rows_and_logs_with_its_id(celery_wo
     assert response.status_code == 200
 
     row = wait_until(lambda: AuditEvent.objects.filter(extra__action="probe", extra__tag=tag).first(),
-                     timeout=30)
+                     timeout=60)
     assert row.request_id == request_id
     assert row.actor_email == f"{tag}@example.com" and row.actor_id is not None
     assert row.session_id == "sess-123"
@@ -104,7 +104,7 @@ def test_tasks_sent_by_beat_get_a_fresh_request_id_each(celery_worker):
     thread.start()
     thread.join()
     rows = wait_until(lambda: (lambda r: r if len(r) == 2 else None)(
-        list(AuditEvent.objects.filter(extra__action="probe", extra__tag__in=tags))), timeout=30)
+        list(AuditEvent.objects.filter(extra__action="probe", extra__tag__in=tags))), timeout=60)
     ids = {r.request_id for r in rows}
     assert len(ids) == 2
     for request_id in ids:
@@ -124,7 +124,7 @@ def test_work_fanned_out_by_a_beat_task_shares_that_tasks_id(celery_worker):
     thread.start()
     thread.join()
     child = wait_until(lambda: AuditEvent.objects.filter(extra__action="probe", extra__tag=tag).first(),
-                       timeout=30)
+                       timeout=60)
     parent = AuditEvent.objects.get(extra__action="fan-out", extra__tag=tag)
     assert child.request_id == parent.request_id and uuid.UUID(parent.request_id)
 
