@@ -12,6 +12,7 @@ delete an event here.
 from __future__ import annotations
 
 import csv
+import ipaddress
 import json
 from datetime import UTC, datetime, time, timedelta
 
@@ -124,6 +125,15 @@ class IpFilter(_ValueFilter):
     title = "IP"
     parameter_name = "ip"
     field = "ip"
+
+    def queryset(self, request, queryset):
+        if self.value():
+            try:
+                ipaddress.ip_address(self.value())
+            except ValueError as exc:
+                # PostgreSQL's inet would refuse it with an error, not an empty list.
+                raise IncorrectLookupParameters(exc) from exc
+        return super().queryset(request, queryset)
 
 
 def _is_pk(value: str) -> bool:

@@ -190,3 +190,10 @@ def test_facet_counts_are_never_offered(staff_client, django_assert_max_num_quer
         response = staff_client.get(CHANGELIST, {"_facets": "True"})
     assert response.status_code == 200
     assert "Show counts" not in response.content.decode()
+
+
+@pytest.mark.parametrize("params", [{"ip": "not-an-ip"}, {"actor": "not-a-uuid"}, {"created_to": "2026-13-40"}])
+def test_a_malformed_filter_value_is_an_error_notice_not_a_crash(staff_client, params):
+    _write("r-x")
+    response = staff_client.get(CHANGELIST, params)
+    assert response.status_code == 302 and "e=1" in response["Location"]
