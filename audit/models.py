@@ -1,9 +1,10 @@
 """The audit trail: append-only security events with their request context.
 
 Append-only twice over: the model and its queryset refuse updates and deletes
-(below), and on PostgreSQL a trigger (migration 0003) rejects UPDATE and DELETE
-on the table itself, except the two writes the trail needs: sealing a new row
-into the hash chain, and the retention purge (``SET LOCAL dashtam.audit_purge``).
+(below), and on PostgreSQL a trigger (migrations 0003 and 0005) rejects UPDATE
+and DELETE on the table itself, except the writes the trail needs: sealing a new
+row into the hash chain, a deleted user's foreign key going NULL, and the
+retention purge (``SET LOCAL dashtam.audit_purge = 'on'``).
 SQLite has no such trigger: there, the model-level guard is all there is.
 """
 

@@ -70,3 +70,21 @@ def test_only_the_purge_flag_lets_postgresql_delete(in_request):
     other = record(action="auth.logout")
     with pytest.raises(DatabaseError, match="append-only"):
         _raw("DELETE FROM audit_auditevent WHERE id = %s", [other.pk])
+
+
+def test_the_purge_flag_also_lets_an_update_through_and_audit_verify_catches_it(in_request):
+    """The flag is the maintenance exception the trigger allows; the hashes still see the edit."""
+    from django.core.management import CommandError, call_command
+
+    from audit.services import audit_chain_seal
+
+    require_postgresql()
+    events = [record(action="auth.logout") for _ in range(3)]
+    audit_chain_seal()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL dashtam.audit_purge = 'on'")
+        cursor.execute("UPDATE audit_auditevent SET action = 'auth.login.succeeded' WHERE id = %s",
+                       [events[1].pk])
+        cursor.execute("SET LOCAL dashtam.audit_purge = 'off'")
+    with pytest.raises(CommandError, match=f"event id {events[1].pk}"):
+        call_command("audit_verify", "--no-record")
