@@ -186,6 +186,8 @@ def connections_revoke_for_user(*, user, reason: str) -> int:
     count = 0
     for connection in ProviderConnection.objects.filter(user=user).exclude(status=ConnectionStatus.REVOKED):
         count += connection_revoke(connection=connection, reason=reason)
+    # A connection revoked earlier may have a re-connect in flight: its state must die too.
+    OAuthState.objects.filter(user=user, used_at__isnull=True).delete()
     return count
 
 
@@ -292,6 +294,9 @@ def oauth_callback_complete(*, provider_key: str, code: str, state: str, error: 
         reason = ""
         if row.used_at is not None:
             reason, outcome = "oauth_state_replayed", "replayed"
+        elif not row.user.is_active or connection.user_id != row.user_id:
+            # The state's owner was deactivated meanwhile: never connect on their behalf.
+            reason, outcome = "oauth_state_user_inactive", "invalid_state"
         elif row.provider_key != provider_key:
             reason, outcome = "oauth_state_mismatch", "mismatch"
         elif row.expires_at <= now:
@@ -312,6 +317,7 @@ def oauth_callback_complete(*, provider_key: str, code: str, state: str, error: 
 
 
 _OUTCOME_TEXT = {
+    "invalid_state": "The authorization link is not valid.",
     "replayed": "This authorization link was already used.",
     "mismatch": "The authorization came back from a different provider.",
     "expired": "The authorization took too long. Start again.",

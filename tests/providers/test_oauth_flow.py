@@ -307,3 +307,42 @@ def test_transaction_filters_accept_dates_and_common_spellings(auth_client, schw
     assert ids({"types": "dividend_or_interest"}) == ["1002"]
     assert ids({"type": "TRADE,DIVIDEND_OR_INTEREST"}) == ["1002", "1001"]
     assert auth_client.get(url, {"start": "yesterday"}).status_code == 400
+
+
+def test_a_deactivated_users_authorization_in_flight_does_not_connect(auth_client, api_client, schwab, user):
+    """A reconnect of a revoked connection, then deactivation: the late callback must not connect."""
+    from accounts.services import user_deactivate
+    from providers.services import connection_revoke
+
+    created = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "A"}, format="json").json()
+    connection_revoke(connection=ProviderConnection.objects.get(pk=created["id"]), reason="admin")
+    url = auth_client.post(f"/api/v1/providers/{created['id']}/authorization").json()["authorization_url"]
+    params = schwab.follow_authorization(url)
+    user_deactivate(user=user, reason="staff")
+
+    response = api_client.get("/api/v1/providers/oauth/schwab/callback", params, HTTP_ACCEPT="application/json")
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "INVALID_TOKEN"
+    assert schwab.token_calls == []
+    assert not ProviderToken.objects.exists()
+    assert ProviderConnection.objects.get(pk=created["id"]).status == ConnectionStatus.REVOKED
+    assert not OAuthState.objects.filter(used_at__isnull=True).exists()
+
+
+def test_the_callback_refuses_a_state_whose_user_is_inactive(auth_client, api_client, schwab, user):
+    from accounts.models import User
+
+    created = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "A"}, format="json").json()
+    params = schwab.follow_authorization(created["authorization_url"])
+    User.objects.filter(pk=user.pk).update(is_active=False)
+
+    response = api_client.get("/api/v1/providers/oauth/schwab/callback", params, HTTP_ACCEPT="application/json")
+
+    assert response.status_code == 400 and response.json()["outcome"] == "invalid_state"
+    assert schwab.token_calls == []
+    assert not ProviderToken.objects.exists()
+    assert OAuthState.objects.get().used_at is not None
+    assert AuditEvent.objects.filter(action="provider.oauth.failed", target_id=created["id"],
+                                     extra__reason="oauth_state_user_inactive").exists()
