@@ -13,6 +13,7 @@ from django.utils.html import format_html_join
 from accounts import services
 from accounts.lockout import lockout_state
 from accounts.models import User
+from audit.services import record
 
 
 def _recent_failures():
@@ -85,6 +86,14 @@ class UserAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(recent_failures=_recent_failures())
+
+    def save_related(self, request, form, formsets, change):
+        # Runs after save_model, inside the admin's transaction: one audit row names every
+        # field a staff member changed (permissions and groups included), never their values.
+        super().save_related(request, form, formsets, change)
+        if change and form.changed_data:
+            record(action="admin.action", actor=request.user, target=form.instance,
+                   extra={"action": "user.change", "count": 1, "fields": sorted(form.changed_data)})
 
     @admin.display(boolean=True, description="verified", ordering="email_verified_at")
     def verified(self, obj):

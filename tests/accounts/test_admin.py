@@ -105,3 +105,16 @@ def test_demo_data_is_idempotent_and_unlocks_the_demo_user(api_client, capsys):
     assert User.objects.filter(email__in=["demo@dashtam.local", "staff@dashtam.local"]).count() == 2
     assert login(api_client, "demo@dashtam.local", "Demo-Passw0rd!").status_code == 200
     assert "Staff-Passw0rd!" in capsys.readouterr().out
+
+
+def test_a_staff_change_to_a_users_permissions_is_audited(staff_client, staff_user, user):
+    url = reverse("admin:accounts_user_change", args=[user.pk])
+    response = staff_client.post(url, {"first_name": user.first_name, "last_name": user.last_name,
+                                       "is_staff": "on", "is_superuser": "on", "_save": "Save"})
+    assert response.status_code == 302, response.content[:500]
+    user.refresh_from_db()
+    assert user.is_staff and user.is_superuser
+    event = AuditEvent.objects.get(action="admin.action", extra__action="user.change")
+    assert event.actor_id == staff_user.pk
+    assert event.target_id == str(user.pk)
+    assert event.extra["fields"] == ["is_staff", "is_superuser"]
