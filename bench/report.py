@@ -28,7 +28,8 @@ def _result(name: str, s: dict) -> str:
         return (f"{s['rows']:,} rows: slowest page {fmt(worst)} ms, request-id search "
                 f"{fmt(pages['search_request_id']['server_ms']['median'])} ms (see pages)")
     if name == "provider_refresh":
-        return (f"{s['connections']:,} due: all refreshed in {fmt(s.get('seconds'))} s; "
+        return (f"{s['connections']:,} due: all refreshed in {fmt(s.get('seconds'))} s (req/s = refreshes/s, "
+                f"p50–p99 = each connection's wait from due to refreshed); "
                 f"double refreshes {s['double_refreshes']}, lost tokens {s['lost_tokens']}; "
                 f"worker CPU {fmt(s.get('worker_cpu_ms_per_refresh'))} ms per refresh")
     return ""

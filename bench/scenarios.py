@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import profile, seed, serverlog, stack, wrk
-from bench.stats import spread
+from bench.stats import percentile, spread
 
 BASELINE_PATH = "/api/v1/bench/baseline"
 ME_PATH = "/api/v1/auth/me"
@@ -498,11 +498,18 @@ def provider_refresh(bench: Bench) -> dict:
 
     stored = seed.provider_refresh_tokens()
     lost = fake.ledger.lost(stored)
+    # Per connection: seconds from beat's start (the moment they were all due) to its refresh.
+    waits_ms = [(at - t0) * 1000 for at in fake.ledger.first_refresh_at.values()]
     refreshed_once = bench_tokens.filter(refresh_count=1).count()
     first = next((t for t, n in progress if n > 0), None)
     out = {
         "connections": count,
         "seconds": round(done_at, 1) if done_at is not None else None,
+        # The table's columns: refreshes per second, and the time each connection waited.
+        "rps": spread([fake.ledger.refreshes / done_at] if done_at else []),
+        "p50_ms": spread([percentile(waits_ms, 50)] if waits_ms else []),
+        "p95_ms": spread([percentile(waits_ms, 95)] if waits_ms else []),
+        "p99_ms": spread([percentile(waits_ms, 99)] if waits_ms else []),
         "first_refresh_after_s": first,
         "refreshed": fake.ledger.refreshes,
         "refreshed_exactly_once": refreshed_once,

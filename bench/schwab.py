@@ -41,6 +41,7 @@ class Ledger:
         self.unknown_tokens = 0
         self.first_at: float | None = None
         self.last_at: float | None = None
+        self.first_refresh_at: dict[str, float] = {}  # chain -> monotonic time of its first refresh
 
     def register(self, chain: str, refresh_token: str) -> None:
         with self._lock:
@@ -62,6 +63,7 @@ class Ledger:
                 return None
             self.spent.add(refresh_token)
             self.refreshes += 1
+            self.first_refresh_at.setdefault(chain, now)
             new_refresh = f"rt.{chain}.{secrets.token_urlsafe(24)}"
             self.chain_of[new_refresh] = chain
             self.latest[chain] = new_refresh
