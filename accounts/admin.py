@@ -76,6 +76,15 @@ class UserAdmin(admin.ModelAdmin):
                        "last_login", "lock_status", "login_attempts")
     filter_horizontal = ("groups", "user_permissions")
 
+    # Only a superuser may grant or take away privileges; other staff see them read-only.
+    PRIVILEGE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if not request.user.is_superuser:
+            fields += self.PRIVILEGE_FIELDS
+        return fields
+
     def has_add_permission(self, request):
         # Accounts are created by registration (or createsuperuser), never with a staff-set password.
         return False

@@ -118,3 +118,19 @@ def test_a_staff_change_to_a_users_permissions_is_audited(staff_client, staff_us
     assert event.actor_id == staff_user.pk
     assert event.target_id == str(user.pk)
     assert event.extra["fields"] == ["is_staff", "is_superuser"]
+
+
+def test_staff_who_are_not_superusers_cannot_grant_themselves_privileges(client):
+    from django.contrib.auth.models import Permission
+
+    helper = UserFactory(is_staff=True, is_superuser=False)
+    helper.user_permissions.add(*Permission.objects.filter(codename__in=["view_user", "change_user"]))
+    client.force_login(helper)
+    url = reverse("admin:accounts_user_change", args=[helper.pk])
+    every_permission = list(Permission.objects.values_list("pk", flat=True))
+    client.post(url, {"first_name": "Eve", "last_name": "", "is_staff": "on", "is_superuser": "on",
+                      "user_permissions": every_permission, "_save": "Save"})
+    helper.refresh_from_db()
+    assert helper.first_name == "Eve"  # the names stay editable
+    assert not helper.is_superuser
+    assert helper.user_permissions.count() == 2
