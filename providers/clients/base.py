@@ -23,7 +23,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import requests
@@ -100,6 +100,9 @@ def _retry_after_seconds(response: requests.Response) -> float | None:
             when = parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return None
+        if timezone.is_naive(when):
+            # RFC 5322's "-0000" (no zone information) parses naive; HTTP dates are UTC.
+            when = when.replace(tzinfo=UTC)
         return max(0.0, (when - timezone.now()).total_seconds())
 
 

@@ -49,6 +49,22 @@ def test_a_long_retry_after_is_not_waited_for(settings, schwab):
     assert caught.value.retry_after == 120
 
 
+def test_a_retry_after_date_without_a_zone_is_read_as_utc(settings, schwab):
+    # RFC 5322 "-0000" gives a naive datetime; comparing it with an aware one used to crash.
+    from datetime import timedelta
+    from email.utils import format_datetime
+
+    settings.HTTP_RETRY_AFTER_MAX_SECONDS = 0.5
+    when = format_datetime((timezone.now() + timedelta(seconds=120)).replace(tzinfo=None))
+    assert when.endswith("-0000")
+    schwab.server.expect_oneshot_request("/trader/v1/accounts/accountNumbers").respond_with_data(
+        "{}", status=429, headers={"Retry-After": when}, content_type="application/json")
+    client = SchwabClient.from_settings()
+    with pytest.raises(ProviderUnavailable) as caught:
+        client.request("GET", "/trader/v1/accounts/accountNumbers")
+    assert 100 <= caught.value.retry_after <= 121
+
+
 def test_slow_reads_time_out_and_are_retried(settings, schwab, connection_id):
     settings.HTTP_TIMEOUT_READ = 0.2
     schwab.data_script = ["slow"]
