@@ -297,7 +297,7 @@ def password_reset_request(*, email: str, actor: User | None = None) -> bool:
 def password_reset_confirm(*, token: str, new_password: str) -> User:
     """Set a new password from a reset link. Single-use; row-locks the token and user.
 
-    Ends every session, kills the other reset links, rotates the user's provider
+    Ends every session, kills the other reset links and pending email changes, rotates the user's provider
     tokens, clears the lockout, verifies the email (the link proved the mailbox)
     and sends a confirmation. Audits ``auth.password.reset``.
     """
@@ -314,7 +314,9 @@ def password_reset_confirm(*, token: str, new_password: str) -> User:
         user.email_verified_at = now
         fields.append("email_verified_at")
     user.save(update_fields=fields)
-    account_tokens_revoke(user=user, purposes=[Purpose.RESET_PASSWORD], now=now)
+    # Other reset links and pending email changes die: an email change started by whoever
+    # knew the old password must not outlive the new one.
+    account_tokens_revoke(user=user, purposes=[Purpose.RESET_PASSWORD, Purpose.CHANGE_EMAIL], now=now)
     sessions_revoke_all(user=user, reason="password_reset", actor=user)
     provider_tokens_rotate_for_user(user=user, reason="password_reset")
     lockout_clear(email=user.email, actor=user)
@@ -330,7 +332,8 @@ def _current_password_check(*, user: User, password: str, field: str) -> None:
 
 
 def password_change(*, user: User, current_password: str, new_password: str, keep_session_id=None) -> None:
-    """Change the password. Needs the current one; ends every other session, keeps this one.
+    """Change the password. Needs the current one; ends every other session, keeps this one,
+    and kills reset links and pending email changes.
 
     Sends a notification email. Audits ``auth.password.changed`` (and a failed
     ``auth.password_check`` when the current password is wrong).
@@ -344,7 +347,7 @@ def password_change(*, user: User, current_password: str, new_password: str, kee
         locked.set_password(new_password)
         locked.save(update_fields=["password"])
         user.password = locked.password
-        account_tokens_revoke(user=locked, purposes=[Purpose.RESET_PASSWORD])
+        account_tokens_revoke(user=locked, purposes=[Purpose.RESET_PASSWORD, Purpose.CHANGE_EMAIL])
         sessions_revoke_all(user=locked, reason="password_changed", keep_session_id=keep_session_id,
                             actor=locked)
         send_templated_email(to=locked.email, template="account_password_changed",

@@ -109,3 +109,30 @@ def test_deactivation_revokes_provider_connections(auth_client, user, password, 
                         lambda *, user, reason: calls.append((user.pk, reason)) or 0)
     assert auth_client.delete(ME, {"password": password}, format="json").status_code == 204
     assert calls == [(user.pk, "account_deactivated")]
+
+
+@pytest.mark.parametrize("how", ["reset", "change"])
+def test_a_new_password_kills_pending_email_changes(
+    auth_client, api_client, user, password, how, django_capture_on_commit_callbacks,
+):
+    """Whoever started an email change with the old password must not take the account over later."""
+    from accounts.services import password_change, password_reset_request
+    from tests.accounts.conftest import NEW_PASSWORD
+
+    with django_capture_on_commit_callbacks(execute=True):
+        auth_client.patch(ME, {"email": "attacker@example.com", "current_password": password}, format="json")
+    change_token = token_from(outbox_to("attacker@example.com")[0])
+    if how == "reset":
+        with django_capture_on_commit_callbacks(execute=True):
+            password_reset_request(email=user.email)
+        reset_token = token_from(outbox_to(user.email)[-1])
+        response = api_client.post("/api/v1/auth/reset-password",
+                                   {"token": reset_token, "new_password": NEW_PASSWORD}, format="json")
+        assert response.status_code == 200
+    else:
+        password_change(user=user, current_password=password, new_password=NEW_PASSWORD)
+
+    response = api_client.post(VERIFY, {"token": change_token}, format="json")
+    assert response.status_code == 400 and response.json()["code"] == "INVALID_TOKEN"
+    user.refresh_from_db()
+    assert user.email != "attacker@example.com"
