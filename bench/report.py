@@ -64,8 +64,10 @@ def markdown(document: dict) -> str:
     parts = [
         f"Run {document.get('started_at')} ({'short' if document.get('short') else 'full'}), "
         f"{machine.get('cpus')} CPUs: server on {machine.get('server_cpus')}, load on "
-        f"{machine.get('load_cpus')}; gunicorn {machine.get('gunicorn')}. Median (min–max) of "
-        f"{document.get('options', {}).get('runs')} runs.",
+        f"{machine.get('load_cpus')}; gunicorn {machine.get('gunicorn')}; "
+        f"`{document.get('command', 'bench/run.py')}`. Median (min–max) of "
+        f"{document.get('options', {}).get('runs')} runs of {document.get('options', {}).get('duration')} s "
+        f"at {document.get('options', {}).get('connections')} connections (login: 1).",
         "",
         markdown_table(header, rows),
     ]

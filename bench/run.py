@@ -75,7 +75,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the server's workers during one extra run of each HTTP scenario")
     parser.add_argument("--output", default="", help="results file (default bench/results/<timestamp>.json)")
+    parser.add_argument("--report", default="", metavar="RESULTS_JSON",
+                        help="print the tables of an earlier run and exit")
     args = parser.parse_args(argv)
+    if args.report:
+        print(report.markdown(json.loads(Path(args.report).read_text())))
+        return 0
 
     wanted = [s.strip() for s in args.only.split(",") if s.strip()] or ORDER
     unknown = set(wanted) - set(ORDER)
