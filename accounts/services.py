@@ -139,7 +139,8 @@ def _email_verify(*, token: str) -> User:
     user.email = new_email
     user.email_verified_at = now
     user.save(update_fields=["email", "email_verified_at"])
-    account_tokens_revoke(user=user, purposes=[Purpose.CHANGE_EMAIL, Purpose.VERIFY_EMAIL], now=now)
+    # Links mailed to the old address (a reset among them) must not outlive the move.
+    account_tokens_revoke(user=user, purposes=Purpose.values, now=now)
     send_templated_email(to=old_email, template="account_email_changed",
                          context=_mail_context(user, old_email=old_email, new_email=new_email))
     record(action="auth.email_change.confirmed", target=user, actor=user,

@@ -136,3 +136,25 @@ def test_a_new_password_kills_pending_email_changes(
     assert response.status_code == 400 and response.json()["code"] == "INVALID_TOKEN"
     user.refresh_from_db()
     assert user.email != "attacker@example.com"
+
+
+def test_a_confirmed_email_change_kills_reset_links_sent_to_the_old_address(
+    auth_client, api_client, user, password, django_capture_on_commit_callbacks,
+):
+    from accounts.services import password_reset_request
+    from tests.accounts.conftest import NEW_PASSWORD
+
+    old = user.email
+    with django_capture_on_commit_callbacks(execute=True):
+        password_reset_request(email=old)
+        auth_client.patch(ME, {"email": "moved@example.com", "current_password": password}, format="json")
+    reset_token = token_from(outbox_to(old)[-1])
+    with django_capture_on_commit_callbacks(execute=True):
+        change = api_client.post(VERIFY, {"token": token_from(outbox_to("moved@example.com")[0])}, format="json")
+    assert change.status_code == 200
+
+    response = api_client.post("/api/v1/auth/reset-password",
+                               {"token": reset_token, "new_password": NEW_PASSWORD}, format="json")
+    assert response.status_code == 400 and response.json()["code"] == "INVALID_TOKEN"
+    user.refresh_from_db()
+    assert user.check_password(password)
