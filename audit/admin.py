@@ -180,7 +180,7 @@ class DateRangeFilter(admin.ListFilter):
                 self.used_parameters[name] = value[-1] if isinstance(value, list) else value
         self.hidden_params: list[tuple[str, str]] = [
             (key, value) for key, value in request.GET.items()
-            if key not in (self.parameter_from, self.parameter_to, "p")
+            if key not in (self.parameter_from, self.parameter_to, "p", "e")
         ]
 
     @property
