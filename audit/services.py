@@ -115,6 +115,12 @@ def _chain_head() -> tuple[int, str]:
     return max(candidates, key=lambda c: c[0])
 
 
+def audit_chain_head() -> tuple[int, str]:
+    """(seq, chain_hash) of the newest sealed event: worth keeping outside the database,
+    since removing the newest sealed events is what the chain alone cannot show."""
+    return _chain_head()
+
+
 def _seal_batch(batch_size: int) -> int | None:
     with transaction.atomic():
         if not _chain_lock(wait=False):

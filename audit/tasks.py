@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from audit.services import audit_chain_seal, audit_events_purge
+from audit.services import audit_chain_head, audit_chain_seal, audit_events_purge
 
 logger = logging.getLogger("dashtam.audit")
 
@@ -20,7 +20,8 @@ def seal_audit_chain() -> int:
     """
     sealed = audit_chain_seal()
     if sealed:
-        logger.info("audit events sealed", extra={"sealed": sealed})
+        head_seq, head_hash = audit_chain_head()
+        logger.info("audit events sealed", extra={"sealed": sealed, "head_seq": head_seq, "head_hash": head_hash})
     return sealed
 
 

@@ -162,3 +162,16 @@ def test_the_purge_command_reports_what_it_removed(in_request, settings):
     assert "Purged 2 audit event(s)" in out.getvalue()
     purged = AuditEvent.objects.get(action="audit.purged")
     assert purged.extra["count"] == 2 and purged.extra["retention_days"] == 1
+
+
+def test_the_seal_task_logs_the_new_head_of_the_chain(in_request, caplog):
+    import logging
+
+    from audit.services import audit_chain_head
+    from audit.tasks import seal_audit_chain
+
+    _events(3)
+    with caplog.at_level(logging.INFO, logger="dashtam.audit"):
+        assert seal_audit_chain.apply().get() == 3
+    line = next(r for r in caplog.records if r.getMessage() == "audit events sealed")
+    assert (line.head_seq, line.head_hash) == audit_chain_head() and line.head_seq == 3
