@@ -73,7 +73,8 @@ class SessionJWTAuthentication(JWTAuthentication):
             )
             fill["global_version"] = global_version
         if fill and found.cache_ok:
-            revocation.fill(generation=found.generation, session_id=sid, user_id=uid, **fill)
+            revocation.fill(generation=found.generation, session_id=sid, user_id=uid,
+                            replace_session=found.session_stale, **fill)
 
         if state.user_id != uid:
             raise _invalid()
@@ -116,10 +117,7 @@ class SessionJWTAuthentication(JWTAuthentication):
 
         session_touch(session_id=sid)
         if found.cache_ok:
-            touched = revocation.SessionState(
-                user_id=state.user_id, revoked=False, expires_at=state.expires_at, last_used_at=time.time()
-            )
-            revocation.session_touched(generation=found.generation, session_id=sid, state=touched)
+            revocation.session_touched(session_id=sid)
 
 
 def _resolution() -> int:

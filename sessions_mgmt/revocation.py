@@ -137,6 +137,8 @@ class Lookup:
     cache_ok: bool
     generation: str = ""
     session: SessionState | None = None
+    # An entry for the session was there but unusable (an older generation): a fill replaces it.
+    session_stale: bool = False
     user: object | None = None
     global_version: int | None = None
 
@@ -161,18 +163,33 @@ def lookup(*, session_id: str, user_id: str) -> Lookup:
         entry = values.get(key)
         if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == gen:
             setattr(result, attr, entry[1])
+    result.session_stale = skey in values and result.session is None
     return result
 
 
 def fill(*, generation: str, session_id: str, user_id: str, session: SessionState | None = None,
-         user=None, global_version: int | None = None) -> None:
-    """Write what the database said back to the cache (best effort)."""
+         user=None, global_version: int | None = None, replace_session: bool = False) -> None:
+    """Write what the database said back to the cache (best effort).
+
+    A live session state is only *added*: a request that read the session just
+    before a revocation committed must not overwrite the "revoked" entry the
+    revocation pinned meanwhile (that would let the session's access tokens work
+    for another REVOCATION_CACHE_SECONDS). ``replace_session`` overwrites an
+    entry the lookup found unusable (an older generation).
+    """
     data: dict[str, tuple] = {}
     ttl_by_key: dict[str, int] = {}
     if session is not None:
         key = session_key(session_id)
-        data[key] = (generation, session)
-        ttl_by_key[key] = _state_ttl(session)
+        if session.revoked or replace_session:
+            data[key] = (generation, session)
+            ttl_by_key[key] = _state_ttl(session)
+        else:
+            try:
+                cache.add(key, (generation, session), timeout=_state_ttl(session))
+            except CACHE_ERRORS as exc:
+                _cache_failed(exc)
+                return
     if user is not None:
         key = user_key(user_id)
         data[key] = (generation, user)
@@ -237,8 +254,13 @@ def global_version_changed() -> None:
     transaction.on_commit(lambda: _forget(keys))
 
 
-def session_touched(*, generation: str, session_id, state: SessionState) -> None:
-    fill(generation=generation, session_id=session_id, user_id=state.user_id, session=state)
+def session_touched(*, session_id) -> None:
+    """After a ``last_used_at`` write: forget the cached state, so the next request re-reads it.
+
+    Forgetting (rather than writing the new time over the entry) can never replace a
+    "revoked" entry pinned by a revocation that committed meanwhile.
+    """
+    _forget([session_key(session_id)])
 
 
 def now_ts() -> float:

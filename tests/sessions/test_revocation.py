@@ -86,3 +86,32 @@ def test_a_session_saved_outside_the_services_is_reread(user, start_session, cli
     session.expires_at = timezone.now() - timedelta(seconds=1)
     session.save(update_fields=["expires_at"])
     assert client.get(SESSIONS).status_code == 401
+
+
+def test_a_request_racing_a_revocation_cannot_cache_the_session_as_active(
+    user, start_session, client_for, monkeypatch, django_capture_on_commit_callbacks,
+):
+    """A request that read the session before the revocation committed writes its answer to the
+    cache after the revocation was pinned there: the pin must win, or the revoked session's
+    access token would keep working for REVOCATION_CACHE_SECONDS."""
+    from sessions_mgmt import revocation
+
+    issued = start_session(user)
+    client = client_for(issued)
+    real_fill = revocation.fill
+    raced = []
+
+    def fill_after_the_revocation(**kwargs):
+        if not raced:
+            raced.append(True)
+            with django_capture_on_commit_callbacks(execute=True):
+                assert session_revoke(session=issued.session, reason="test") is True
+        return real_fill(**kwargs)
+
+    monkeypatch.setattr(revocation, "fill", fill_after_the_revocation)
+    client.get(SESSIONS)  # read the live session from the database; the revocation lands meanwhile
+    assert raced
+
+    response = client.get(SESSIONS)
+    assert response.status_code == 401
+    assert response.json()["code"] == "SESSION_REVOKED"
