@@ -156,7 +156,7 @@ class MeApi(APIView):
         values = data.validated_data
         if "email" in values:
             services.email_change_request(user=request.user, new_email=values["email"],
-                                          current_password=values["current_password"])
+                                          current_password=values["current_password"], request=request._request)
         user = services.user_profile_update(
             user=request.user, first_name=values.get("first_name"), last_name=values.get("last_name"),
         )
@@ -171,7 +171,8 @@ class MeApi(APIView):
     def delete(self, request):
         data = s.DeactivateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.user_deactivate_self(user=request.user, password=data.validated_data["password"])
+        services.user_deactivate_self(user=request.user, password=data.validated_data["password"],
+                                      request=request._request)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -187,5 +188,5 @@ class ChangePasswordApi(APIView):
         data = s.ChangePasswordSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.password_change(user=request.user, keep_session_id=request.auth.get("sid"),
-                                 **data.validated_data)
+                                 request=request._request, **data.validated_data)
         return Response({"detail": "Your password was changed. Your other sessions were ended."})

@@ -326,13 +326,32 @@ def password_reset_confirm(*, token: str, new_password: str) -> User:
     return user
 
 
-def _current_password_check(*, user: User, password: str, field: str) -> None:
-    if not isinstance(password, str) or not user.check_password(password):
+def _current_password_check(*, user: User, password: str, field: str, request=None) -> None:
+    """Re-check the password of a signed-in user before a sensitive change.
+
+    With the HTTP request, the check goes through ``authenticate()``, so django-axes
+    counts a wrong password toward the account's lockout exactly like a failed login:
+    someone holding a stolen access token cannot guess the password at the API's pace.
+    While the account is locked the answer is 429 ACCOUNT_LOCKED, whatever the password.
+    """
+    if not isinstance(password, str):
+        password = ""
+    if request is None:
+        ok = user.check_password(password)
+    else:
+        ok = authenticate(request, email=user.email, password=password) is not None
+        if getattr(request, "axes_locked_out", False):
+            state = lockout.lockout_state_for_request(request, {"email": user.email})
+            record(action="auth.password_check", outcome="denied", target=user, actor=user,
+                   extra={"field": field, "reason": "locked"})
+            raise RetryAfterError("ACCOUNT_LOCKED", lockout.LOCKED_DETAIL, retry_after=max(1, state.retry_after))
+    if not ok:
         record(action="auth.password_check", outcome="failure", target=user, actor=user, extra={"field": field})
         raise ValidationError({field: ["The password is incorrect."]})
 
 
-def password_change(*, user: User, current_password: str, new_password: str, keep_session_id=None) -> None:
+def password_change(*, user: User, current_password: str, new_password: str, keep_session_id=None,
+                    request=None) -> None:
     """Change the password. Needs the current one; ends every other session, keeps this one,
     and kills reset links and pending email changes.
 
@@ -341,7 +360,7 @@ def password_change(*, user: User, current_password: str, new_password: str, kee
     """
     from sessions_mgmt.services import sessions_revoke_all
 
-    _current_password_check(user=user, password=current_password, field="current_password")
+    _current_password_check(user=user, password=current_password, field="current_password", request=request)
     password_policy_check(password=new_password, user=user, field="new_password")
     with transaction.atomic():
         locked = User.objects.select_for_update().get(pk=user.pk)
@@ -372,14 +391,14 @@ def user_profile_update(*, user: User, first_name: str | None = None, last_name:
     return user
 
 
-def email_change_request(*, user: User, new_email: str, current_password: str) -> None:
+def email_change_request(*, user: User, new_email: str, current_password: str, request=None) -> None:
     """Start an email change (ASVS 7.5.1): needs the current password.
 
     A link goes to the new address; the change happens only when it is used
     (``email_verify``). A taken address gets a notice instead and no link, and
     the caller sees no difference. Audits ``auth.email_change.requested``.
     """
-    _current_password_check(user=user, password=current_password, field="current_password")
+    _current_password_check(user=user, password=current_password, field="current_password", request=request)
     new_email = normalize_email(new_email)
     if new_email == user.email:
         raise ValidationError({"email": ["This is already your email address."]})
@@ -425,7 +444,7 @@ def user_deactivate(*, user: User, reason: str, actor: User | None = None) -> bo
     return True
 
 
-def user_deactivate_self(*, user: User, password: str) -> bool:
+def user_deactivate_self(*, user: User, password: str, request=None) -> bool:
     """DELETE /me: the password first, then ``user_deactivate``."""
-    _current_password_check(user=user, password=password, field="password")
+    _current_password_check(user=user, password=password, field="password", request=request)
     return user_deactivate(user=user, reason="self", actor=user)

@@ -146,3 +146,36 @@ def test_cleanup_deletes_tokens_expired_for_a_week_only(user):
     assert cleanup_account_tokens.delay().get() == 1
     assert account_tokens_cleanup() == 0
     assert list(AccountToken.objects.values_list("purpose", flat=True)) == ["verify_email"]
+
+
+@pytest.mark.parametrize("method,path,field", [
+    ("post", CHANGE, "current_password"),
+    ("delete", ME, "password"),
+    ("patch", ME, "current_password"),
+])
+def test_guessing_the_current_password_with_a_stolen_access_token_locks_the_account(
+    api_client, user, password, settings, method, path, field,
+):
+    """The re-checks of the password count toward the lockout, like logins."""
+    settings.LOCKOUT_FAILURE_LIMIT = 3
+    access = login(api_client, user.email, password).json()["access"]
+
+    def attempt(guess):
+        body = {field: guess}
+        if path == CHANGE:
+            body["new_password"] = NEW_PASSWORD
+        if method == "patch":
+            body["email"] = "elsewhere@example.com"
+        return getattr(api_client, method)(path, body, format="json", **bearer(access))
+
+    assert attempt("Guess-Number-1!").status_code == 400
+    assert attempt("Guess-Number-2!").status_code == 400
+    locked = attempt("Guess-Number-3!")
+    assert locked.status_code == 429
+    assert locked.json()["code"] == "ACCOUNT_LOCKED" and int(locked["Retry-After"]) > 0
+    # Locked: even the right password is refused, here and at login.
+    assert attempt(password).json()["code"] == "ACCOUNT_LOCKED"
+    assert login(api_client, user.email, password).json()["code"] == "ACCOUNT_LOCKED"
+    user.refresh_from_db()
+    assert user.is_active and user.check_password(password)
+    assert AccessAttempt.objects.filter(username=user.email).exists()
