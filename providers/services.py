@@ -132,7 +132,13 @@ def connection_update(*, connection: ProviderConnection, alias: str) -> Provider
         raise ProblemError("CONFLICT", "You already have a connection with this alias.")
     old = connection.alias
     connection.alias = alias
-    connection.save(update_fields=["alias", "updated_at"])
+    try:
+        with transaction.atomic():
+            connection.save(update_fields=["alias", "updated_at"])
+    except IntegrityError:
+        # A concurrent rename or create took the alias after the check above.
+        connection.alias = old
+        raise ProblemError("CONFLICT", "You already have a connection with this alias.") from None
     record(action="provider.connection.updated", target=connection, extra={"alias_from": old, "alias_to": alias})
     return connection
 

@@ -346,3 +346,19 @@ def test_the_callback_refuses_a_state_whose_user_is_inactive(auth_client, api_cl
     assert OAuthState.objects.get().used_at is not None
     assert AuditEvent.objects.filter(action="provider.oauth.failed", target_id=created["id"],
                                      extra__reason="oauth_state_user_inactive").exists()
+
+
+def test_a_rename_racing_another_to_the_same_alias_is_a_conflict_not_a_500(auth_client, schwab, monkeypatch):
+    from django.db.models.query import QuerySet
+
+    first = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "A"}, format="json").json()
+    second = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "B"}, format="json").json()
+    # The other rename commits between the uniqueness check and the save.
+    monkeypatch.setattr(QuerySet, "exists", lambda self: False)
+    response = auth_client.patch(f"/api/v1/providers/{second['id']}", {"alias": "A"}, format="json")
+    assert response.status_code == 409
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "CONFLICT"
+    monkeypatch.undo()
+    assert ProviderConnection.objects.get(pk=second["id"]).alias == "B"
+    assert ProviderConnection.objects.get(pk=first["id"]).alias == "A"
