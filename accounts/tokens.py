@@ -73,6 +73,10 @@ def account_token_take(*, token: str, purposes) -> AccountToken:
         raise ProblemError("INVALID_TOKEN", "This link was replaced by a newer one.")
     if row.expires_at <= now:
         raise ProblemError("INVALID_TOKEN", "This link has expired.")
+    # Compare-and-swap: of two requests that both read the token unused, one wins,
+    # whether or not the database honoured the row lock (SQLite does not).
+    won = AccountToken.objects.filter(pk=row.pk, used_at__isnull=True, revoked_at__isnull=True).update(used_at=now)
+    if won != 1:
+        raise ProblemError("INVALID_TOKEN", "This link was already used.")
     row.used_at = now
-    row.save(update_fields=["used_at"])
     return row

@@ -179,3 +179,27 @@ def test_guessing_the_current_password_with_a_stolen_access_token_locks_the_acco
     user.refresh_from_db()
     assert user.is_active and user.check_password(password)
     assert AccessAttempt.objects.filter(username=user.email).exists()
+
+
+def test_a_reset_token_used_by_a_concurrent_request_meanwhile_is_refused(
+    api_client, user, monkeypatch, django_capture_on_commit_callbacks,
+):
+    """The use is a compare-and-swap: a request that read the token before another one used it
+    (SQLite ignores the row lock) must not use it a second time."""
+    from django.db.models.query import QuerySet
+
+    token = request_reset(api_client, user.email, django_capture_on_commit_callbacks)
+    real_first = QuerySet.first
+
+    def first_then_used_elsewhere(self):
+        row = real_first(self)
+        if isinstance(row, AccountToken) and row.used_at is None:
+            AccountToken.objects.filter(pk=row.pk).update(used_at=timezone.now())
+        return row
+
+    monkeypatch.setattr(QuerySet, "first", first_then_used_elsewhere)
+    response = api_client.post(RESET, {"token": token, "new_password": NEW_PASSWORD}, format="json")
+    monkeypatch.undo()
+    assert (response.status_code, response.json()["code"]) == (400, "INVALID_TOKEN")
+    user.refresh_from_db()
+    assert not user.check_password(NEW_PASSWORD)
