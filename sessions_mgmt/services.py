@@ -67,12 +67,14 @@ def _blacklist(jtis: list[str]) -> None:
         for start in range(0, len(jtis), 500):
             chunk = jtis[start:start + 500]
             marks = ", ".join(["%s"] * len(chunk))
-            cursor.execute(
-                f"INSERT INTO {blacklisted} (token_id, blacklisted_at) "  # noqa: S608 - table names from models
+            # Only the two table names (from the models) and the placeholders are formatted in;
+            # every value is a bound parameter.
+            sql = (
+                f"INSERT INTO {blacklisted} (token_id, blacklisted_at) "  # noqa: S608  # nosec B608
                 f"SELECT id, %s FROM {outstanding} WHERE jti IN ({marks}) "
-                "ON CONFLICT (token_id) DO NOTHING",
-                [timezone.now(), *chunk],
+                "ON CONFLICT (token_id) DO NOTHING"
             )
+            cursor.execute(sql, [timezone.now(), *chunk])
 
 
 # --- start ----------------------------------------------------------------------------
