@@ -45,10 +45,7 @@ demo: migrate
 run: install
 	@$(PY) manage.py migrate --noinput
 	@$(PY) manage.py load_demo_data
-	@set -m; trap 'kill %1 2>/dev/null; wait' EXIT INT TERM; \
-	  $(VENV)/bin/celery -A dashtam worker --beat --pool=solo --loglevel=WARNING & \
-	  echo "Serving http://$(HOST):$(PORT)/  (API docs: http://$(HOST):$(PORT)/api/docs/, admin: /admin/)"; \
-	  $(PY) manage.py runserver $(HOST):$(PORT) --noreload
+	@DEV_SERVER_URL=http://$(HOST):$(PORT) exec $(PY) manage.py run_embedded $(HOST):$(PORT)
 
 worker: install
 	$(VENV)/bin/celery -A dashtam worker --beat --pool=solo --loglevel=INFO

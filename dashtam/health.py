@@ -11,12 +11,36 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 from django.http import JsonResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.decorators import api_view, authentication_classes, permission_classes, throttle_classes
+from rest_framework.permissions import AllowAny
 
 logger = logging.getLogger("dashtam.health")
 CHECK_TIMEOUT = 2.0
 _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="readyz")
 
 
+def _public(view):
+    """A public operations endpoint: no authentication, no throttling, no database."""
+    view = throttle_classes([])(view)
+    view = permission_classes([AllowAny])(view)
+    view = authentication_classes([])(view)
+    return api_view(["GET"])(view)
+
+
+_STATUS = inline_serializer("HealthStatus", {"status": serializers.CharField()})
+_READY = inline_serializer("ReadyStatus", {
+    "status": serializers.ChoiceField(choices=["ok", "degraded", "unavailable"]),
+    "checks": inline_serializer("ReadyChecks", {
+        "database": serializers.CharField(), "cache": serializers.CharField(),
+        "broker": serializers.CharField()}),
+    "circuit_breakers": serializers.DictField(child=serializers.DictField()),
+})
+
+
+@extend_schema(tags=["operations"], summary="Liveness", responses={200: _STATUS}, auth=[])
+@_public
 def healthz(request):
     """Liveness: the process answers. Touches nothing."""
     return JsonResponse({"status": "ok"})
@@ -85,6 +109,11 @@ def _circuit_breakers() -> dict:
         return {}
 
 
+@extend_schema(
+    tags=["operations"], summary="Readiness", auth=[],
+    responses={200: _READY, 503: OpenApiResponse(_READY, description="The database is unavailable.")},
+)
+@_public
 def readyz(request):
     """Readiness: database, cache and broker, each with a short timeout.
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import sys
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,7 +25,11 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-DJANGO_ENV = env.str("DJANGO_ENV", default="development").strip().lower()
+# Under pytest the default is "test" (pytest-django reads the settings before any
+# conftest could set the variable).
+DJANGO_ENV = env.str(
+    "DJANGO_ENV", default="test" if "pytest" in sys.modules else "development"
+).strip().lower()
 IS_PRODUCTION = DJANGO_ENV == "production"
 IS_TEST = DJANGO_ENV == "test"
 IS_DEVELOPMENT = not (IS_PRODUCTION or IS_TEST)
@@ -278,6 +284,8 @@ LOGGING = {
         "django.server": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
         "celery": {"level": "INFO"},
+        # The filesystem broker has no host name; kombu warns about it on every publish.
+        "kombu.connection": {"level": "ERROR"},
     },
 }
 
@@ -343,8 +351,11 @@ SIMPLE_JWT = {
 # --- Accounts -------------------------------------------------------------------
 EMAIL_VERIFICATION_TOKEN_HOURS = env.int("EMAIL_VERIFICATION_TOKEN_HOURS", default=24)
 PASSWORD_RESET_TOKEN_MINUTES = env.int("PASSWORD_RESET_TOKEN_MINUTES", default=15)
+# Where `make run` serves (it sets this from HOST and PORT); development defaults
+# for FRONTEND_URL and the sandbox provider's URLs follow it.
+DEV_SERVER_URL = env.str("DEV_SERVER_URL", default="http://127.0.0.1:8000").rstrip("/")
 FRONTEND_URL = env.str(
-    "FRONTEND_URL", default="" if IS_PRODUCTION else "http://127.0.0.1:8000"
+    "FRONTEND_URL", default="" if IS_PRODUCTION else DEV_SERVER_URL
 ).rstrip("/")
 
 # --- Lockout (django-axes, database handler: the lock survives a Redis outage) -----
@@ -389,7 +400,12 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # --- Celery --------------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL
 CELERY_EMBEDDED = not CELERY_BROKER_URL
-CELERY_DATA_DIR = Path(env.str("CELERY_DATA_DIR", default=str(BASE_DIR / "var" / "celery")))
+# A test run's embedded broker is its own: nothing left in a developer's queue by
+# `make run`, or by another test run, reaches its workers.
+CELERY_DATA_DIR = Path(env.str(
+    "CELERY_DATA_DIR",
+    default=tempfile.mkdtemp(prefix="dashtam-celery-") if IS_TEST else str(BASE_DIR / "var" / "celery"),
+))
 if CELERY_EMBEDDED:
     # kombu's filesystem transport: one machine, no broker to run (make run).
     CELERY_BROKER_URL = "filesystem://"
@@ -410,6 +426,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep our JSON logging in workers
+# Console email (development) prints as written, not as a scrubbed log line.
+CELERY_WORKER_REDIRECT_STDOUTS = False
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
@@ -504,9 +522,9 @@ HTTP_BACKOFF_MAX_SECONDS = env.float("HTTP_BACKOFF_MAX_SECONDS", default=8)
 HTTP_RETRY_AFTER_MAX_SECONDS = env.float("HTTP_RETRY_AFTER_MAX_SECONDS", default=10)
 PROVIDER_SYNC_HISTORY_DAYS = env.int("PROVIDER_SYNC_HISTORY_DAYS", default=60)
 # The sandbox provider is served by this app under /sandbox/ (Schwab's protocol).
-SANDBOX_API_BASE_URL = env.str("SANDBOX_API_BASE_URL", default="http://127.0.0.1:8000/sandbox").rstrip("/")
+SANDBOX_API_BASE_URL = env.str("SANDBOX_API_BASE_URL", default=DEV_SERVER_URL + "/sandbox").rstrip("/")
 SANDBOX_REDIRECT_URI = env.str(
-    "SANDBOX_REDIRECT_URI", default="http://127.0.0.1:8000/api/v1/providers/oauth/sandbox/callback"
+    "SANDBOX_REDIRECT_URI", default=DEV_SERVER_URL + "/api/v1/providers/oauth/sandbox/callback"
 )
 SANDBOX_RATE_LIMIT = env.str("SANDBOX_RATE_LIMIT", default="600/m")
 SANDBOX_ACCESS_TOKEN_SECONDS = env.int("SANDBOX_ACCESS_TOKEN_SECONDS", default=600)

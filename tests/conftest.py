@@ -11,12 +11,6 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("DJANGO_ENV", "test")
-# The embedded (filesystem) broker of this test run is its own: nothing left in a
-# developer's queue by `make run`, or by another run, reaches the test workers.
-if not os.environ.get("CELERY_BROKER_URL") and not os.environ.get("REDIS_URL"):
-    import tempfile as _tempfile
-
-    os.environ.setdefault("CELERY_DATA_DIR", _tempfile.mkdtemp(prefix="dashtam-celery-"))
 
 import email  # noqa: E402
 import shutil  # noqa: E402
