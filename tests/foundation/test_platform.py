@@ -100,3 +100,21 @@ def test_request_log_line_carries_request_id_and_no_bearer_token(client, caplog)
     body = json.loads(formatted)
     assert body["request_id"] == "log-1" and body["method"] == "GET"
     assert "duration_ms" in body
+
+
+def test_a_tampered_pagination_cursor_is_a_400_validation_problem(api_client, user, rf):
+    from sessions_mgmt.services import session_start
+
+    issued = session_start(user=user, request=rf.get("/"))
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.access}")
+    response = api_client.get("/api/v1/accounts", {"cursor": "not-a-cursor"})
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "VALIDATION_ERROR"
+    assert "cursor" in body["errors"]
+
+
+def test_operations_endpoints_are_in_the_openapi_schema(client):
+    paths = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]
+    assert "/healthz" in paths and "/readyz" in paths
+    assert "/api/v1/auth/login" in paths and "/api/v1/admin/audit/events" in paths
