@@ -309,9 +309,8 @@ def oauth_callback_complete(*, provider_key: str, code: str, state: str, error: 
             reason, outcome = "oauth_state_expired", "expired"
         elif error:
             reason, outcome = ("access_denied" if error == "access_denied" else "oauth_error"), "denied"
-        if reason and row.used_at is None:
-            row.used_at = now
-            row.save(update_fields=["used_at"])
+        if reason and row.used_at is None and not _state_use(row, now):
+            reason, outcome = "oauth_state_replayed", "replayed"
         if reason:
             fields: list[str] = ["updated_at"]
             _set_error(connection, reason, _OUTCOME_TEXT[outcome], fields)
@@ -320,6 +319,20 @@ def oauth_callback_complete(*, provider_key: str, code: str, state: str, error: 
                    extra={"reason": reason, "provider": provider_key[:32]})
             return CallbackOutcome(outcome, str(connection.pk), _OUTCOME_TEXT[outcome])
         return _complete_exchange(row=row, connection=connection, code=code)
+
+
+def _state_use(row: OAuthState, now) -> bool:
+    """Mark the state used: a compare-and-swap, so of two callbacks that both read it unused
+    only one goes on, whether or not the database honoured the row lock (SQLite does not)."""
+    won = OAuthState.objects.filter(pk=row.pk, used_at__isnull=True).update(used_at=now)
+    row.used_at = now
+    return won == 1
+
+
+def _replayed(row: OAuthState, connection: ProviderConnection) -> CallbackOutcome:
+    record(action="provider.oauth.failed", outcome="denied", target=connection, actor=row.user,
+           extra={"reason": "oauth_state_replayed", "provider": connection.provider_key})
+    return CallbackOutcome("replayed", str(connection.pk), _OUTCOME_TEXT["replayed"])
 
 
 _OUTCOME_TEXT = {
@@ -345,8 +358,8 @@ def _complete_exchange(*, row: OAuthState, connection: ProviderConnection, code:
         # exchange. On PostgreSQL the state row is already locked, so a replay waits and finds it used.
         response = client.exchange_code(code=code, code_verifier=verifier)
     except (ProviderError, crypto.DecryptionError) as exc:
-        row.used_at = timezone.now()
-        row.save(update_fields=["used_at"])
+        if not _state_use(row, timezone.now()):
+            return _replayed(row, connection)
         reason = getattr(exc, "code", "decrypt_failed")
         _set_error(connection, reason, _OUTCOME_TEXT["failed"], fields)
         if connection.status == ConnectionStatus.PENDING:
@@ -357,8 +370,8 @@ def _complete_exchange(*, row: OAuthState, connection: ProviderConnection, code:
                extra={"reason": reason, "provider": connection.provider_key})
         logger.warning("oauth code exchange failed", extra={"provider": connection.provider_key, "error": reason})
         return CallbackOutcome("failed", str(connection.pk), _OUTCOME_TEXT["failed"])
-    row.used_at = timezone.now()
-    row.save(update_fields=["used_at"])
+    if not _state_use(row, timezone.now()):
+        return _replayed(row, connection)
     token = ProviderToken.objects.select_for_update().filter(connection=connection).first()
     version = max(connection.min_token_version, (token.token_version + 1) if token else 1)
     if token is None:

@@ -362,3 +362,28 @@ def test_a_rename_racing_another_to_the_same_alias_is_a_conflict_not_a_500(auth_
     monkeypatch.undo()
     assert ProviderConnection.objects.get(pk=second["id"]).alias == "B"
     assert ProviderConnection.objects.get(pk=first["id"]).alias == "A"
+
+
+def test_a_state_used_by_a_concurrent_callback_meanwhile_is_a_replay(auth_client, api_client, schwab, monkeypatch):
+    """Using the state is a compare-and-swap: a callback that read it before another one used it
+    (SQLite ignores the row lock) must not connect a second time or downgrade the connection."""
+    from django.db.models.query import QuerySet
+    from django.utils import timezone
+
+    created = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "A"}, format="json").json()
+    params = schwab.follow_authorization(created["authorization_url"])
+    real_first = QuerySet.first
+
+    def first_then_used_elsewhere(self):
+        row = real_first(self)
+        if isinstance(row, OAuthState) and row.used_at is None:
+            OAuthState.objects.filter(pk=row.pk).update(used_at=timezone.now())
+            ProviderConnection.objects.filter(pk=row.connection_id).update(status=ConnectionStatus.ACTIVE)
+        return row
+
+    monkeypatch.setattr(QuerySet, "first", first_then_used_elsewhere)
+    response = api_client.get("/api/v1/providers/oauth/schwab/callback", params, HTTP_ACCEPT="application/json")
+    monkeypatch.undo()
+    assert response.status_code == 400 and response.json()["outcome"] == "replayed"
+    assert not ProviderToken.objects.exists()
+    assert ProviderConnection.objects.get(pk=created["id"]).status == ConnectionStatus.ACTIVE
