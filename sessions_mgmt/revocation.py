@@ -39,6 +39,11 @@ CACHE_ERRORS = (ConnectionInterrupted, RedisError)
 
 GEN_KEY = "sessions:gen"
 GLOBAL_VERSION_KEY = "sessions:gver"
+# Written over a user or global-version entry once a change of it commits. It reads as a
+# miss, and the authentication class only *adds* those entries except over this marker
+# (or an older generation's entry): a request that read the row just before the change
+# committed cannot put the old row back, while one that read it afterwards can refill it.
+CHANGED = "changed"
 
 
 def session_key(session_id) -> str:
@@ -141,6 +146,8 @@ class Lookup:
     session_stale: bool = False
     user: object | None = None
     global_version: int | None = None
+    # Keys holding an entry of an older generation or the CHANGED marker: a fill replaces them.
+    stale_keys: frozenset = frozenset()
 
 
 def lookup(*, session_id: str, user_id: str) -> Lookup:
@@ -159,16 +166,21 @@ def lookup(*, session_id: str, user_id: str) -> Lookup:
         return Lookup(cache_ok=True, generation=bumped)
     gen = values.get(GEN_KEY) or ""
     result = Lookup(cache_ok=True, generation=gen)
+    stale = set()
     for key, attr in ((skey, "session"), (ukey, "user"), (GLOBAL_VERSION_KEY, "global_version")):
         entry = values.get(key)
         if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == gen:
             setattr(result, attr, entry[1])
-    result.session_stale = skey in values and result.session is None
+        elif key in values:
+            stale.add(key)
+    result.session_stale = skey in stale
+    result.stale_keys = frozenset(stale)
     return result
 
 
 def fill(*, generation: str, session_id: str, user_id: str, session: SessionState | None = None,
-         user=None, global_version: int | None = None, replace_session: bool = False) -> None:
+         user=None, global_version: int | None = None, replace_session: bool = False,
+         add_only: bool = False, replace_keys=frozenset()) -> None:
     """Write what the database said back to the cache (best effort).
 
     A live session state is only *added*: a request that read the session just
@@ -176,6 +188,10 @@ def fill(*, generation: str, session_id: str, user_id: str, session: SessionStat
     revocation pinned meanwhile (that would let the session's access tokens work
     for another REVOCATION_CACHE_SECONDS). ``replace_session`` overwrites an
     entry the lookup found unusable (an older generation).
+
+    With ``add_only`` (the authentication class) the user row and the global version
+    are only added as well, except over the ``replace_keys`` the lookup found stale
+    (an older generation, or the CHANGED marker a committed change left).
     """
     data: dict[str, tuple] = {}
     ttl_by_key: dict[str, int] = {}
@@ -190,13 +206,18 @@ def fill(*, generation: str, session_id: str, user_id: str, session: SessionStat
             except CACHE_ERRORS as exc:
                 _cache_failed(exc)
                 return
-    if user is not None:
-        key = user_key(user_id)
-        data[key] = (generation, user)
+    for key, value in ((user_key(user_id), user), (GLOBAL_VERSION_KEY, global_version)):
+        if value is None:
+            continue
+        if add_only and key not in replace_keys:
+            try:
+                cache.add(key, (generation, value), timeout=settings.REVOCATION_CACHE_SECONDS)
+            except CACHE_ERRORS as exc:
+                _cache_failed(exc)
+                return
+            continue
+        data[key] = (generation, value)
         ttl_by_key[key] = settings.REVOCATION_CACHE_SECONDS
-    if global_version is not None:
-        data[GLOBAL_VERSION_KEY] = (generation, global_version)
-        ttl_by_key[GLOBAL_VERSION_KEY] = settings.REVOCATION_CACHE_SECONDS
     if not data:
         return
     try:
@@ -241,17 +262,26 @@ def session_changed(*, session_id) -> None:
     transaction.on_commit(lambda: _forget(keys))
 
 
-def user_changed(*, user_id) -> None:
-    """Forget a cached user row (saved, deactivated, minimum token version raised)."""
-    keys = [user_key(user_id)]
+def _mark_changed(keys: list[str]) -> None:
+    """Forget entries now, and mark them CHANGED once the change is committed."""
+
+    def mark():
+        try:
+            cache.set_many(dict.fromkeys(keys, CHANGED), timeout=settings.REVOCATION_CACHE_SECONDS)
+        except CACHE_ERRORS as exc:
+            _revocation_write_failed(exc)
+
     _forget(keys)
-    transaction.on_commit(lambda: _forget(keys))
+    transaction.on_commit(mark)
+
+
+def user_changed(*, user_id) -> None:
+    """A user row changed (saved, deactivated, minimum token version raised): re-read it."""
+    _mark_changed([user_key(user_id)])
 
 
 def global_version_changed() -> None:
-    keys = [GLOBAL_VERSION_KEY]
-    _forget(keys)
-    transaction.on_commit(lambda: _forget(keys))
+    _mark_changed([GLOBAL_VERSION_KEY])
 
 
 def session_touched(*, session_id) -> None:

@@ -115,3 +115,38 @@ def test_a_request_racing_a_revocation_cannot_cache_the_session_as_active(
     response = client.get(SESSIONS)
     assert response.status_code == 401
     assert response.json()["code"] == "SESSION_REVOKED"
+
+
+def test_a_request_racing_a_deactivation_cannot_cache_the_user_as_active(
+    user, start_session, client_for, monkeypatch, django_capture_on_commit_callbacks,
+):
+    """Same race for the user row: a request that read the user before the deactivation
+    committed must not leave the active user in the cache for REVOCATION_CACHE_SECONDS."""
+    from accounts.services import user_deactivate
+    from sessions_mgmt import revocation
+
+    issued = start_session(user)
+    client = client_for(issued)
+    assert client.get(SESSIONS).status_code == 200  # the session state is cached
+    revocation.user_changed(user_id=user.pk)  # forget the user row only (a profile save)
+    real_fill = revocation.fill
+    raced = []
+
+    def fill_after_the_deactivation(**kwargs):
+        if not raced and kwargs.get("user") is not None:
+            raced.append(True)
+            with django_capture_on_commit_callbacks(execute=True):
+                # Another process, with its own copy of the user row.
+                assert user_deactivate(user=type(user).objects.get(pk=user.pk), reason="staff") is True
+        return real_fill(**kwargs)
+
+    monkeypatch.setattr(revocation, "fill", fill_after_the_deactivation)
+    client.get(SESSIONS)
+    assert raced
+    monkeypatch.undo()
+
+    # Not answered from a cached "active" user: its session was ended, the account is inactive.
+    response = client.get(SESSIONS)
+    assert response.status_code == 401
+    cached = revocation.lookup(session_id=str(issued.session.pk), user_id=str(user.pk)).user
+    assert cached is None or not cached.is_active
