@@ -117,7 +117,7 @@ def email_verify(*, token: str) -> User:
         return _email_verify(token=token)
     except ProblemError as exc:
         record(action="auth.email.verification_failed", outcome="failure",
-               extra={"reason": str(exc.detail), "code": exc.problem_code})
+               extra={"reason": str(exc.detail), "problem_code": exc.problem_code})
         raise
 
 
