@@ -123,7 +123,7 @@ class SecurityConfigAdmin(ReadOnlyAdmin):
     def revoke_all_tokens(self, request, queryset):
         with transaction.atomic():
             version = services.tokens_revoke_all(reason="admin", actor=request.user)
-            _admin_action(request, action="tokens.revoke_all", count=1, min_token_version=version)
+            _admin_action(request, action="tokens.revoke_all", count=1, min_version=version)
         self.message_user(request, f"Every token revoked; global minimum version is now {version}.",
                           messages.WARNING)
 

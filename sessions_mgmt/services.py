@@ -315,7 +315,7 @@ def tokens_revoke_for_user(*, user, reason: str, actor=None) -> int:
     revocation.user_changed(user_id=user.pk)
     sessions_revoke_all(user=user, reason=reason, actor=actor)
     record(action="session.tokens_revoked", target=user, actor=actor,
-           extra={"scope": "user", "reason": reason, "min_token_version": new_min})
+           extra={"scope": "user", "reason": reason, "min_version": new_min})
     return new_min
 
 
@@ -337,7 +337,7 @@ def tokens_revoke_all(*, reason: str, actor=None) -> int:
     now = timezone.now()
     ended = Session.objects.active(now=now).update(revoked_at=now, revoke_reason=reason[:64])
     record(action="session.tokens_revoked", target=config, actor=actor,
-           extra={"scope": "all", "reason": reason, "min_token_version": config.min_token_version,
+           extra={"scope": "all", "reason": reason, "min_version": config.min_token_version,
                   "sessions": ended})
     return config.min_token_version
 

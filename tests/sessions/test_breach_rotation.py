@@ -99,3 +99,15 @@ def test_a_stale_cached_global_minimum_is_checked_against_the_database(user, sta
     revocation.fill(generation=generation, session_id=str(issued.session.pk), user_id=str(user.pk),
                     global_version=7)
     assert client.get(SESSIONS).status_code == 200
+
+
+def test_breach_rotation_audits_the_new_minimum_version_in_clear(user):
+    """Not under a key the audit scrubber takes for a secret (anything with "token" in it)."""
+    from sessions_mgmt.services import tokens_revoke_all, tokens_revoke_for_user
+
+    user_min = tokens_revoke_for_user(user=user, reason="laptop stolen")
+    global_min = tokens_revoke_all(reason="key exposure")
+    by_scope = {e.extra["scope"]: e.extra for e in AuditEvent.objects.filter(action="session.tokens_revoked")}
+    assert by_scope["user"]["min_version"] == user_min
+    assert by_scope["all"]["min_version"] == global_min
+    assert "[REDACTED]" not in str(by_scope)
