@@ -73,6 +73,8 @@ DEFAULT_RATE_RULES: dict[str, dict] = {
         "key": "body:email",
         "rate": "3/h",
     },
+    # Beside the per-address budget: one client must not mail many addresses either.
+    "resend_verification_ip": {"routes": ["auth-resend-verification"], "key": "ip", "rate": "10/h"},
     "refresh": {"routes": ["auth-refresh"], "key": "session", "rate": "60/m"},
     "sessions": {"routes": ["sessions-*", "auth-logout"], "key": "user", "rate": "30/m"},
     "providers": {

@@ -78,6 +78,11 @@ def test_resend_verification_gets_three_an_hour_per_email_and_register_ten_per_i
                               REMOTE_ADDR=f"203.0.113.{n}") for n in range(4)]
     assert [r.status_code for r in resend] == [202, 202, 202, 429]
 
+    # One client mailing many addresses gets ten an hour.
+    many = [api_client.post(RESEND, {"email": f"other{n}@example.com"}, format="json",
+                            REMOTE_ADDR="198.51.100.7") for n in range(11)]
+    assert [r.status_code for r in many] == [202] * 10 + [429]
+
     register = [api_client.post(REGISTER, {"email": f"new{n}@example.com", "password": "x"}, format="json")
                 for n in range(11)]
     assert code(register[-1]) == "RATE_LIMITED"
