@@ -9,7 +9,7 @@ from pythonjsonlogger.json import JsonFormatter as _BaseJsonFormatter
 
 SENSITIVE_KEY = re.compile(
     r"pass(word)?|secret|token|authorization|cookie|api[_-]?key|signature|credential|"
-    r"^code$|^state$|^code_verifier$|private",
+    r"^code$|^state$|^code_verifier$|^refresh$|^access$|private",
     re.IGNORECASE,
 )
 # Bearer tokens, JWTs and key=value secrets that slip into a message string.
@@ -24,7 +24,17 @@ SENSITIVE_TEXT = [
         r"\1[REDACTED]",
     ),
 ]
+# Keys that name a property of a secret, not the secret: token_version, token_type,
+# refresh_count, password_changed_at, client_id...
+SAFE_KEY_SUFFIXES = ("_version", "_type", "_count", "_at", "_id", "_kind", "_length", "_rotation")
 REDACTED = "[REDACTED]"
+
+
+def is_sensitive_key(key: str) -> bool:
+    lowered = key.lower()
+    if lowered.endswith(SAFE_KEY_SUFFIXES):
+        return False
+    return bool(SENSITIVE_KEY.search(lowered))
 
 
 def scrub(value, depth: int = 0):
@@ -33,7 +43,7 @@ def scrub(value, depth: int = 0):
         return value
     if isinstance(value, dict):
         return {
-            k: (REDACTED if isinstance(k, str) and SENSITIVE_KEY.search(k) else scrub(v, depth + 1))
+            k: (REDACTED if isinstance(k, str) and is_sensitive_key(k) else scrub(v, depth + 1))
             for k, v in value.items()
         }
     if isinstance(value, (list, tuple)):

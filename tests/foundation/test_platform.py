@@ -118,3 +118,16 @@ def test_operations_endpoints_are_in_the_openapi_schema(client):
     paths = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]
     assert "/healthz" in paths and "/readyz" in paths
     assert "/api/v1/auth/login" in paths and "/api/v1/admin/audit/events" in paths
+
+
+def test_scrubbing_keeps_properties_of_secrets_and_removes_the_secrets():
+    from dashtam.logging import scrub
+
+    scrubbed = scrub({"token_version": 3, "min_token_version": 2, "token_type": "Bearer",
+                      "refresh_count": 4, "access_token": "at-value", "refresh": "rt-value",
+                      "password": "pw", "code": "oauth-code", "problem_code": "INVALID_TOKEN"})
+    assert scrubbed["token_version"] == 3 and scrubbed["min_token_version"] == 2
+    assert scrubbed["token_type"] == "Bearer" and scrubbed["refresh_count"] == 4
+    assert scrubbed["problem_code"] == "INVALID_TOKEN"
+    for key in ("access_token", "refresh", "password", "code"):
+        assert scrubbed[key] == "[REDACTED]"
