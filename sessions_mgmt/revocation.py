@@ -19,6 +19,8 @@ It never fails open:
 
 from __future__ import annotations
 
+import copy
+
 import logging
 import threading
 import time
@@ -178,6 +180,18 @@ def lookup(*, session_id: str, user_id: str) -> Lookup:
     return result
 
 
+def _without_password(user):
+    """A copy of the user row for the cache, its password hash left out.
+
+    The field is deferred, not blanked: reading it loads it from the database,
+    and ``save()`` on a deferred instance writes only the fields it loaded.
+    """
+    cached = copy.copy(user)
+    cached.__dict__.pop("password", None)
+    cached._state = copy.copy(user._state)  # noqa: SLF001 - Django's per-instance state
+    return cached
+
+
 def fill(*, generation: str, session_id: str, user_id: str, session: SessionState | None = None,
          user=None, global_version: int | None = None, replace_session: bool = False,
          add_only: bool = False, replace_keys=frozenset()) -> None:
@@ -195,6 +209,8 @@ def fill(*, generation: str, session_id: str, user_id: str, session: SessionStat
     """
     data: dict[str, tuple] = {}
     ttl_by_key: dict[str, int] = {}
+    if user is not None:
+        user = _without_password(user)
     if session is not None:
         key = session_key(session_id)
         if session.revoked or replace_session:
