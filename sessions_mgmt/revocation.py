@@ -20,7 +20,6 @@ It never fails open:
 from __future__ import annotations
 
 import copy
-
 import logging
 import threading
 import time
