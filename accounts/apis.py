@@ -70,7 +70,7 @@ class ResendVerificationApi(PublicApi):
     def post(self, request):
         data = s.EmailSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.verification_resend(email=data.validated_data["email"])
+        services.verification_resend_enqueue(email=data.validated_data["email"])
         return _accepted()
 
 
@@ -113,7 +113,7 @@ class RequestPasswordResetApi(PublicApi):
     def post(self, request):
         data = s.EmailSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.password_reset_request(email=data.validated_data["email"])
+        services.password_reset_request_enqueue(email=data.validated_data["email"])
         return _accepted()
 
 

@@ -148,6 +148,24 @@ def _email_verify(*, token: str) -> User:
     return user
 
 
+def verification_resend_enqueue(*, email: str) -> None:
+    """The API's resend: one task enqueued on commit, whatever the address.
+
+    The lookup, the token and the email happen in the task, so the response takes
+    the same time for a registered and an unknown address.
+    """
+    from accounts.tasks import verification_resend_for
+
+    transaction.on_commit(lambda: verification_resend_for.delay(normalize_email(email)))
+
+
+def password_reset_request_enqueue(*, email: str) -> None:
+    """The API's reset request: one task enqueued on commit, whatever the address."""
+    from accounts.tasks import password_reset_request_for
+
+    transaction.on_commit(lambda: password_reset_request_for.delay(normalize_email(email)))
+
+
 @transaction.atomic
 def verification_resend(*, email: str) -> bool:
     """Send a new verification link to an unverified, active account; earlier links die.

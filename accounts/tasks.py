@@ -11,3 +11,17 @@ from accounts import services
 def cleanup_account_tokens() -> int:
     """Delete email tokens that can no longer be used. Idempotent and safe to overlap."""
     return services.account_tokens_cleanup()
+
+
+# Resend and reset requests answer in constant time whether or not the address has an
+# account: the view only enqueues one of these, and the lookup happens here.
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=5, max_retries=5)
+def verification_resend_for(email: str) -> bool:
+    """Send a new verification link when ``email`` is an unverified active account."""
+    return services.verification_resend(email=email)
+
+
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=5, max_retries=5)
+def password_reset_request_for(email: str) -> bool:
+    """Email a reset link when ``email`` is an active account."""
+    return services.password_reset_request(email=email)
