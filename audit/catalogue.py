@@ -47,6 +47,8 @@ CATALOGUE: dict[str, str] = {
     "session.tokens_revoked": "Breach rotation: every token of a user (or of everyone) was invalidated.",
     # providers
     "provider.connection.created": "A user started connecting a brokerage provider (pending OAuth).",
+    "provider.connection.authorization_started": "A new OAuth authorization began for a connection "
+    "(connect or re-connect); its earlier unused states stopped working.",
     "provider.connection.connected": "The OAuth flow completed: the provider connection is active.",
     "provider.connection.updated": "A provider connection's details (such as its alias) changed.",
     "provider.connection.revoked": "A provider connection's tokens were revoked.",

@@ -263,6 +263,8 @@ def oauth_authorization_start(*, connection: ProviderConnection) -> str:
         verifier, challenge = pkce_pair()
         row.code_verifier_encrypted = crypto.encrypt(verifier, aad=f"providers.OAuthState:{row.pk}:verifier")
     row.save()
+    record(action="provider.connection.authorization_started", target=connection,
+           extra={"provider_key": connection.provider_key, "pkce": challenge is not None})
     return client.authorization_url(state=state, code_challenge=challenge)
 
 
