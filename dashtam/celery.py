@@ -21,6 +21,20 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+@app.on_after_configure.connect
+def _ensure_beat_schedule_dir(sender, **kwargs):
+    # Beat opens its schedule file before any of its signals fire: make its folder
+    # exist (CELERY_DATA_DIR) in every environment, not only the embedded one.
+    from pathlib import Path
+
+    filename = sender.conf.beat_schedule_filename
+    if filename:
+        try:
+            Path(filename).parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # beat then reports the path it cannot write, which names the problem
+
+
 @signals.worker_init.connect
 def _check_configuration(**kwargs):
     from dashtam.startup import fail_on_misconfiguration
