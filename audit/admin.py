@@ -34,6 +34,7 @@ from audit.catalogue import CATALOGUE
 from audit.models import AuditEvent
 from audit.selectors import audit_events_search
 from audit.services import record
+from dashtam.admin import ReadOnlyAdmin
 
 CSV_FIELDS = (
     "id", "created_at", "action", "outcome", "actor_id", "actor_email", "target_type", "target_id",
@@ -247,7 +248,7 @@ class _Echo:
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdmin):  # read-only for everyone
     list_display = ("created_at", "request_link", "action", "outcome", "actor_link", "ip", "target_short")
     list_display_links = ("created_at",)
     list_filter = (ActionFilter, "outcome", DateRangeFilter, RequestFilter, ActorFilter,
@@ -266,16 +267,6 @@ class AuditEventAdmin(admin.ModelAdmin):
               "same_actor", "target", "request_id", "same_request", "session_id", "ip", "user_agent",
               "fingerprint", "method", "path", "route", "extra_pretty", "seq", "prev_hash", "chain_hash")
     readonly_fields = fields
-
-    # --- read-only for everyone --------------------------------------------------------------
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     # --- search: exact matches on indexed columns only ------------------------------------------
     def get_search_results(self, request, queryset, search_term):

@@ -12,6 +12,7 @@ from django.contrib import admin, messages
 from django.db import transaction
 
 from audit.services import record
+from dashtam.admin import ReadOnlyAdmin
 from providers import breaker, selectors, services
 from providers.models import FinancialAccount, ProviderConnection
 
@@ -31,7 +32,7 @@ def _admin_action(request, *, action: str, count: int) -> None:
 
 
 @admin.register(ProviderConnection)
-class ProviderConnectionAdmin(admin.ModelAdmin):
+class ProviderConnectionAdmin(ReadOnlyAdmin):
     list_display = ("id", "user_email", "provider_key", "alias", "status", "token_expires_at",
                     "refresh_expires_at", "consecutive_failures", "last_error_code", "circuit",
                     "last_refreshed_at", "last_sync_at", "created_at")
@@ -46,14 +47,6 @@ class ProviderConnectionAdmin(admin.ModelAdmin):
     readonly_fields = fields
     actions = ["force_refresh", "rotate_tokens", "revoke"]
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="user", ordering="user__email")
     def user_email(self, obj):
@@ -119,18 +112,10 @@ class ProviderConnectionAdmin(admin.ModelAdmin):
 
 
 @admin.register(FinancialAccount)
-class FinancialAccountAdmin(admin.ModelAdmin):
+class FinancialAccountAdmin(ReadOnlyAdmin):
     list_display = ("id", "connection", "account_number_masked", "account_type", "total_value", "synced_at")
     list_select_related = ("connection",)
     show_full_result_count = False
     search_fields = ("=connection__user__email", "=id")
     exclude = ("provider_account_hash",)
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

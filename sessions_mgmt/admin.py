@@ -10,6 +10,7 @@ from django.utils.html import format_html
 from django.utils.http import urlencode
 
 from audit.services import record
+from dashtam.admin import ReadOnlyAdmin
 from sessions_mgmt import services
 from sessions_mgmt.models import SecurityConfig, Session
 
@@ -59,15 +60,6 @@ class UserFilter(admin.SimpleListFilter):
         return queryset
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 def _admin_action(request, *, action: str, count: int, **extra) -> None:
