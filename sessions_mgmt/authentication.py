@@ -17,6 +17,7 @@ from rest_framework_simplejwt.settings import api_settings
 
 from audit import context
 from dashtam.api.exceptions import ProblemError
+from dashtam.ratelimit.enforcement import early_count
 from sessions_mgmt import revocation, tokens
 from sessions_mgmt.models import SecurityConfig, Session
 
@@ -43,16 +44,27 @@ class SessionJWTAuthentication(JWTAuthentication):
             token = tokens.decode_access(raw.decode() if isinstance(raw, bytes) else raw)
         except tokens.InvalidTokenError:
             raise _invalid() from None
-        user = self.check_session(token)
+        user = self.check_session(token, request=request)
         context.bind_actor(user, token.get("sid"))
         return user, token
 
-    def check_session(self, token):
-        """The user behind a live session, or ProblemError (TOKEN_INVALID / SESSION_REVOKED)."""
+    def check_session(self, token, *, request=None):
+        """The user behind a live session, or ProblemError (TOKEN_INVALID / SESSION_REVOKED).
+
+        With the DRF ``request``, its rate limits are counted in the same cache round
+        trip as the revocation check, when no rule needs more than the token's user
+        (``dashtam.ratelimit.enforcement.early_count``).
+        """
         sid = str(token["sid"])
         uid = str(token[api_settings.USER_ID_CLAIM])
         version = int(token["ver"])
-        found = revocation.lookup(session_id=sid, user_id=uid)
+        early = None
+        if request is not None:
+            early = early_count(django_request=request._request, user_id=uid,
+                                view=(getattr(request, "parser_context", None) or {}).get("view"))
+        found = revocation.lookup(session_id=sid, user_id=uid, count=early.items if early else None)
+        if early is not None and found.decisions is not None:
+            early.counted_with(found.decisions)
         state, user, global_version = found.session, found.user, found.global_version
         fill: dict = {}
         if state is None:

@@ -149,30 +149,52 @@ class Lookup:
     global_version: int | None = None
     # Keys holding an entry of an older generation or the CHANGED marker: a fill replaces them.
     stale_keys: frozenset = frozenset()
+    # The rate-limit decisions when the request was counted in the same round trip, else None.
+    decisions: list | None = None
 
 
-def lookup(*, session_id: str, user_id: str) -> Lookup:
-    """One cache round trip for the session state, the user row and the global version."""
+def _read(keys: list[str], count) -> tuple[dict | None, list | None]:
+    """The cache's values of ``keys`` (None: the cache failed) and, when ``count`` was
+    given and could share the round trip, the rate-limit decisions."""
+    if count:
+        from dashtam.ratelimit.core import consume_many_and_read
+
+        counted = consume_many_and_read(count, keys)
+        if counted is not None:
+            if counted.error is not None:
+                _cache_failed(counted.error)
+            return counted.values, counted.decisions
+    try:
+        return cache.get_many(keys), None
+    except CACHE_ERRORS as exc:
+        _cache_failed(exc)
+        return None, None
+
+
+def lookup(*, session_id: str, user_id: str, count: list[tuple[str, str]] | None = None) -> Lookup:
+    """One cache round trip for the session state, the user row and the global version.
+
+    ``count``: the request's rate-limit ``(key, rate)`` pairs, counted in that same
+    round trip when the limiter shares this Redis (see ``Lookup.decisions``).
+    """
     if not _cache_usable():
         return Lookup(cache_ok=False)
     skey, ukey = session_key(session_id), user_key(user_id)
-    try:
-        values = cache.get_many([GEN_KEY, skey, ukey, GLOBAL_VERSION_KEY])
-    except CACHE_ERRORS as exc:
-        _cache_failed(exc)
-        return Lookup(cache_ok=False)
+    values, decisions = _read([GEN_KEY, skey, ukey, GLOBAL_VERSION_KEY], count)
+    if values is None:
+        return Lookup(cache_ok=False, decisions=decisions)
     bumped = _bump_generation_if_pending()
     if bumped is not None:
         # Everything just read was written before the generation change: all misses.
-        return Lookup(cache_ok=True, generation=bumped)
+        return Lookup(cache_ok=True, generation=bumped, decisions=decisions)
     gen = values.get(GEN_KEY) or ""
-    result = Lookup(cache_ok=True, generation=gen)
+    result = Lookup(cache_ok=True, generation=gen, decisions=decisions)
     stale = set()
     for key, attr in ((skey, "session"), (ukey, "user"), (GLOBAL_VERSION_KEY, "global_version")):
         entry = values.get(key)
         if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == gen:
             setattr(result, attr, entry[1])
-        elif key in values:
+        elif entry is not None:
             stale.add(key)
     result.session_stale = skey in stale
     result.stale_keys = frozenset(stale)

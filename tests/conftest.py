@@ -228,7 +228,11 @@ def _fresh_rate_limit_counters():
     import uuid
 
     from dashtam.ratelimit import core
+    from sessions_mgmt import revocation
 
     core.reset_state(namespace=f"rl-test-{uuid.uuid4().hex[:12]}")
+    # A Redis outage in one test must not leave the next one skipping the cache.
+    revocation.reset_process_state()
     yield
     core.reset_state()
+    revocation.reset_process_state()

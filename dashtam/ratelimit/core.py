@@ -145,18 +145,25 @@ def reset_state(*, namespace: str = "rl") -> None:
 
 
 # --- Redis: one script, one round trip ------------------------------------------------------
-# KEYS: the counters; ARGV: their periods in ms. Returns count, TTL in ms for each.
+# KEYS: the counters, then the keys to read; ARGV[1]: how many counters, then their periods
+# in ms. Returns count, TTL in ms for each counter, then the value of each key read (nil
+# when absent): a caller that must read other keys anyway (the revocation check) reads
+# them in the same round trip.
 LUA_CONSUME = """
+local n = tonumber(ARGV[1])
 local out = {}
-for i = 1, #KEYS do
+for i = 1, n do
   local count = redis.call('INCR', KEYS[i])
   local ttl = redis.call('PTTL', KEYS[i])
   if ttl < 0 then
-    redis.call('PEXPIRE', KEYS[i], ARGV[i])
-    ttl = tonumber(ARGV[i])
+    redis.call('PEXPIRE', KEYS[i], ARGV[i + 1])
+    ttl = tonumber(ARGV[i + 1])
   end
   out[2 * i - 1] = count
   out[2 * i] = ttl
+end
+for i = n + 1, #KEYS do
+  out[n + i] = redis.call('GET', KEYS[i])
 end
 return out
 """
@@ -175,15 +182,20 @@ def _member(key: str, limit: int, period: int) -> str:
     return f"{limit}/{period}s {key}"
 
 
-def _consume_redis(cache, client, items: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
+def _consume_redis(cache, client, items: list[tuple[str, int, int]],
+                   read: tuple[str, ...] = ()) -> tuple[list[tuple[int, int]], list]:
+    """Count ``items`` and read the raw values of the cache keys ``read``, in one round trip."""
     script = getattr(client, "_dashtam_ratelimit_script", None)
     if script is None:
         # EVALSHA, loading the script on the first NOSCRIPT: one round trip per call.
         script = client.register_script(LUA_CONSUME)
         client._dashtam_ratelimit_script = script
-    raw = script(keys=[cache.make_key(counter_key(k, lim, per)) for k, lim, per in items],
-                 args=[per * 1000 for _, _, per in items])
-    out = [(int(raw[i]), int(raw[i + 1])) for i in range(0, len(raw), 2)]
+    keys = [cache.make_key(counter_key(k, lim, per)) for k, lim, per in items]
+    keys.extend(cache.make_key(name) for name in read)
+    raw = script(keys=keys, args=[len(items), *(per * 1000 for _, _, per in items)])
+    counted = 2 * len(items)
+    out = [(int(raw[i]), int(raw[i + 1])) for i in range(0, counted, 2)]
+    values = list(raw[counted:])
     newly_limited = [i for i, (count, _) in enumerate(out) if count == items[i][1] + 1]
     if newly_limited:
         # Once per key and window: list it for staff (member -> when it frees up, in ms).
@@ -196,7 +208,7 @@ def _consume_redis(cache, client, items: list[tuple[str, int, int]]) -> list[tup
             pipe.zadd(registry, {_member(key, limit, period): now_ms + out[i][1]})
         pipe.pexpire(registry, 86400 * 1000)
         pipe.execute()
-    return out
+    return out, values
 
 
 # --- Any other cache: exact within one process --------------------------------------------
@@ -230,38 +242,15 @@ def _cache():
     return caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
 
 
-def consume_many(items: list[tuple[str, str]]) -> list[Decision]:
-    """Count one hit against each ``(key, rate)`` pair, in one cache round trip.
-
-    Atomic: N concurrent callers against a limit L are admitted exactly L times
-    per window (Redis: one Lua script; other caches: a process lock). Fails open:
-    when the cache raises, every pair is allowed with ``degraded=True`` and a
-    warning is logged at most once a minute. Not idempotent by design: every call
-    is a hit. Keys are shown to staff in the admin, so they must not hold secrets
-    (hash a body value before using it in a key).
-    """
+def _parse(items: list[tuple[str, str]]) -> list[tuple[str, int, int]]:
     parsed = []
     for key, rate in items:
         limit, period = parse_rate(rate)
         parsed.append((key, limit, period))
-    if not parsed:
-        return []
-    if not getattr(settings, "RATELIMIT_ENABLE", True):
-        return [Decision(True, limit, limit, period) for _, limit, period in parsed]
-    uncounted = [Decision(True, limit, limit, period, degraded=True) for _, limit, period in parsed]
-    if _cache_resting():
-        return uncounted
-    try:
-        cache = _cache()
-        client = _redis_client(cache)
-        if client is not None:
-            counts = _consume_redis(cache, client, parsed)
-        else:
-            counts = _consume_local(cache, parsed)
-    except Exception as exc:  # noqa: BLE001 - any cache failure fails open, never a 500
-        _cache_failed()
-        _warn_failing_open(exc)
-        return uncounted
+    return parsed
+
+
+def _decisions(parsed, counts) -> list[Decision]:
     return [
         Decision(
             allowed=count <= limit,
@@ -272,6 +261,86 @@ def consume_many(items: list[tuple[str, str]]) -> list[Decision]:
         )
         for (_, limit, _), (count, ttl_ms) in zip(parsed, counts, strict=True)
     ]
+
+
+def _uncounted(parsed, *, degraded: bool) -> list[Decision]:
+    return [Decision(True, limit, limit, period, degraded=degraded) for _, limit, period in parsed]
+
+
+def consume_many(items: list[tuple[str, str]]) -> list[Decision]:
+    """Count one hit against each ``(key, rate)`` pair, in one cache round trip.
+
+    Atomic: N concurrent callers against a limit L are admitted exactly L times
+    per window (Redis: one Lua script; other caches: a process lock). Fails open:
+    when the cache raises, every pair is allowed with ``degraded=True`` and a
+    warning is logged at most once a minute. Not idempotent by design: every call
+    is a hit. Keys are shown to staff in the admin, so they must not hold secrets
+    (hash a body value before using it in a key).
+    """
+    parsed = _parse(items)
+    if not parsed:
+        return []
+    if not getattr(settings, "RATELIMIT_ENABLE", True):
+        return _uncounted(parsed, degraded=False)
+    if _cache_resting():
+        return _uncounted(parsed, degraded=True)
+    try:
+        cache = _cache()
+        client = _redis_client(cache)
+        if client is not None:
+            counts, _ = _consume_redis(cache, client, parsed)
+        else:
+            counts = _consume_local(cache, parsed)
+    except Exception as exc:  # noqa: BLE001 - any cache failure fails open, never a 500
+        _cache_failed()
+        _warn_failing_open(exc)
+        return _uncounted(parsed, degraded=True)
+    return _decisions(parsed, counts)
+
+
+@dataclass(frozen=True)
+class CountedRead:
+    """What :func:`consume_many_and_read` found: the decisions, and the values read.
+
+    ``values`` maps each key read to its decoded value (None when absent); it is
+    None when the cache failed, and ``error`` then says how (the counting itself
+    has failed open, as :func:`consume_many` does).
+    """
+
+    decisions: list[Decision]
+    values: dict | None
+    error: BaseException | None = None
+
+
+def consume_many_and_read(items: list[tuple[str, str]], read: list[str], *,
+                          alias: str = "default") -> CountedRead | None:
+    """Count ``items`` as :func:`consume_many` does and read the keys ``read`` of the cache ``alias``,
+    together in one Redis round trip.
+
+    For a caller that needs the cache on every request anyway (the revocation
+    check reads its entries here), so that counting costs no round trip of its
+    own. Returns None when the two cannot share a round trip (the limiter is off
+    or resting after a failure, the limiter uses another cache, or the cache is
+    not Redis); the caller then reads, and the request is counted, separately.
+    """
+    parsed = _parse(items)
+    if not parsed or not getattr(settings, "RATELIMIT_ENABLE", True) or _cache_resting():
+        return None
+    if getattr(settings, "RATELIMIT_USE_CACHE", "default") != alias:
+        return None
+    cache = caches[alias]
+    client = _redis_client(cache)
+    if client is None:
+        return None
+    try:
+        counts, raw = _consume_redis(cache, client, parsed, tuple(read))
+        values = {name: (None if value is None else cache.client.decode(value))
+                  for name, value in zip(read, raw, strict=True)}
+    except Exception as exc:  # noqa: BLE001 - counting fails open; the caller decides about its read
+        _cache_failed()
+        _warn_failing_open(exc)
+        return CountedRead(decisions=_uncounted(parsed, degraded=True), values=None, error=exc)
+    return CountedRead(decisions=_decisions(parsed, counts), values=values)
 
 
 def consume(key: str, rate: str) -> Decision:

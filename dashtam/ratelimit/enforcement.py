@@ -12,6 +12,7 @@ from django.conf import settings
 from django.utils.module_loading import import_string
 
 from audit import context
+from dashtam.api.middleware import is_api
 from dashtam.ratelimit.core import Decision, consume_many
 from dashtam.ratelimit.rules import Rule, rules_for
 
@@ -151,12 +152,22 @@ def exception_class():
     return import_string(settings.RATELIMIT_EXCEPTION_CLASS)
 
 
+def _limits(django_request, pairs: list[tuple[Rule, str]], decisions) -> RequestLimits:
+    limits = RequestLimits(hits=tuple(
+        Hit(rule=rule, key=key, decision=decision)
+        for (rule, key), decision in zip(pairs, decisions, strict=True)
+    ))
+    django_request.ratelimit = limits
+    return limits
+
+
 def count_request(*, django_request, url_name: str | None, user, data_loader) -> RequestLimits | None:
     """Count this request against every rule that covers it, in one cache round trip.
 
     Stores the result on ``django_request.ratelimit`` (the middleware turns it into
     headers and the audit event) and returns it; None when no rule applies.
-    Counting happens once per request even if called twice.
+    Counting happens once per request even if called twice (or after
+    :func:`counted_with` counted it during authentication).
     """
     existing = getattr(django_request, "ratelimit", None)
     if existing is not None:
@@ -171,12 +182,57 @@ def count_request(*, django_request, url_name: str | None, user, data_loader) ->
     if not pairs:
         return None
     decisions = consume_many([(key, rule.rate) for rule, key in pairs])
-    limits = RequestLimits(hits=tuple(
-        Hit(rule=rule, key=key, decision=decision)
-        for (rule, key), decision in zip(pairs, decisions, strict=True)
-    ))
-    django_request.ratelimit = limits
-    return limits
+    return _limits(django_request, pairs, decisions)
+
+
+# Rule keys known as soon as the access token is verified (no request body needed).
+_EARLY_KEYS = frozenset({"ip", "user", "user_or_ip"})
+
+
+@dataclass(frozen=True)
+class EarlyCount:
+    """A request's rate-limit pairs, worked out during authentication (see :func:`early_count`)."""
+
+    django_request: object
+    pairs: tuple[tuple[Rule, str], ...]
+
+    @property
+    def items(self) -> list[tuple[str, str]]:
+        return [(key, rule.rate) for rule, key in self.pairs]
+
+    def counted_with(self, decisions) -> RequestLimits:
+        """Keep the decisions counted elsewhere (in the revocation check's round trip)."""
+        return _limits(self.django_request, list(self.pairs), decisions)
+
+
+def early_count(*, django_request, view, user_id: str) -> EarlyCount | None:
+    """The pairs the throttle would count for this API request to ``view``, when the user
+    id from a verified access token is all they need (no rule keyed on the body); else None.
+
+    The authentication class counts them in its own cache round trip, and the
+    throttle then finds the request already counted. The user key is the token's
+    user, the very user the throttle would see once authentication succeeds.
+    """
+    from dashtam.ratelimit.throttling import RateLimitRulesThrottle
+
+    if not settings.RATELIMIT_ENABLE or not is_api(django_request):
+        return None
+    if not any(isinstance(cls, type) and issubclass(cls, RateLimitRulesThrottle)
+               for cls in getattr(view, "throttle_classes", ())):
+        return None  # a view that opts out of the throttle is not counted early either
+    if getattr(django_request, "ratelimit", None) is not None:
+        return None
+    match = getattr(django_request, "resolver_match", None)
+    if match is None:
+        return None
+    rules = rules_for(match.url_name)
+    if not rules or any(rule.key not in _EARLY_KEYS for rule in rules):
+        return None
+    pairs = []
+    for rule in rules:
+        key = f"user:{user_id}" if rule.key in ("user", "user_or_ip") else _ip(django_request)
+        pairs.append((rule, f"{rule.name}:{key}"))
+    return EarlyCount(django_request=django_request, pairs=tuple(pairs))
 
 
 def refusal(limits: RequestLimits):

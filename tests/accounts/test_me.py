@@ -19,6 +19,28 @@ def test_get_me_returns_the_profile(auth_client, user):
     assert "password" not in body and "is_staff" not in body
 
 
+@pytest.mark.parametrize("logged_in", [False, True])
+def test_user_serializer_formats_like_drf(user, logged_in):
+    """The hand-rolled to_representation gives exactly what DRF's generic one gives."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from rest_framework import serializers
+
+    from accounts.serializers import UserSerializer
+
+    if logged_in:
+        user.last_login = timezone.now() - timedelta(microseconds=123457)
+    else:
+        user.last_login, user.email_verified_at = None, None
+    fast = UserSerializer(user).data
+    generic = serializers.Serializer.to_representation(UserSerializer(user), user)
+    assert dict(fast) == dict(generic)
+    assert set(fast) == {"id", "email", "first_name", "last_name", "email_verified",
+                         "email_verified_at", "date_joined", "last_login"}
+    assert (fast["last_login"] is None) is (not logged_in)
+
+
 def test_me_needs_authentication(api_client):
     response = api_client.get(ME)
     assert (response.status_code, response.json()["code"]) == (401, "NOT_AUTHENTICATED")

@@ -147,3 +147,56 @@ def test_a_redis_outage_degrades_to_unlimited_never_to_broken(own_redis, real_ra
     statuses += [api_client.post(LOGIN, {"email": user.email, "password": password}, format="json").status_code
                  for _ in range(5)]
     assert statuses == [200] * 10  # login is over its 3/m budget, but uncounted while Redis is down
+
+
+def _redis_commands(url: str) -> dict[str, int]:
+    import redis
+
+    stats = redis.Redis.from_url(url).info("commandstats")
+    return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_authenticated_request_is_checked_and_counted_in_one_redis_round_trip(
+        own_redis, real_rates, api_client, user, password):
+    import redis
+
+    real_rates(api="5/m")
+    tokens = log_in(api_client, user, password)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
+    first = api_client.get(ME)  # fills the revocation cache from the database
+    assert first.status_code == 200
+    redis.Redis.from_url(own_redis.url).config_resetstat()
+
+    second = api_client.get(ME)
+
+    assert second.status_code == 200
+    # One script reads the session, the user and the global version (and the cache
+    # generation) and counts the request; nothing else reached Redis.
+    commands = _redis_commands(own_redis.url)
+    for ours in ("config|resetstat", "hello", "info"):  # this test's own connection
+        commands.pop(ours, None)
+    assert commands == {"evalsha": 1, "get": 4, "incr": 1, "pttl": 1}
+    # Counted once, not twice, although authentication and the throttle both ran.
+    assert (first["X-RateLimit-Remaining"], second["X-RateLimit-Remaining"]) == ("4", "3")
+    statuses = [api_client.get(ME) for _ in range(4)]
+    assert [r.status_code for r in statuses] == [200, 200, 200, 429]
+    assert code(statuses[-1]) == "RATE_LIMITED" and 1 <= int(statuses[-1]["Retry-After"]) <= 60
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_revoked_session_is_refused_when_checked_with_the_count(own_redis, real_rates, api_client, user,
+                                                                  password):
+    real_rates(api="100/m")
+    tokens = log_in(api_client, user, password)
+    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
+    assert api_client.get(ME).status_code == 200
+    assert api_client.get(ME).status_code == 200  # answered from the cache now
+
+    assert api_client.post("/api/v1/auth/logout", {"refresh": tokens["refresh"]}, format="json").status_code \
+        in (200, 204)
+    refused = api_client.get(ME)
+
+    assert (refused.status_code, code(refused)) == (401, "SESSION_REVOKED")
+    # The refused request still spent from the user's "api" budget: two GETs, the logout, and itself.
+    assert refused["X-RateLimit-Remaining"] == "96"
