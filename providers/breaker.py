@@ -72,11 +72,30 @@ def allow(provider_key: str) -> tuple[bool, int]:
     return (True, 0) if won else (False, max(1, settings.CIRCUIT_BREAKER_RESET_SECONDS // 2))
 
 
+def _redis_client():
+    """The raw redis-py client behind a django-redis cache, or None for other caches."""
+    get_client = getattr(getattr(cache, "client", None), "get_client", None)
+    if get_client is None or not type(cache).__module__.startswith("django_redis"):
+        return None
+    return get_client(write=True)
+
+
 def record_success(provider_key: str) -> None:
+    """Close the circuit and forget the failures: one round trip on Redis (every
+    successful provider call ends here, so it is on the hot path)."""
+    keys = [_key(provider_key, p) for p in ("failures", "opened_at", "probe")]
     try:
-        if cache.get(_key(provider_key, "opened_at")) is not None:
+        client = _redis_client()
+        if client is not None:
+            pipe = client.pipeline(transaction=True)
+            pipe.exists(cache.make_key(keys[1]))
+            pipe.delete(*(cache.make_key(k) for k in keys))
+            was_open = bool(pipe.execute()[0])
+        else:
+            was_open = cache.get(keys[1]) is not None
+            cache.delete_many(keys)
+        if was_open:
             logger.info("circuit closed", extra={"provider": provider_key})
-        cache.delete_many([_key(provider_key, p) for p in ("failures", "opened_at", "probe")])
     except Exception:  # noqa: BLE001
         logger.warning("circuit breaker state not saved (cache unavailable)")
 

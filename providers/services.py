@@ -429,6 +429,13 @@ def _to_reauth(connection: ProviderConnection, *, code: str, message: str, actio
     _email(connection, "provider_reauth_required")
 
 
+# What a refresh changes on the token row (refresh_token_encrypted is rewritten unchanged when
+# the provider did not rotate it; reauth_warned_at and refresh_expires_at change on rotation).
+_REFRESHED_TOKEN_FIELDS = ["access_token_encrypted", "refresh_token_encrypted", "key_id", "expires_at",
+                           "refresh_expires_at", "reauth_warned_at", "scope", "token_version",
+                           "refresh_count", "updated_at"]
+
+
 def token_refresh(*, connection_id, force: bool = False, wait: bool = False) -> RefreshResult:
     """Refresh one connection's access token, exactly once however many callers race.
 
@@ -446,7 +453,8 @@ def token_refresh(*, connection_id, force: bool = False, wait: bool = False) -> 
     with transaction.atomic():
         qs = ProviderToken.objects.select_related("connection", "connection__user")
         qs = qs.select_for_update(of=("self",)) if wait else qs.select_for_update(skip_locked=True, of=("self",))
-        token = qs.filter(connection_id=connection_id).first()
+        # One row at most (one token per connection): no ORDER BY, unlike first().
+        token = next(iter(qs.filter(connection_id=connection_id)), None)
         if token is None:
             exists = ProviderToken.objects.filter(connection_id=connection_id).exists()
             return RefreshResult("in_progress" if exists else "no_token")
@@ -488,7 +496,7 @@ def token_refresh(*, connection_id, force: bool = False, wait: bool = False) -> 
         token.scope = response.scope or token.scope
         token.token_version = max(token.token_version + 1, connection.min_token_version)
         token.refresh_count += 1
-        token.save()
+        token.save(update_fields=_REFRESHED_TOKEN_FIELDS)
         connection.status = ConnectionStatus.ACTIVE
         connection.last_refreshed_at = timezone.now()
         connection.consecutive_failures = 0

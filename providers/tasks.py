@@ -23,22 +23,66 @@ logger = logging.getLogger("dashtam.providers")
 # backlog longer than one beat interval is not enqueued again on every tick.
 QUEUED_KEY = "providers:refresh-queued:{}"
 CACHE_ERRORS = (ConnectionInterrupted, RedisError)
+# Due connections per refresh task enqueued by the beat fan-out. Celery's per-message
+# work (receive, ack, bookkeeping) is paid once per task, not once per connection;
+# every connection is still locked and refreshed on its own (see services.token_refresh).
+DEFAULT_TASK_SIZE = 20
+_CLAIM_CHUNK = 1000
+
+
+def _task_size() -> int:
+    return max(1, int(getattr(settings, "PROVIDER_REFRESH_TASK_SIZE", DEFAULT_TASK_SIZE)))
+
+
+def _redis_client():
+    get_client = getattr(getattr(cache, "client", None), "get_client", None)
+    if get_client is None or not type(cache).__module__.startswith("django_redis"):
+        return None
+    return get_client(write=True)
 
 
 def _claim(connection_id: str) -> bool:
     """True when the connection was not already queued. Fails open (a duplicate task
     is safe: the refresh takes a row lock and re-checks that it is due)."""
+    return bool(_claim_many([connection_id]))
+
+
+def _claim_many(connection_ids: list[str]) -> list[str]:
+    """The connections among ``connection_ids`` that were not already queued, now claimed.
+
+    On Redis one ``SET NX EX`` per connection, pipelined (one round trip per thousand);
+    on other caches ``cache.add`` each. Fails open, like ``_claim``.
+    """
+    timeout = settings.PROVIDER_REFRESH_AHEAD
     try:
-        return bool(cache.add(QUEUED_KEY.format(connection_id), 1, timeout=settings.PROVIDER_REFRESH_AHEAD))
+        client = _redis_client()
+        if client is None:
+            return [cid for cid in connection_ids if cache.add(QUEUED_KEY.format(cid), 1, timeout=timeout)]
+        claimed = []
+        for i in range(0, len(connection_ids), _CLAIM_CHUNK):
+            chunk = connection_ids[i:i + _CLAIM_CHUNK]
+            pipe = client.pipeline(transaction=False)
+            for cid in chunk:
+                pipe.set(cache.make_key(QUEUED_KEY.format(cid)), 1, nx=True, ex=timeout)
+            claimed += [cid for cid, won in zip(chunk, pipe.execute(), strict=True) if won]
+        return claimed
     except CACHE_ERRORS:
-        return True
+        return list(connection_ids)
 
 
-def _release(connection_id: str) -> None:
+def _release(*connection_ids: str) -> None:
+    if not connection_ids:
+        return
     try:
-        cache.delete(QUEUED_KEY.format(connection_id))
+        cache.delete_many([QUEUED_KEY.format(cid) for cid in connection_ids])
     except CACHE_ERRORS:
         pass
+
+
+def _retry_countdown(result, retries: int) -> float:
+    """Exponential backoff with jitter, or the provider's Retry-After when longer."""
+    backoff = min(600.0, settings.PROVIDER_REFRESH_RETRY_SECONDS * (2 ** retries))
+    return max(result.retry_after or 0.0, backoff + random.uniform(0, backoff / 2))  # noqa: S311 - jitter
 
 
 @shared_task(bind=True, max_retries=5, acks_late=True)
@@ -50,25 +94,58 @@ def refresh_connection_token(self, connection_id: str, force: bool = False) -> s
     """
     result = services.token_refresh(connection_id=connection_id, force=force)
     if result.retryable and not self.request.is_eager and self.request.retries < self.max_retries:
-        backoff = min(600.0, settings.PROVIDER_REFRESH_RETRY_SECONDS * (2 ** self.request.retries))
-        countdown = max(result.retry_after or 0.0, backoff + random.uniform(0, backoff / 2))  # noqa: S311 - jitter
-        raise self.retry(countdown=countdown)
+        raise self.retry(countdown=_retry_countdown(result, self.request.retries))
     _release(connection_id)
     return result.status
 
 
+@shared_task(bind=True, acks_late=True)
+def refresh_connection_tokens(self, connection_ids: list[str]) -> dict[str, int]:
+    """Refresh a batch of due connections (the beat fan-out), one after the other.
+
+    Each connection is refreshed exactly as by ``refresh_connection_token``: its own
+    row lock (skip_locked) and transaction, so a connection that another worker is
+    refreshing is skipped and a redelivered batch refreshes nothing twice. A
+    transient failure is handed to ``refresh_connection_token`` as its first retry
+    (same backoff and limit); an unexpected error in one connection does not stop
+    the others (its queue claim is kept, so it is enqueued again when the claim
+    expires). Returns how many connections ended in each status.
+    """
+    counts: dict[str, int] = {}
+    done: list[str] = []
+    try:
+        for connection_id in connection_ids:
+            try:
+                result = services.token_refresh(connection_id=connection_id)
+            except Exception:  # noqa: BLE001 - one broken connection must not strand the batch
+                logger.exception("provider token refresh crashed", extra={"connection": connection_id})
+                counts["crashed"] = counts.get("crashed", 0) + 1
+                continue
+            counts[result.status] = counts.get(result.status, 0) + 1
+            if result.retryable and not self.request.is_eager and refresh_connection_token.max_retries > 0:
+                refresh_connection_token.apply_async(
+                    (connection_id,), countdown=_retry_countdown(result, 0), retries=1)
+            else:
+                done.append(connection_id)
+    finally:
+        _release(*done)
+    return counts
+
+
 @shared_task(acks_late=True)
 def refresh_due_tokens() -> int:
-    """Beat, every minute: one refresh task per connection whose token expires within
+    """Beat, every minute: refresh tasks for the connections whose token expires within
     PROVIDER_REFRESH_AHEAD (or is below its minimum version), among the
-    PROVIDER_REFRESH_BATCH most urgent. A connection whose task is still queued or
-    running is not enqueued again (cache claim, released when its task ends), so a
-    backlog longer than one tick is not multiplied by every tick."""
-    ids = [cid for cid in services.tokens_due_for_refresh(limit=settings.PROVIDER_REFRESH_BATCH) if _claim(cid)]
-    for connection_id in ids:
-        refresh_connection_token.delay(connection_id)
+    PROVIDER_REFRESH_BATCH most urgent, PROVIDER_REFRESH_TASK_SIZE connections per
+    task. A connection whose task is still queued or running is not enqueued again
+    (cache claim, released when its refresh ends), so a backlog longer than one tick
+    is not multiplied by every tick. Returns how many connections were enqueued."""
+    ids = _claim_many(services.tokens_due_for_refresh(limit=settings.PROVIDER_REFRESH_BATCH))
+    size = _task_size()
+    for i in range(0, len(ids), size):
+        refresh_connection_tokens.delay(ids[i:i + size])
     if ids:
-        logger.info("provider refreshes enqueued", extra={"count": len(ids)})
+        logger.info("provider refreshes enqueued", extra={"count": len(ids), "tasks": -(-len(ids) // size)})
     return len(ids)
 
 

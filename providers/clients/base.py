@@ -18,13 +18,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import os
 import random
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import requests
 from django.conf import settings
@@ -109,8 +110,51 @@ def _retry_after_seconds(response: requests.Response) -> float | None:
 _sessions = threading.local()
 
 
+class ProviderSession(requests.Session):
+    """A ``requests.Session`` that reads the environment once, when it is made.
+
+    With ``trust_env`` on (requests' default), every request walks ``os.environ``
+    for proxy and CA-bundle variables (``merge_environment_settings``), a third of a
+    token refresh's HTTP cost. Here ``trust_env`` is off and what it would have read
+    is taken once instead: the CA bundle (``REQUESTS_CA_BUNDLE``, then
+    ``CURL_CA_BUNDLE``) and the proxies (``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY``
+    with ``NO_PROXY``), the latter decided once per scheme and host. ``~/.netrc`` is
+    not read: credentials meant for other hosts must not reach a provider.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.trust_env = False
+        self.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        self._environ_proxies = requests.utils.getproxies()
+        self._proxies_by_origin: dict[tuple[str, str], dict[str, str]] = {}
+        self.headers["User-Agent"] = "Dashtam/1.0"
+
+    def proxies_for(self, url: str) -> dict[str, str]:
+        """The proxies the environment (as it was when the session was made) names for ``url``."""
+        parts = urlsplit(url)
+        origin = (parts.scheme, parts.netloc)
+        proxies = self._proxies_by_origin.get(origin)
+        if proxies is None:
+            proxies = {}
+            if self._environ_proxies and not self._bypass(url):
+                proxies = {k: v for k, v in self._environ_proxies.items() if k != "no"}
+            self._proxies_by_origin[origin] = proxies
+        return proxies
+
+    def _bypass(self, url: str) -> bool:
+        # requests' own NO_PROXY matching (hosts, domains, CIDR blocks, ports), against the
+        # value read when the session was made rather than the live environment.
+        return requests.utils.should_bypass_proxies(url, no_proxy=self._environ_proxies.get("no") or "")
+
+    def request(self, method, url, **kwargs):
+        if self._environ_proxies and kwargs.get("proxies") is None:
+            kwargs["proxies"] = self.proxies_for(url)
+        return super().request(method, url, **kwargs)
+
+
 def _thread_session(key: str) -> requests.Session:
-    """One ``requests.Session`` per provider and thread, kept for the process's life.
+    """One session per provider and thread, kept for the process's life.
 
     A client is built for every call (``ProviderType.client()``); a new Session each
     time meant a new connection, a new TLS handshake and a new load of the CA bundle
@@ -122,8 +166,7 @@ def _thread_session(key: str) -> requests.Session:
         by_key = _sessions.by_key = {}
     session = by_key.get(key)
     if session is None:
-        session = by_key[key] = requests.Session()
-        session.headers["User-Agent"] = "Dashtam/1.0"
+        session = by_key[key] = ProviderSession()
     return session
 
 

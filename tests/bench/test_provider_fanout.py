@@ -1,8 +1,11 @@
-"""The beat fan-out that provider_refresh measures: each due connection is queued once.
+"""The beat fan-out that provider_refresh measures: each due connection is queued once,
+a few connections per task.
 
 Found by the provider_refresh benchmark: with a backlog longer than one beat
 interval, every tick enqueued the same due connections again, and the worker spent
-most of its time on tasks that found the token already refreshed.
+most of its time on tasks that found the token already refreshed. Later: Celery's
+per-message work was a large share of each refresh, so one task carries
+PROVIDER_REFRESH_TASK_SIZE connections.
 """
 
 from __future__ import annotations
@@ -22,19 +25,23 @@ def _due(count):
                                            expires_at=timezone.now() + timedelta(seconds=30))
 
 
+def _enqueued(delay) -> list[str]:
+    return [cid for call in delay.call_args_list for cid in call.args[0]]
+
+
 def test_a_connection_still_queued_is_not_enqueued_again_on_the_next_tick(db, settings):
     from providers import tasks
 
     settings.SCHWAB_CLIENT_ID = "bench-client"
     ids = _due(3)
-    with mock.patch.object(tasks.refresh_connection_token, "delay") as delay:
+    with mock.patch.object(tasks.refresh_connection_tokens, "delay") as delay:
         assert tasks.refresh_due_tokens() == 3
         assert tasks.refresh_due_tokens() == 0  # all three are still waiting in the queue
-        assert sorted(call.args[0] for call in delay.call_args_list) == sorted(ids)
-        # When a task ends (here: its connection is gone), its claim goes with it.
+        assert sorted(_enqueued(delay)) == sorted(ids)
+        # When a refresh ends (here: its connection is gone), its claim goes with it.
         tasks._release(ids[0])
         assert tasks.refresh_due_tokens() == 1
-        assert delay.call_args_list[-1].args[0] == ids[0]
+        assert delay.call_args_list[-1].args[0] == [ids[0]]
 
 
 def test_one_tick_looks_at_most_at_the_batch_setting(db, settings):
@@ -43,14 +50,48 @@ def test_one_tick_looks_at_most_at_the_batch_setting(db, settings):
 
     settings.PROVIDER_REFRESH_BATCH = 2
     ids = _due(3)
-    with mock.patch.object(tasks.refresh_connection_token, "delay") as delay:
+    with mock.patch.object(tasks.refresh_connection_tokens, "delay") as delay:
         assert tasks.refresh_due_tokens() == 2
-        first = [call.args[0] for call in delay.call_args_list]
+        first = _enqueued(delay)
         assert tasks.refresh_due_tokens() == 0  # the window is full of queued work
-        # The two tasks finish: their tokens are fresh and their claims released.
+        # The two refreshes finish: their tokens are fresh and their claims released.
         ProviderToken.objects.filter(connection_id__in=first).update(
             expires_at=timezone.now() + timedelta(hours=1))
-        for cid in first:
-            tasks._release(cid)
+        tasks._release(*first)
         assert tasks.refresh_due_tokens() == 1
-        assert delay.call_args_list[-1].args[0] == (set(ids) - set(first)).pop()
+        assert delay.call_args_list[-1].args[0] == [(set(ids) - set(first)).pop()]
+
+
+def test_due_connections_are_enqueued_a_few_per_task(db, settings):
+    from providers import tasks
+
+    settings.PROVIDER_REFRESH_TASK_SIZE = 4
+    ids = _due(10)
+    with mock.patch.object(tasks.refresh_connection_tokens, "delay") as delay:
+        assert tasks.refresh_due_tokens() == 10
+    assert [len(call.args[0]) for call in delay.call_args_list] == [4, 4, 2]
+    assert sorted(_enqueued(delay)) == sorted(ids)  # each exactly once
+
+
+def test_the_task_size_defaults_when_not_set(db, settings):
+    from providers import tasks
+
+    if hasattr(settings, "PROVIDER_REFRESH_TASK_SIZE"):
+        del settings.PROVIDER_REFRESH_TASK_SIZE
+    _due(tasks.DEFAULT_TASK_SIZE + 1)
+    with mock.patch.object(tasks.refresh_connection_tokens, "delay") as delay:
+        tasks.refresh_due_tokens()
+    assert [len(call.args[0]) for call in delay.call_args_list] == [tasks.DEFAULT_TASK_SIZE, 1]
+
+
+def test_claims_fail_open_when_the_cache_is_down(db, settings):
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    from providers import tasks
+
+    ids = _due(2)
+    with mock.patch.object(tasks.cache, "add", side_effect=RedisConnectionError("down")), \
+            mock.patch.object(tasks, "_redis_client", side_effect=RedisConnectionError("down")), \
+            mock.patch.object(tasks.refresh_connection_tokens, "delay") as delay:
+        assert tasks.refresh_due_tokens() == 2  # a duplicate task is harmless; a lost one is not
+    assert sorted(_enqueued(delay)) == sorted(ids)

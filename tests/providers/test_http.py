@@ -193,3 +193,54 @@ def test_logs_never_carry_tokens_or_the_client_secret(auth_client, schwab, caplo
                                       for v in (issued["access_token"], issued.get("refresh_token"), ) if v]
     for value in secrets_seen:
         assert value not in text
+
+
+def _proxy_env(monkeypatch, **values):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_the_session_takes_proxies_and_the_ca_bundle_from_the_environment_once(monkeypatch):
+    from providers.clients.base import ProviderSession
+
+    _proxy_env(monkeypatch, HTTPS_PROXY="http://proxy.internal:3128",
+               NO_PROXY="localhost,.bypass.test,10.0.0.0/8", REQUESTS_CA_BUNDLE="/etc/ssl/custom.pem")
+    session = ProviderSession()
+    assert session.verify == "/etc/ssl/custom.pem"
+    assert session.proxies_for("https://api.schwabapi.com/v1/oauth/token")["https"] == "http://proxy.internal:3128"
+    assert session.proxies_for("https://api.bypass.test/v1/oauth/token") == {}
+    assert session.proxies_for("https://10.1.2.3/v1/oauth/token") == {}
+    assert session.proxies_for("http://localhost:8000/x") == {}
+    # Read when the session was made, not on every request.
+    monkeypatch.setenv("HTTPS_PROXY", "http://elsewhere.internal:1")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/tmp/other.pem")
+    assert session.proxies_for("https://api.schwabapi.com/v1/other")["https"] == "http://proxy.internal:3128"
+    assert session.verify == "/etc/ssl/custom.pem"
+
+    _proxy_env(monkeypatch, CURL_CA_BUNDLE="/etc/ssl/curl.pem")
+    assert ProviderSession().verify == "/etc/ssl/curl.pem"
+    _proxy_env(monkeypatch)
+    plain = ProviderSession()
+    assert plain.verify is True and plain.proxies_for("https://api.schwabapi.com/x") == {}
+
+
+def test_calls_go_through_the_proxy_unless_no_proxy_names_the_host(monkeypatch, schwab):
+    from providers.clients.base import ProviderSession
+
+    # A proxy nobody listens on: a call routed through it fails to connect.
+    _proxy_env(monkeypatch, HTTP_PROXY="http://127.0.0.1:9")
+    client = SchwabClient.from_settings()
+    client.session = ProviderSession()
+    with pytest.raises(ProviderError) as caught:
+        client.request("GET", "/trader/v1/accounts/accountNumbers")
+    assert caught.value.code == "connection_error"
+    assert schwab.data_calls == []
+
+    _proxy_env(monkeypatch, HTTP_PROXY="http://127.0.0.1:9", NO_PROXY="127.0.0.1")
+    client.session = ProviderSession()
+    with pytest.raises(ProviderRequestRejected):  # reached the provider (no token: 401)
+        client.request("GET", "/trader/v1/accounts/accountNumbers")
+    assert len(schwab.data_calls) == 1

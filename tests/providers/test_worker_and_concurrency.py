@@ -111,3 +111,106 @@ def test_concurrent_refreshes_call_the_provider_exactly_once(schwab):
     token = ProviderToken.objects.get(connection_id=connection_id)
     assert token.refresh_count == 1
     assert AuditEvent.objects.filter(action="provider.token.refreshed", target_id=connection_id).count() == 1
+
+
+# --- The fan-out's batch task ------------------------------------------------------------
+def _due_connections(schwab, count):
+    user = UserFactory()
+    client = client_for(user)
+    ids = [connect(client, schwab, alias=f"Batch {n}") for n in range(count)]
+    ProviderToken.objects.update(expires_at=timezone.now() + timedelta(seconds=30))
+    return ids
+
+
+@pytest.mark.django_db
+def test_a_batch_refreshes_each_connection_once_and_a_redelivery_refreshes_nothing(schwab):
+    from providers import tasks
+
+    ids = _due_connections(schwab, 3)
+    calls_before = schwab.refresh_calls()
+    assert tasks._claim_many(ids) == ids  # as the fan-out claims them
+    assert tasks.refresh_connection_tokens.delay(ids).get() == {"refreshed": 3}
+    assert schwab.refresh_calls() == calls_before + 3
+    for connection_id in ids:
+        token = ProviderToken.objects.get(connection_id=connection_id)
+        assert token.refresh_count == 1
+        assert AuditEvent.objects.filter(action="provider.token.refreshed", target_id=connection_id).count() == 1
+    # The claims went with the refreshes: the next tick may enqueue them again when due.
+    assert tasks._claim_many(ids) == ids
+    # The same message delivered again (a worker died before acknowledging it).
+    assert tasks.refresh_connection_tokens.delay(ids).get() == {"not_due": 3}
+    assert schwab.refresh_calls() == calls_before + 3
+
+
+@pytest.mark.django_db
+def test_a_transient_failure_in_a_batch_is_retried_on_its_own(schwab, settings):
+    from unittest import mock
+
+    from providers import tasks
+
+    settings.PROVIDER_REFRESH_RETRY_SECONDS = 10
+    ids = _due_connections(schwab, 3)
+    schwab.token_script = ["rotate", "500", "rotate"]
+    tasks._claim_many(ids)
+    with mock.patch.object(tasks.refresh_connection_token, "apply_async") as retry:
+        # run() as the worker would (not eager), so the retry is scheduled, not run in line.
+        assert tasks.refresh_connection_tokens.run(ids) == {"refreshed": 2, "failed": 1}
+    assert retry.call_count == 1
+    assert retry.call_args.args[0] == (ids[1],)
+    assert retry.call_args.kwargs["retries"] == 1  # the single task continues the backoff
+    assert 10 <= retry.call_args.kwargs["countdown"] <= 15
+    connection = ProviderConnection.objects.get(pk=ids[1])
+    assert connection.consecutive_failures == 1 and connection.status == ConnectionStatus.ACTIVE
+    # The failed connection stays claimed until its retry ends; the others are released.
+    assert tasks._claim_many(ids) == [ids[0], ids[2]]
+
+
+@pytest.mark.django_db
+def test_one_connection_that_crashes_does_not_stop_the_batch(schwab):
+    from unittest import mock
+
+    from providers import services, tasks
+
+    ids = _due_connections(schwab, 3)
+    real = services.token_refresh
+
+    def flaky(*, connection_id, **kwargs):
+        if connection_id == ids[0]:
+            raise RuntimeError("boom")
+        return real(connection_id=connection_id, **kwargs)
+
+    with mock.patch.object(services, "token_refresh", side_effect=flaky):
+        assert tasks.refresh_connection_tokens.run(ids) == {"crashed": 1, "refreshed": 2}
+    assert [ProviderToken.objects.get(connection_id=c).refresh_count for c in ids] == [0, 1, 1]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_on_the_same_batch_refresh_each_connection_exactly_once(schwab):
+    if db_connection.vendor != "postgresql":
+        pytest.skip("row locks with SKIP LOCKED need PostgreSQL; SQLite serialises writers instead")
+    from providers import tasks
+
+    ids = _due_connections(schwab, 4)
+    calls_before = schwab.refresh_calls()
+    schwab.slow_seconds = 0.2
+    schwab.token_script = ["slow"] * 8
+    barrier = threading.Barrier(2)
+    results = []
+
+    def worker(order):
+        try:
+            barrier.wait()
+            results.append(tasks.refresh_connection_tokens.run(order))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=worker, args=(o,)) for o in (ids, ids[::-1])]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert schwab.refresh_calls() == calls_before + 4
+    assert sum(r.get("refreshed", 0) for r in results) == 4
+    for connection_id in ids:
+        assert ProviderToken.objects.get(connection_id=connection_id).refresh_count == 1
+        assert AuditEvent.objects.filter(action="provider.token.refreshed", target_id=connection_id).count() == 1
