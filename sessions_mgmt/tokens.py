@@ -10,15 +10,20 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenBackendError, TokenError
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.state import token_backend
 from rest_framework_simplejwt.tokens import AccessToken
+from rest_framework_simplejwt.utils import aware_utcnow
 
 ACCESS = "access"
+# Longer is not a token of ours (ours are about 350 characters); refused before any parsing.
+MAX_TOKEN_LENGTH = 4096
 REFRESH = "refresh"
 
 
@@ -91,8 +96,26 @@ def decode_refresh(raw: str) -> dict:
     return payload
 
 
-def decode_access(raw: str) -> AccessToken:
-    """A verified access token of ours (simplejwt's class, so ``request.auth["sid"]`` works)."""
+class _VerifiedAccessToken(AccessToken):
+    """An access token this process has verified before: only its expiry is checked again."""
+
+    def __init__(self, raw: str, payload: dict):  # noqa: D107 - deliberately skips decoding
+        self.token = raw
+        self.current_time = aware_utcnow()
+        self.payload = payload
+        self.check_exp()
+
+
+@lru_cache(maxsize=4096)
+def _verified_payload(raw: str) -> dict:
+    """The payload of an access token whose signature, type and claims all check out.
+
+    Cached per process by the exact token text: the same bytes verify the same way
+    every time, except for the expiry, which ``decode_access`` checks on every use.
+    A token that fails raises and is not cached. A client sends one access token
+    many times until it expires, so this saves the signature check (about 0.1 ms)
+    on nearly every request. Revocation is checked separately, on every request.
+    """
     try:
         token = AccessToken(raw)
     except TokenError as exc:
@@ -105,4 +128,24 @@ def decode_access(raw: str) -> AccessToken:
         int(token["ver"])
     except (TypeError, ValueError) as exc:
         raise InvalidTokenError("bad claim") from exc
-    return token
+    return token.payload
+
+
+def decode_access(raw: str) -> AccessToken:
+    """A verified access token of ours (simplejwt's class, so ``request.auth["sid"]`` works)."""
+    if not isinstance(raw, str) or not raw or len(raw) > MAX_TOKEN_LENGTH:
+        raise InvalidTokenError("missing or too long")
+    try:
+        return _VerifiedAccessToken(raw, dict(_verified_payload(raw)))
+    except TokenError as exc:  # expired since it was first verified
+        raise InvalidTokenError(str(exc)) from exc
+
+
+def forget_verified_tokens(**kwargs) -> None:
+    """Drop the verified-token cache (the signing settings changed)."""
+    setting = kwargs.get("setting")
+    if setting is None or setting in ("SIMPLE_JWT", "JWT_SIGNING_KEY", "SECRET_KEY"):
+        _verified_payload.cache_clear()
+
+
+setting_changed.connect(forget_verified_tokens)

@@ -59,6 +59,33 @@ def test_garbage_and_foreign_tokens_are_token_invalid(user, start_session, api_c
     assert response.json()["code"] == "TOKEN_INVALID"
 
 
+def test_a_verified_access_token_still_expires_on_time(user, start_session, client_for, monkeypatch, settings):
+    """The process remembers tokens it verified, but checks their expiry on every use."""
+    from datetime import timedelta
+
+    from sessions_mgmt import tokens
+
+    issued = start_session(user)
+    client = client_for(issued)
+    assert client.get(SESSIONS).status_code == 200  # verified once, remembered
+
+    later = tokens.aware_utcnow() + timedelta(seconds=settings.ACCESS_TOKEN_LIFETIME + 6)  # past the leeway
+    monkeypatch.setattr(tokens, "aware_utcnow", lambda: later)
+    response = client.get(SESSIONS)
+    assert (response.status_code, response.json()["code"]) == (401, "TOKEN_INVALID")
+
+
+def test_a_tampered_copy_of_a_verified_token_is_refused(user, start_session, client_for, api_client):
+    issued = start_session(user)
+    assert client_for(issued).get(SESSIONS).status_code == 200  # the genuine token is remembered
+    header, payload, signature = issued.access.split(".")
+    flipped = signature[:-2] + ("A" if signature[-2] != "A" else "B") + signature[-1]
+    for forged in (f"{header}.{payload}.{flipped}", f"{header}.{payload}.", issued.access + "x", "x" * 5000):
+        api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {forged}")
+        response = api_client.get(SESSIONS)
+        assert (response.status_code, response.json()["code"]) == (401, "TOKEN_INVALID"), forged[-8:]
+
+
 def test_refresh_token_is_not_accepted_as_an_access_token(user, start_session, api_client):
     issued = start_session(user)
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.refresh}")
