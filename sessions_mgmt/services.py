@@ -14,9 +14,9 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Q, Subquery
 from django.utils import timezone
-from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
 from audit import context
 from audit.services import record
@@ -48,33 +48,6 @@ def global_min_version() -> int:
 def token_version_for(*, user_min_version: int) -> int:
     """The version new tokens carry: never below the user's or the global minimum."""
     return max(user_min_version, global_min_version())
-
-
-# --- simplejwt's outstanding/blacklist tables ---------------------------------------------
-def _outstand(*, user_id, jti: str, expires_at, now) -> None:
-    # The token text is not stored: the jti identifies it, and a token in the
-    # database (or the admin) would be a credential at rest.
-    OutstandingToken.objects.create(user_id=user_id, jti=jti, token="", created_at=now, expires_at=expires_at)
-
-
-def _blacklist(jtis: list[str]) -> None:
-    """Blacklist the outstanding rows of these jtis in one INSERT ... SELECT (idempotent)."""
-    jtis = [j for j in jtis if j]
-    if not jtis:
-        return
-    blacklisted, outstanding = BlacklistedToken._meta.db_table, OutstandingToken._meta.db_table
-    with connection.cursor() as cursor:
-        for start in range(0, len(jtis), 500):
-            chunk = jtis[start:start + 500]
-            marks = ", ".join(["%s"] * len(chunk))
-            # Only the two table names (from the models) and the placeholders are formatted in;
-            # every value is a bound parameter.
-            sql = (
-                f"INSERT INTO {blacklisted} (token_id, blacklisted_at) "  # noqa: S608  # nosec B608
-                f"SELECT id, %s FROM {outstanding} WHERE jti IN ({marks}) "
-                "ON CONFLICT (token_id) DO NOTHING"
-            )
-            cursor.execute(sql, [timezone.now(), *chunk])
 
 
 # --- start ----------------------------------------------------------------------------
@@ -116,7 +89,6 @@ def session_start(*, user, request) -> IssuedTokens:
                              session_expires_at=session.expires_at, now=now)
     session.refresh_jti = pair.refresh_jti
     session.save(force_insert=True)
-    _outstand(user_id=user.pk, jti=pair.refresh_jti, expires_at=pair.refresh_expires_at, now=now)
     context.bind_actor(user, session.id)
     record(action="session.created", target=session, actor=user,
            extra={"device": info.device, "browser": info.browser, "location": info.location})
@@ -158,11 +130,19 @@ def session_refresh(*, refresh: str) -> IssuedTokens:
     except tokens.InvalidTokenError:
         raise ProblemError("TOKEN_INVALID", "The refresh token is invalid or expired.", headers=BEARER) from None
 
+    if connection.vendor == "postgresql":
+        issued = _rotate_in_one_statement(payload)
+        if issued is not None:
+            return issued
+    # Not rotated above: find out why under the row lock (or rotate here, off PostgreSQL).
     failure: ProblemError | None = None
     issued: IssuedTokens | None = None
     with transaction.atomic():
+        # One statement: the session (locked), its user, and the global minimum version.
         session = (
             Session.objects.select_for_update(of=("self",)).select_related("user")
+            .annotate(global_min_version=Subquery(
+                SecurityConfig.objects.filter(pk=1).values("min_token_version")[:1]))
             .filter(pk=payload["sid"]).first()
         )
         now = timezone.now()
@@ -172,7 +152,7 @@ def session_refresh(*, refresh: str) -> IssuedTokens:
             failure = ProblemError("SESSION_REVOKED", "This session has ended. Sign in again.", headers=BEARER)
         elif session.effective_expires_at <= now or not session.user.is_active:
             failure = ProblemError("TOKEN_INVALID", "This session has expired. Sign in again.", headers=BEARER)
-        elif payload["ver"] < (version := token_version_for(user_min_version=session.user.min_token_version)):
+        elif payload["ver"] < (version := max(session.user.min_token_version, session.global_min_version or 0)):
             failure = ProblemError("SESSION_REVOKED", "This session has ended. Sign in again.", headers=BEARER)
         elif payload["jti"] != session.refresh_jti:
             grace = settings.REFRESH_REUSE_GRACE_SECONDS
@@ -210,10 +190,70 @@ def _rotate(*, session: Session, old_jti: str, version: int, now) -> IssuedToken
         return None
     session.refresh_jti, session.previous_refresh_jti = pair.refresh_jti, old_jti
     session.rotated_at = session.last_used_at = now
-    _outstand(user_id=session.user_id, jti=pair.refresh_jti, expires_at=pair.refresh_expires_at, now=now)
-    _blacklist([old_jti])
     context.bind_actor(session.user, session.id)
     record(action="session.refreshed", target=session, actor=session.user)
+    return IssuedTokens(access=pair.access, refresh=pair.refresh, expires_in=pair.expires_in, session=session)
+
+
+_ROTATE_SQL = None
+
+
+def _rotate_sql() -> str:
+    """The one statement of a normal rotation (PostgreSQL): every check of the locked
+    path in its WHERE clause, the compare-and-swap of the jti, and the session's
+    times and the user's email back in RETURNING. Built once from the models' tables."""
+    global _ROTATE_SQL
+    if _ROTATE_SQL is None:
+        user_table = connection.ops.quote_name(get_user_model()._meta.db_table)
+        session_table = connection.ops.quote_name(Session._meta.db_table)
+        config_table = connection.ops.quote_name(SecurityConfig._meta.db_table)
+        # Only the three table names (from the models) are formatted in; every value is a bound parameter.
+        _ROTATE_SQL = (
+            f"UPDATE {session_table} AS s SET refresh_jti = %(new_jti)s, "  # noqa: S608  # nosec B608
+            "previous_refresh_jti = %(old_jti)s, rotated_at = %(now)s, last_used_at = %(now)s "
+            f"FROM {user_table} AS u "
+            "WHERE s.id = %(sid)s AND s.user_id = %(uid)s AND u.id = s.user_id "
+            "AND s.refresh_jti = %(old_jti)s AND s.revoked_at IS NULL "
+            "AND s.expires_at > %(now)s AND s.created_at > %(born_after)s "
+            "AND u.is_active AND u.min_token_version <= %(ver)s "
+            f"AND COALESCE((SELECT c.min_token_version FROM {config_table} AS c WHERE c.id = 1), 0) <= %(ver)s "
+            "RETURNING s.created_at, s.expires_at, s.browser, s.os, u.email"
+        )
+    return _ROTATE_SQL
+
+
+def _rotate_in_one_statement(payload: dict) -> IssuedTokens | None:
+    """The common case in one UPDATE ... RETURNING plus the audit INSERT, or None.
+
+    None means the presented token is not, right now, the live refresh token of a
+    live session of an active user with a current version; the locked path then
+    says why (revoked, expired, reuse...). A concurrent refresh with the same token
+    waits on the row and then finds the jti swapped: exactly one of them rotates.
+    The new tokens keep the presented token's version, which the statement checked
+    against the user's and the global minimum.
+    """
+    now = timezone.now()
+    new_jti = tokens.new_jti()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(_rotate_sql(), {
+                "new_jti": new_jti, "old_jti": payload["jti"], "now": now,
+                "sid": payload["sid"], "uid": payload["user_id"], "ver": payload["ver"],
+                "born_after": now - timedelta(seconds=settings.SESSION_MAX_AGE),
+            })
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        created_at, expires_at, browser, os_name, email = row
+        user = get_user_model()(pk=payload["user_id"], email=email)
+        session = Session(
+            id=payload["sid"], user_id=user.pk, created_at=created_at, expires_at=expires_at, last_used_at=now,
+            browser=browser, os=os_name, refresh_jti=new_jti, previous_refresh_jti=payload["jti"], rotated_at=now,
+        )
+        pair = tokens.issue_pair(user_id=user.pk, session_id=session.id, version=payload["ver"],
+                                 session_expires_at=session.effective_expires_at, refresh_jti=new_jti, now=now)
+        context.bind_actor(user, session.id)
+        record(action="session.refreshed", target=session, actor=user)
     return IssuedTokens(access=pair.access, refresh=pair.refresh, expires_in=pair.expires_in, session=session)
 
 
@@ -231,7 +271,6 @@ def _revoke_locked(*, session: Session, reason: str, now) -> None:
     session.revoked_at = now
     session.revoke_reason = reason[:64]
     session.save(update_fields=["revoked_at", "revoke_reason"])
-    _blacklist([session.refresh_jti])
     revocation.session_revoked(session_id=session.pk, user_id=session.user_id)
 
 
@@ -263,12 +302,10 @@ def sessions_revoke_all(*, user, reason: str, keep_session_id=None, actor=None) 
     qs = Session.objects.active(now=now).filter(user_id=user.pk)
     if keep_session_id:
         qs = qs.exclude(pk=keep_session_id)
-    rows = list(qs.select_for_update().values_list("pk", "refresh_jti"))
-    if not rows:
+    ids = list(qs.select_for_update().values_list("pk", flat=True))
+    if not ids:
         return 0
-    ids = [pk for pk, _ in rows]
     Session.objects.filter(pk__in=ids).update(revoked_at=now, revoke_reason=reason[:64])
-    _blacklist([jti for _, jti in rows])
     for pk in ids:
         revocation.session_revoked(session_id=pk, user_id=user.pk)
     record(action="sessions.revoked", target=user, actor=actor,
@@ -362,6 +399,11 @@ def sessions_cleanup(*, batch_size: int = 1000, max_batches: int = 1000) -> dict
     """Delete, in batches, sessions that expired or were revoked more than
     SESSION_RETENTION_DAYS ago, their refresh tokens' outstanding/blacklisted rows,
     and every outstanding token row that has expired.
+
+    The session row's ``refresh_jti`` is the only record of which refresh token is
+    alive; simplejwt's outstanding/blacklist tables are no longer written (they were
+    two more INSERTs per rotation that nothing read). Rows written by earlier
+    releases are still cleaned up here until the tables are empty.
 
     Each batch is its own short transaction, so it never holds long locks and a
     second run at the same time only finds less to do. Idempotent.

@@ -74,25 +74,41 @@ def issue_pair(*, user_id, session_id, version: int, session_expires_at: datetim
     )
 
 
-def decode_refresh(raw: str) -> dict:
-    """The verified payload of a refresh token of ours, or InvalidTokenError."""
-    if not isinstance(raw, str) or not raw:
-        raise InvalidTokenError("missing")
+@lru_cache(maxsize=1024)
+def _verified_refresh_payload(raw: str) -> dict:
+    """A refresh token's payload once its signature, type and claims check out (cached by
+    exact text, like access tokens: the refresh view and its rate limit both read it)."""
     try:
         payload = token_backend.decode(raw, verify=True)
     except (TokenBackendError, TokenError) as exc:
         raise InvalidTokenError(str(exc)) from exc
     if payload.get(api_settings.TOKEN_TYPE_CLAIM) != REFRESH:
         raise InvalidTokenError("wrong token type")
-    for claim in ("sid", "ver", api_settings.JTI_CLAIM, api_settings.USER_ID_CLAIM):
+    for claim in ("sid", "ver", "exp", api_settings.JTI_CLAIM, api_settings.USER_ID_CLAIM):
         if claim not in payload:
             raise InvalidTokenError(f"missing claim {claim}")
     try:
         payload["sid"] = str(uuid.UUID(str(payload["sid"])))
         uuid.UUID(str(payload[api_settings.USER_ID_CLAIM]))
         payload["ver"] = int(payload["ver"])
+        int(payload["exp"])
     except (TypeError, ValueError) as exc:
         raise InvalidTokenError("bad claim") from exc
+    return payload
+
+
+def decode_refresh(raw: str) -> dict:
+    """The verified payload of a refresh token of ours, or InvalidTokenError.
+
+    Verifying a token says nothing about whether it is still the newest of its
+    session: the refresh service decides that against the session row.
+    """
+    if not isinstance(raw, str) or not raw or len(raw) > MAX_TOKEN_LENGTH:
+        raise InvalidTokenError("missing or too long")
+    payload = dict(_verified_refresh_payload(raw))
+    # Checked on every use, remembered or not (PyJWT's rule: expired at exp - leeway).
+    if int(payload["exp"]) <= aware_utcnow().timestamp() - token_backend.get_leeway().total_seconds():
+        raise InvalidTokenError("expired")
     return payload
 
 
@@ -146,6 +162,7 @@ def forget_verified_tokens(**kwargs) -> None:
     setting = kwargs.get("setting")
     if setting is None or setting in ("SIMPLE_JWT", "JWT_SIGNING_KEY", "SECRET_KEY"):
         _verified_payload.cache_clear()
+        _verified_refresh_payload.cache_clear()
 
 
 setting_changed.connect(forget_verified_tokens)

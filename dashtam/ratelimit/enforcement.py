@@ -105,16 +105,15 @@ def _session(data) -> str | None:
     cannot open a fresh budget or spend someone else's.
     """
     raw = data.get("refresh") if hasattr(data, "get") else None
-    if not isinstance(raw, str) or not raw or len(raw) > 4096:
+    if not isinstance(raw, str) or not raw:
         return None
-    try:
-        from rest_framework_simplejwt.state import token_backend
+    from sessions_mgmt.tokens import InvalidTokenError, decode_refresh
 
-        payload = token_backend.decode(raw, verify=True)
-    except Exception:  # noqa: BLE001 - any bad token is simply not a session key
+    try:
+        payload = decode_refresh(raw)  # remembered: the refresh view reads it again for free
+    except InvalidTokenError:
         return None
-    sid = payload.get("sid")
-    return f"session:{sid}" if isinstance(sid, str) and sid else None
+    return f"session:{payload['sid']}"
 
 
 def _body_field(data, field: str) -> str | None:

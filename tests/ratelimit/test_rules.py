@@ -138,8 +138,8 @@ def test_password_reset_ip_budget_holds_across_many_emails(rate_rules, api_clien
 
 
 def _refresh_token(session_id: str) -> str:
-    return token_backend.encode({"token_type": "refresh", "sid": session_id, "user_id": "1",
-                                 "jti": uuid.uuid4().hex, "exp": 4_000_000_000})
+    return token_backend.encode({"token_type": "refresh", "sid": session_id, "user_id": str(uuid.uuid4()),
+                                 "ver": 0, "jti": uuid.uuid4().hex, "exp": 4_000_000_000})
 
 
 def test_refresh_counts_per_session_and_a_forged_session_id_counts_by_ip(rate_rules, api_client):

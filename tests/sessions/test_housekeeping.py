@@ -68,17 +68,30 @@ def test_stale_activity_is_recorded_by_the_next_request(user, start_session, cli
     assert Session.objects.get(pk=issued.session.pk).last_used_at == touched
 
 
-def test_cleanup_deletes_old_sessions_and_their_token_rows_only(user, start_session, api_client, settings):
+def test_logins_refreshes_and_revocations_write_no_simplejwt_token_rows(user, start_session, api_client):
+    """The session row's refresh_jti is the only record of the live refresh token."""
+    issued = start_session(user)
+    rotated = api_client.post(REFRESH, {"refresh": issued.refresh}, format="json")
+    assert rotated.status_code == 200
+    assert api_client.post(REFRESH, {"refresh": issued.refresh}, format="json").json()["code"] == "TOKEN_REUSED"
+    assert (OutstandingToken.objects.count(), BlacklistedToken.objects.count()) == (0, 0)
+
+
+def test_cleanup_deletes_old_sessions_and_legacy_token_rows_only(user, start_session, settings):
     settings.SESSION_RETENTION_DAYS = 90
     long_ago = timezone.now() - timedelta(days=91)
     old_revoked = start_session(user)
-    api_client.post(REFRESH, {"refresh": old_revoked.refresh}, format="json")  # one rotation: 2 token rows
     Session.objects.filter(pk=old_revoked.session.pk).update(revoked_at=long_ago)
     old_expired = start_session(user)
     Session.objects.filter(pk=old_expired.session.pk).update(expires_at=long_ago)
     recent_revoked = start_session(user)
     Session.objects.filter(pk=recent_revoked.session.pk).update(revoked_at=timezone.now() - timedelta(days=10))
     live = start_session(user)
+    # Rows an earlier release wrote into simplejwt's tables: one per session's token, one expired elsewhere.
+    in_a_week = timezone.now() + timedelta(days=7)
+    for issued in (old_revoked, old_expired, recent_revoked, live):
+        OutstandingToken.objects.create(user=user, jti=issued.session.refresh_jti, token="", expires_at=in_a_week)
+    BlacklistedToken.objects.create(token=OutstandingToken.objects.get(jti=old_revoked.session.refresh_jti))
     expired_token = OutstandingToken.objects.create(
         user=user, jti="expired-elsewhere", token="", expires_at=timezone.now() - timedelta(days=1)
     )
@@ -89,8 +102,7 @@ def test_cleanup_deletes_old_sessions_and_their_token_rows_only(user, start_sess
 
     remaining = set(Session.objects.values_list("pk", flat=True))
     assert remaining == {recent_revoked.session.pk, live.session.pk}
-    assert result["sessions"] == 2
-    assert not OutstandingToken.objects.filter(jti="expired-elsewhere").exists()
+    assert result == {"sessions": 2, "tokens": 5}  # 3 outstanding rows and the 2 blacklist rows on them
     assert BlacklistedToken.objects.count() == 0
     assert set(OutstandingToken.objects.values_list("jti", flat=True)) == {
         recent_revoked.session.refresh_jti, live.session.refresh_jti
