@@ -152,3 +152,24 @@ def test_lowering_the_maximum_age_applies_to_existing_sessions(user, start_sessi
     Session.objects.filter(pk=issued.session.pk).update(created_at=timezone.now() - timedelta(days=2))
     settings.SESSION_MAX_AGE = 24 * 3600
     assert refresh(api_client, issued.refresh).json()["code"] == "TOKEN_INVALID"
+
+
+def test_a_rotation_is_one_update_and_its_audit_row_on_postgresql(user, start_session, api_client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement rotation is PostgreSQL's (UPDATE ... FROM ... RETURNING)")
+    issued = start_session(user)
+    with CaptureQueriesContext(connection) as queries:
+        response = refresh(api_client, issued.refresh)
+
+    assert response.status_code == 200
+    statements = [q["sql"].split()[0].upper() for q in queries.captured_queries]
+    assert [s for s in statements if s not in ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE")] == ["UPDATE", "INSERT"]
+    session = Session.objects.get(pk=issued.session.pk)
+    assert (session.previous_refresh_jti, session.rotated_at is not None) == (issued.session.refresh_jti, True)
+    event = AuditEvent.objects.get(action="session.refreshed", target_id=str(session.pk))
+    assert (event.actor_id, event.actor_email, event.session_id) == (user.pk, user.email, str(session.pk))
+    # The new refresh token is the session's live one, and carries the same session and version.
+    assert refresh(api_client, response.json()["refresh"]).status_code == 200
