@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
 
 logger = logging.getLogger("dashtam.providers")
 
@@ -74,8 +74,9 @@ def allow(provider_key: str) -> tuple[bool, int]:
 
 def _redis_client():
     """The raw redis-py client behind a django-redis cache, or None for other caches."""
-    get_client = getattr(getattr(cache, "client", None), "get_client", None)
-    if get_client is None or not type(cache).__module__.startswith("django_redis"):
+    backend = caches["default"]  # the backend itself: ``cache`` is a proxy to it
+    get_client = getattr(getattr(backend, "client", None), "get_client", None)
+    if get_client is None or not type(backend).__module__.startswith("django_redis"):
         return None
     return get_client(write=True)
 

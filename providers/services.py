@@ -22,7 +22,7 @@ from django.utils import timezone
 from audit.services import record
 from dashtam.api.exceptions import ProblemError
 from dashtam.mail import send_templated_email
-from providers import crypto, registry
+from providers import crypto, refresh_statements, registry
 from providers.clients.base import TokenResponse, pkce_pair
 from providers.exceptions import InvalidGrant, ProviderError, ProviderRequestRejected, ProviderUnavailable
 from providers.models import (
@@ -434,6 +434,19 @@ def _to_reauth(connection: ProviderConnection, *, code: str, message: str, actio
 _REFRESHED_TOKEN_FIELDS = ["access_token_encrypted", "refresh_token_encrypted", "key_id", "expires_at",
                            "refresh_expires_at", "reauth_warned_at", "scope", "token_version",
                            "refresh_count", "updated_at"]
+_REFRESHED_CONNECTION_FIELDS = ["status", "last_refreshed_at", "consecutive_failures", "last_error_code",
+                                "last_error_message", "updated_at"]
+
+
+def _lock_token(connection_id, *, wait: bool) -> ProviderToken | None:
+    """The token row locked for this transaction (skip_locked unless ``wait``), with its
+    connection and user. PostgreSQL: statements written once (providers.refresh_statements)."""
+    if refresh_statements.supported():
+        return refresh_statements.lock_token(connection_id, wait=wait)
+    qs = ProviderToken.objects.select_related("connection", "connection__user")
+    qs = qs.select_for_update(of=("self",)) if wait else qs.select_for_update(skip_locked=True, of=("self",))
+    # One row at most (one token per connection): no ORDER BY, unlike first().
+    return next(iter(qs.filter(connection_id=connection_id)), None)
 
 
 def token_refresh(*, connection_id, force: bool = False, wait: bool = False) -> RefreshResult:
@@ -451,10 +464,7 @@ def token_refresh(*, connection_id, force: bool = False, wait: bool = False) -> 
     provider.token.decrypt_failed.
     """
     with transaction.atomic():
-        qs = ProviderToken.objects.select_related("connection", "connection__user")
-        qs = qs.select_for_update(of=("self",)) if wait else qs.select_for_update(skip_locked=True, of=("self",))
-        # One row at most (one token per connection): no ORDER BY, unlike first().
-        token = next(iter(qs.filter(connection_id=connection_id)), None)
+        token = _lock_token(connection_id, wait=wait)
         if token is None:
             exists = ProviderToken.objects.filter(connection_id=connection_id).exists()
             return RefreshResult("in_progress" if exists else "no_token")
@@ -496,13 +506,16 @@ def token_refresh(*, connection_id, force: bool = False, wait: bool = False) -> 
         token.scope = response.scope or token.scope
         token.token_version = max(token.token_version + 1, connection.min_token_version)
         token.refresh_count += 1
-        token.save(update_fields=_REFRESHED_TOKEN_FIELDS)
         connection.status = ConnectionStatus.ACTIVE
         connection.last_refreshed_at = timezone.now()
         connection.consecutive_failures = 0
         connection.last_error_code = connection.last_error_message = ""
-        connection.save(update_fields=["status", "last_refreshed_at", "consecutive_failures",
-                                       "last_error_code", "last_error_message", "updated_at"])
+        if refresh_statements.supported():
+            refresh_statements.save_refreshed(token, _REFRESHED_TOKEN_FIELDS,
+                                              connection, _REFRESHED_CONNECTION_FIELDS)
+        else:
+            token.save(update_fields=_REFRESHED_TOKEN_FIELDS)
+            connection.save(update_fields=_REFRESHED_CONNECTION_FIELDS)
         record(action="provider.token.refreshed", target=connection, actor=connection.user, extra={
             "rotation": rotation, "version": token.token_version, "refresh_count": token.refresh_count,
             "forced": force, "provider": connection.provider_key,

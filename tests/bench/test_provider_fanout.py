@@ -95,3 +95,30 @@ def test_claims_fail_open_when_the_cache_is_down(db, settings):
             mock.patch.object(tasks.refresh_connection_tokens, "delay") as delay:
         assert tasks.refresh_due_tokens() == 2  # a duplicate task is harmless; a lost one is not
     assert sorted(_enqueued(delay)) == sorted(ids)
+
+
+def test_claims_are_kept_in_the_shared_cache_until_released(db, settings):
+    from django.core.cache import cache
+
+    from providers import tasks
+
+    ids = _due(3)
+    assert tasks._claim_many(ids) == ids
+    assert tasks._claim_many(ids + ids[:1]) == []
+    assert all(cache.get(tasks.QUEUED_KEY.format(cid)) is not None for cid in ids)
+    tasks._release(*ids[:2])
+    assert tasks._claim_many(ids) == ids[:2]
+
+
+def test_with_redis_the_claims_use_the_raw_client(settings):
+    """The script path is the one production runs: make sure the cache is recognised."""
+    from django.core.cache import caches
+
+    from providers import breaker, tasks
+
+    if not type(caches["default"]).__module__.startswith("django_redis"):
+        import pytest
+
+        pytest.skip("the cache is not Redis here")
+    assert tasks._redis_client() is not None
+    assert breaker._redis_client() is not None
