@@ -382,6 +382,10 @@ AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
 SILENCED_SYSTEM_CHECKS = [*globals().get("SILENCED_SYSTEM_CHECKS", []), "axes.W006"]
 AXES_CLIENT_IP_CALLABLE = "audit.context.client_ip_for_request"
 AXES_VERBOSE = False
+# The audit trail (auth.login.succeeded, auth.logout) is the sign-in history, kept 400 days
+# and tamper-evident; axes' AccessLog would be a second copy that nothing purges, and one
+# more INSERT per login.
+AXES_DISABLE_ACCESS_LOG = True
 
 # --- Email -------------------------------------------------------------------------
 EMAIL_URL = env.str("EMAIL_URL", default="memorymail://" if IS_TEST else "consolemail://")

@@ -59,9 +59,12 @@ def _client(request) -> tuple[str | None, str]:
     return context.client_ip(meta), (meta.get("HTTP_USER_AGENT", "") or "")[:512]
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # inside a login's transaction: no savepoint round trips
 def session_start(*, user, request) -> IssuedTokens:
     """Create a login session for an authenticated user and its first token pair.
+
+    ``user`` must be the row the login just read (its ``min_token_version`` sets the
+    new tokens' version; a stale, lower one would only make them refused at once).
 
     Not idempotent (each call is a new login). Sends the new-device alert when
     the user has signed in before but never from this device, browser and
@@ -71,9 +74,8 @@ def session_start(*, user, request) -> IssuedTokens:
     now = timezone.now()
     ip, user_agent = _client(request)
     info = describe(user_agent=user_agent, ip=ip)
-    user_model = get_user_model()
-    user_min = user_model.objects.filter(pk=user.pk).values_list("min_token_version", flat=True).first() or 0
-    version = token_version_for(user_min_version=user_min)
+    # The user row was read by this login's password check a moment ago: its minimum is current.
+    version = token_version_for(user_min_version=user.min_token_version or 0)
 
     previous = Session.objects.filter(user_id=user.pk)
     known_device = previous.filter(device=info.device, browser=info.browser, location=info.location).exists()
