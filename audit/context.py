@@ -75,6 +75,13 @@ def update(**changes) -> None:
         _current.set(replace(ctx, **changes))
 
 
+def add_duration(name: str, ms: float) -> None:
+    """Add ``ms`` to a named duration of this request; the access log line shows it."""
+    ctx = _current.get()
+    if ctx is not None:
+        _current.set(replace(ctx, extra={**ctx.extra, name: round(ctx.extra.get(name, 0.0) + ms, 2)}))
+
+
 def bind_actor(user, session_id=None) -> None:
     """Record the authenticated user (and login session) for the rest of the request."""
     update(

@@ -35,6 +35,8 @@ class RequestContextMiddleware:
                     "status": response.status_code,
                     "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                     "route": ctx.route if ctx else "",
+                    # Named parts of the duration (context.add_duration), such as hash_ms.
+                    **(ctx.extra if ctx else {}),
                 },
             )
             return response

@@ -25,3 +25,20 @@ def durations(log_path: Path, request_ids: set[str]) -> dict[str, float]:
             if rid in request_ids and "duration_ms" in record:
                 found[rid] = float(record["duration_ms"])
     return found
+
+
+def access_lines(log_path: Path, *, offset: int = 0, route: str | None = None) -> list[dict]:
+    """The access lines (JSON with ``duration_ms``) written after byte ``offset``, for one route."""
+    out = []
+    with open(log_path, errors="replace") as fh:
+        fh.seek(offset)
+        for line in fh:
+            if '"duration_ms"' not in line:
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if route is None or record.get("route") == route:
+                out.append(record)
+    return out

@@ -186,7 +186,7 @@ PASSWORD_HASHERS = [
     # Argon2id stores every new password. Tests use the same algorithm with cheaper
     # parameters (a test proves production stores argon2id with Django's parameters).
     "accounts.hashers.FastArgon2PasswordHasher" if IS_TEST
-    else "django.contrib.auth.hashers.Argon2PasswordHasher",
+    else "accounts.hashers.Argon2idPasswordHasher",  # Django's, timed into the access log
     # Users migrated from the earlier Dashtam carry plain bcrypt, 12 rounds, stored as
     # "bcrypt$$2b$12$..." (Django's BCryptPasswordHasher format); upgraded on login.
     "accounts.hashers.LegacyBCryptPasswordHasher",

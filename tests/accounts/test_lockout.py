@@ -78,6 +78,28 @@ def test_a_successful_login_resets_the_counter(api_client, user, password):
     assert login(api_client, user.email, password).status_code == 200
 
 
+def test_a_successful_login_resets_only_its_own_account(api_client, user, password):
+    other = "someone-else@example.com"
+    fail(api_client, user.email, 3)
+    fail(api_client, other, 4)
+    assert login(api_client, user.email, password).status_code == 200
+    assert not AccessAttempt.objects.filter(username=user.email).exists()
+    assert AccessAttempt.objects.get(username=other).failures_since_start == 4
+
+
+def test_the_daily_cleanup_deletes_attempts_that_no_longer_count(api_client, user, settings):
+    from accounts.tasks import cleanup_account_tokens
+
+    fail(api_client, user.email, 2)
+    fail(api_client, "someone-else@example.com", 1)
+    AccessAttempt.objects.filter(username=user.email).update(
+        attempt_time=timezone.now() - timedelta(seconds=settings.LOCKOUT_COOLOFF_SECONDS + 1))
+
+    assert cleanup_account_tokens() == 1
+    assert list(AccessAttempt.objects.values_list("username", flat=True)) == ["someone-else@example.com"]
+    assert cleanup_account_tokens() == 0
+
+
 def test_many_accounts_from_one_ip_hit_the_ip_threshold(api_client, user, password, settings):
     settings.LOCKOUT_IP_FAILURE_LIMIT = 12
     for n in range(4):

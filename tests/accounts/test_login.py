@@ -122,13 +122,31 @@ def test_a_legacy_bcrypt_hash_never_matches_a_password_longer_than_72_bytes(api_
 
 def test_production_hasher_stores_argon2id_with_django_parameters(settings):
     settings.PASSWORD_HASHERS = [
-        "django.contrib.auth.hashers.Argon2PasswordHasher",
+        "accounts.hashers.Argon2idPasswordHasher",  # what production lists first
         "accounts.hashers.LegacyBCryptPasswordHasher",
     ]
-    from django.contrib.auth.hashers import make_password
+    from django.contrib.auth.hashers import check_password, make_password
 
     encoded = make_password("Correct-Horse-9-Battery")
     assert encoded.startswith("argon2$argon2id$v=19$m=102400,t=2,p=8$")
+    # The same format as Django's own hasher: hashes from either verify with the other.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.Argon2PasswordHasher"]
+    assert check_password("Correct-Horse-9-Battery", encoded)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("known", [True, False])
+def test_a_login_access_line_shows_the_time_spent_hashing(api_client, caplog, known):
+    import logging
+
+    user = UserFactory()
+    email = user.email if known else "nobody@example.com"
+    with caplog.at_level(logging.INFO, logger="dashtam.request"):
+        response = login(api_client, email, "Wrong-Horse-9-Battery")
+    assert response.status_code == 401
+    (line,) = [r for r in caplog.records if r.name == "dashtam.request"]
+    # A known address verifies its hash, an unknown one pays the dummy hash: both are timed.
+    assert 0 < line.hash_ms <= line.duration_ms
 
 
 def test_test_environment_uses_argon2id_too():
