@@ -12,13 +12,17 @@ class SessionsMgmtConfig(AppConfig):
 
         from sessions_mgmt import checks, revocation, schema  # noqa: F401 - registers checks and the OpenAPI scheme
 
-        def forget_cached_user(sender, instance, **kwargs):
-            # The authentication class caches user rows; a saved user is re-read.
-            revocation.user_changed(user_id=instance.pk)
+        def forget_cached_user(sender, instance, update_fields=None, **kwargs):
+            # The authentication class caches user rows; a saved user is re-read. A login's
+            # last_login is no security fact: marking the entry once the save commits is enough.
+            last_login_only = update_fields is not None and set(update_fields) <= {"last_login"}
+            revocation.user_changed(user_id=instance.pk, at_once=not last_login_only)
 
-        def forget_cached_session(sender, instance, **kwargs):
+        def forget_cached_session(sender, instance, created=False, **kwargs):
             # A session saved outside the services (admin shell, data fix) is re-read.
-            revocation.session_changed(session_id=instance.pk)
+            # A new one (a login) has nothing cached yet.
+            if not created:
+                revocation.session_changed(session_id=instance.pk)
 
         from sessions_mgmt.models import Session
 
