@@ -14,7 +14,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import Q, Subquery
+from django.db.models import Exists, Q, Subquery
 from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
@@ -74,12 +74,17 @@ def session_start(*, user, request) -> IssuedTokens:
     now = timezone.now()
     ip, user_agent = _client(request)
     info = describe(user_agent=user_agent, ip=ip)
-    # The user row was read by this login's password check a moment ago: its minimum is current.
-    version = token_version_for(user_min_version=user.min_token_version or 0)
-
+    # One query: the global minimum version and whether this user has signed in before,
+    # from this device or at all. The user's own minimum comes from the row this login
+    # read a moment ago.
     previous = Session.objects.filter(user_id=user.pk)
-    known_device = previous.filter(device=info.device, browser=info.browser, location=info.location).exists()
-    first_login = not known_device and not previous.exists()
+    global_min, known_device, signed_in_before = get_user_model().objects.filter(pk=user.pk).annotate(
+        global_min=Subquery(SecurityConfig.objects.filter(pk=1).values("min_token_version")[:1]),
+        known_device=Exists(previous.filter(device=info.device, browser=info.browser, location=info.location)),
+        signed_in_before=Exists(previous),
+    ).values_list("global_min", "known_device", "signed_in_before").get()
+    version = max(user.min_token_version or 0, global_min or 0)
+    first_login = not signed_in_before
 
     session = Session(
         user=user, created_at=now, last_used_at=now,
