@@ -95,3 +95,23 @@ def test_a_request_writes_its_id_ip_and_route(client, settings, proxies, remote,
     assert event.ip == expected
     assert event.route == "probe/<int:n>" and event.path == "/probe/7" and event.method == "GET"
     assert event.user_agent == "probe/1.0"
+
+
+def test_record_stores_exactly_what_the_orm_would(in_request, user):
+    """record() INSERTs with its own prepared statement; the row must equal an ORM-saved one."""
+    from audit import chain
+
+    written = record(action="auth.login.succeeded", target=user, actor=user,
+                     extra={"session_id": "s-1", "nested": {"n": 1, "when": "2026-11-24"}, "password": "x"})
+    twin = AuditEvent(**{f.attname: getattr(written, f.attname) for f in AuditEvent._meta.concrete_fields
+                         if not f.primary_key and f.attname not in ("row_hash", "seq", "prev_hash", "chain_hash")})
+    twin.save()
+
+    columns = [f.attname for f in AuditEvent._meta.concrete_fields if not f.primary_key]
+    stored, orm = (AuditEvent.objects.filter(pk=pk).values(*columns).get() for pk in (written.pk, twin.pk))
+    assert stored == orm
+    assert stored["extra"]["password"] != "x" and stored["actor_id"] == user.pk
+    assert written._state.adding is False and written.pk < twin.pk
+    # The hash taken at insert verifies against the row as read back.
+    reread = AuditEvent.objects.get(pk=written.pk)
+    assert chain.row_digest({name: getattr(reread, name) for name in chain.ROW_FIELDS}) == reread.row_hash
