@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 from django.contrib.auth.hashers import Argon2PasswordHasher, BCryptPasswordHasher
 
@@ -20,19 +21,22 @@ class TimedHasherMixin:
     """
 
     def verify(self, password, encoded):
-        started = time.perf_counter()
-        try:
+        with _timed():
             return super().verify(password, encoded)
-        finally:
-            context.add_duration("hash_ms", (time.perf_counter() - started) * 1000)
 
     def encode(self, password, salt):
         # Also the dummy hash of a login for an unknown address (Django's ModelBackend).
-        started = time.perf_counter()
-        try:
+        with _timed():
             return super().encode(password, salt)
-        finally:
-            context.add_duration("hash_ms", (time.perf_counter() - started) * 1000)
+
+
+@contextmanager
+def _timed():
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        context.add_duration("hash_ms", (time.perf_counter() - started) * 1000)
 
 
 class Argon2idPasswordHasher(TimedHasherMixin, Argon2PasswordHasher):

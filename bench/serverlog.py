@@ -12,19 +12,8 @@ from pathlib import Path
 
 def durations(log_path: Path, request_ids: set[str]) -> dict[str, float]:
     """{request_id: duration_ms} for the given ids found in the log."""
-    found: dict[str, float] = {}
-    with open(log_path, errors="replace") as fh:
-        for line in fh:
-            if '"duration_ms"' not in line:
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError:
-                continue
-            rid = record.get("request_id")
-            if rid in request_ids and "duration_ms" in record:
-                found[rid] = float(record["duration_ms"])
-    return found
+    return {line["request_id"]: float(line["duration_ms"]) for line in access_lines(log_path)
+            if line.get("request_id") in request_ids}
 
 
 def access_lines(log_path: Path, *, offset: int = 0, route: str | None = None) -> list[dict]:
