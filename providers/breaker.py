@@ -81,6 +81,14 @@ def _redis_client():
     return get_client(write=True)
 
 
+# Whether the circuit was open (KEYS[2] is opened_at), then forget failures, opening and probe.
+_CLOSE_SCRIPT = """
+local was_open = redis.call('EXISTS', KEYS[2])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+return was_open
+"""
+
+
 def record_success(provider_key: str) -> None:
     """Close the circuit and forget the failures: one round trip on Redis (every
     successful provider call ends here, so it is on the hot path)."""
@@ -88,10 +96,10 @@ def record_success(provider_key: str) -> None:
     try:
         client = _redis_client()
         if client is not None:
-            pipe = client.pipeline(transaction=True)
-            pipe.exists(cache.make_key(keys[1]))
-            pipe.delete(*(cache.make_key(k) for k in keys))
-            was_open = bool(pipe.execute()[0])
+            script = getattr(client, "_dashtam_breaker_close_script", None)
+            if script is None:
+                script = client._dashtam_breaker_close_script = client.register_script(_CLOSE_SCRIPT)
+            was_open = bool(script(keys=[cache.make_key(k) for k in keys]))
         else:
             was_open = cache.get(keys[1]) is not None
             cache.delete_many(keys)
