@@ -214,3 +214,21 @@ def test_two_workers_on_the_same_batch_refresh_each_connection_exactly_once(schw
     for connection_id in ids:
         assert ProviderToken.objects.get(connection_id=connection_id).refresh_count == 1
         assert AuditEvent.objects.filter(action="provider.token.refreshed", target_id=connection_id).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transient_failure_in_a_batch_is_retried_by_the_worker(schwab, celery_worker, settings):
+    from providers.tasks import refresh_due_tokens
+
+    settings.PROVIDER_REFRESH_RETRY_SECONDS = 0.2
+    connection_id = connect(client_for(UserFactory()), schwab)
+    wait_until(lambda: ProviderConnection.objects.get(pk=connection_id).last_sync_at)
+    ProviderToken.objects.update(expires_at=timezone.now())
+    schwab.token_script = ["500", "rotate"]
+    refresh_due_tokens.delay()
+    wait_until(lambda: ProviderToken.objects.get(connection_id=connection_id).refresh_count == 1)
+    assert schwab.refresh_calls() == 2
+    connection = ProviderConnection.objects.get(pk=connection_id)
+    assert connection.status == ConnectionStatus.ACTIVE and connection.consecutive_failures == 0
+    assert AuditEvent.objects.filter(action="provider.token.refresh_failed", target_id=connection_id).count() == 1
+    assert AuditEvent.objects.filter(action="provider.token.refreshed", target_id=connection_id).count() == 1
