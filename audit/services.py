@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, connections, router, transaction
+from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 
 from audit import chain, context
@@ -87,7 +88,9 @@ def _insert(event: AuditEvent) -> AuditEvent:
     """
     alias = router.db_for_write(AuditEvent)
     db = connections[alias]
-    if not db.features.can_return_columns_from_insert:
+    if (not db.features.can_return_columns_from_insert
+            or pre_save.has_listeners(AuditEvent) or post_save.has_listeners(AuditEvent)):
+        # The ORM's save(), which sends the signals someone listens to.
         event.save(using=alias)
         return event
     event.take_row_hash()

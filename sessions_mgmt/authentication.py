@@ -63,8 +63,18 @@ class SessionJWTAuthentication(JWTAuthentication):
             early = early_count(django_request=request._request, user_id=uid,
                                 view=(getattr(request, "parser_context", None) or {}).get("view"))
         found = revocation.lookup(session_id=sid, user_id=uid, count=early.items if early else None)
-        if early is not None and found.decisions is not None:
-            early.counted_with(found.decisions)
+        if early is None or found.decisions is None:
+            return self._verdict(sid=sid, uid=uid, version=version, found=found)
+        early.counted_with(found.decisions)
+        try:
+            return self._verdict(sid=sid, uid=uid, version=version, found=found)
+        except ProblemError:
+            # Counted before the answer was known: a revoked or refused token must not spend
+            # its user's budget (whoever holds a revoked token could otherwise exhaust it).
+            early.refund()
+            raise
+
+    def _verdict(self, *, sid: str, uid: str, version: int, found):
         state, user, global_version = found.session, found.user, found.global_version
         fill: dict = {}
         if state is None:

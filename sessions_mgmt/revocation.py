@@ -183,8 +183,12 @@ def lookup(*, session_id: str, user_id: str, count: list[tuple[str, str]] | None
     values, decisions = _read([GEN_KEY, skey, ukey, GLOBAL_VERSION_KEY], count)
     if values is None:
         return Lookup(cache_ok=False, decisions=decisions)
-    bumped = _bump_generation_if_pending()
-    if bumped is not None:
+    if _state["pending_generation_bump"]:
+        bumped = _bump_generation_if_pending()
+        if bumped is None:
+            # The cache answered the read but refused the new generation (a read-only
+            # replica, out of memory): what it holds may predate a revocation. Database.
+            return Lookup(cache_ok=False, decisions=decisions)
         # Everything just read was written before the generation change: all misses.
         return Lookup(cache_ok=True, generation=bumped, decisions=decisions)
     gen = values.get(GEN_KEY) or ""

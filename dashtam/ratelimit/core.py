@@ -343,6 +343,46 @@ def consume_many_and_read(items: list[tuple[str, str]], read: list[str], *,
     return CountedRead(decisions=_decisions(parsed, counts), values=values)
 
 
+LUA_REFUND = """
+for i = 1, #KEYS do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    redis.call('DECR', KEYS[i])
+  end
+end
+return 1
+"""
+
+
+def refund_many(items: list[tuple[str, str]]) -> None:
+    """Take back one hit of each ``(key, rate)`` pair counted a moment ago (best effort).
+
+    A counter whose window has ended since is left alone (never recreated, so
+    never left without an expiry). Never raises.
+    """
+    parsed = _parse(items)
+    if not parsed or not getattr(settings, "RATELIMIT_ENABLE", True) or _cache_resting():
+        return
+    try:
+        cache = _cache()
+        client = _redis_client(cache)
+        if client is not None:
+            script = getattr(client, "_dashtam_ratelimit_refund", None)
+            if script is None:
+                script = client._dashtam_ratelimit_refund = client.register_script(LUA_REFUND)
+            script(keys=[cache.make_key(counter_key(k, lim, per)) for k, lim, per in parsed])
+            return
+        with _local_lock:
+            now = _now()
+            for key, limit, period in parsed:
+                name = counter_key(key, limit, period)
+                entry = cache.get(name)
+                if entry and entry[1] > now and entry[0] > 0:
+                    cache.set(name, (entry[0] - 1, entry[1]), timeout=max(1, math.ceil(entry[1] - now)))
+    except Exception as exc:  # noqa: BLE001 - a refund is best effort; the count stands
+        _cache_failed()
+        _warn_failing_open(exc)
+
+
 def consume(key: str, rate: str) -> Decision:
     """Count one hit for ``key`` against ``rate`` (for example ``"120/m"``).
 

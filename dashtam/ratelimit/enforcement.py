@@ -13,7 +13,7 @@ from django.utils.module_loading import import_string
 
 from audit import context
 from dashtam.api.middleware import is_api
-from dashtam.ratelimit.core import Decision, consume_many
+from dashtam.ratelimit.core import Decision, consume_many, refund_many
 from dashtam.ratelimit.rules import Rule, rules_for
 
 logger = logging.getLogger("dashtam.ratelimit")
@@ -202,6 +202,14 @@ class EarlyCount:
     def counted_with(self, decisions) -> RequestLimits:
         """Keep the decisions counted elsewhere (in the revocation check's round trip)."""
         return _limits(self.django_request, list(self.pairs), decisions)
+
+    def refund(self) -> None:
+        """Take the hits back (authentication refused the request after all): the request
+        is then not counted and gets no rate-limit headers, like any refused token."""
+        limits = getattr(self.django_request, "ratelimit", None)
+        if limits is not None and not limits.degraded:
+            refund_many(self.items)
+        self.django_request.ratelimit = None
 
 
 def early_count(*, django_request, view, user_id: str) -> EarlyCount | None:

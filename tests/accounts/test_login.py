@@ -149,6 +149,26 @@ def test_a_login_access_line_shows_the_time_spent_hashing(api_client, caplog, kn
     assert 0 < line.hash_ms <= line.duration_ms
 
 
+def test_a_bcrypt_check_is_timed_once(settings):
+    """Django's bcrypt verify() calls encode(): the time is counted once, not twice."""
+    import time as real_time
+
+    import bcrypt
+    from django.contrib.auth.hashers import check_password
+
+    from audit import context
+
+    encoded = "bcrypt$" + bcrypt.hashpw(b"Correct-Horse-9-Battery", bcrypt.gensalt(4)).decode()
+    token = context.set_context(context.RequestContext(request_id="r"))
+    try:
+        started = real_time.perf_counter()
+        assert check_password("Correct-Horse-9-Battery", encoded)
+        elapsed_ms = (real_time.perf_counter() - started) * 1000
+        assert 0 < context.get().extra["hash_ms"] <= elapsed_ms
+    finally:
+        context.reset(token)
+
+
 def test_test_environment_uses_argon2id_too():
     from django.contrib.auth.hashers import make_password
 

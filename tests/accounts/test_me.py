@@ -41,6 +41,16 @@ def test_user_serializer_formats_like_drf(user, logged_in):
     assert (fast["last_login"] is None) is (not logged_in)
 
 
+def test_user_serializer_fields_stay_flat_and_read_only():
+    """The hand-rolled to_representation outputs every declared field: none may be write-only
+    (a password field would leak) or need DRF's nested or dotted sources."""
+    from accounts.serializers import UserSerializer
+
+    for name, field in UserSerializer._declared_fields.items():
+        assert field.read_only and not field.write_only, name
+        assert "." not in (field.source or name) and (field.source or name) != "*", name
+
+
 def test_me_needs_authentication(api_client):
     response = api_client.get(ME)
     assert (response.status_code, response.json()["code"]) == (401, "NOT_AUTHENTICATED")

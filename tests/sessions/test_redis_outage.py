@@ -77,3 +77,33 @@ def test_a_revoked_entry_outlives_every_access_token(
     generation, state = cache.get(key)
     assert state.revoked is True
     assert cache.ttl(key) >= settings.ACCESS_TOKEN_LIFETIME
+
+
+def test_a_cache_that_reads_but_refuses_writes_is_not_trusted_after_a_failed_revocation_write(
+        own_redis, user, start_session, client_for, settings):
+    """Redis answering reads but refusing writes (out of memory, a read-only replica) cannot take
+    the generation change it is owed, so what it holds is not used."""
+    import redis
+    from django.utils import timezone
+
+    from sessions_mgmt import revocation
+    from sessions_mgmt.models import Session
+
+    settings.RATELIMIT_ENABLE = False  # a plain read, which Redis still answers when out of memory
+    issued = start_session(user)
+    client = client_for(issued)
+    assert client.get(SESSIONS).status_code == 200  # "active" is cached
+    revocation._revocation_write_failed(RuntimeError("blip"))
+    revocation._state["down_until"] = 0.0
+    Session.objects.filter(pk=issued.session.pk).update(revoked_at=timezone.now())
+    server = redis.Redis.from_url(own_redis.url)
+    server.config_set("maxmemory-policy", "noeviction")
+    server.config_set("maxmemory", 1)  # every write is refused with OOM from now on
+
+    assert client.get(SESSIONS).json()["code"] == "SESSION_REVOKED"
+    assert revocation._state["pending_generation_bump"] is True  # still owed, paid once Redis takes writes
+
+    server.config_set("maxmemory", 0)
+    revocation._state["down_until"] = 0.0
+    assert client.get(SESSIONS).json()["code"] == "SESSION_REVOKED"
+    assert revocation._state["pending_generation_bump"] is False

@@ -173,3 +173,30 @@ def test_a_rotation_is_one_update_and_its_audit_row_on_postgresql(user, start_se
     assert (event.actor_id, event.actor_email, event.session_id) == (user.pk, user.email, str(session.pk))
     # The new refresh token is the session's live one, and carries the same session and version.
     assert refresh(api_client, response.json()["refresh"]).status_code == 200
+
+
+@pytest.mark.parametrize("change", ["deactivated", "user_version_raised", "global_version_raised", "max_age_lowered"])
+def test_a_refresh_that_no_longer_qualifies_is_refused_and_rotates_nothing(user, start_session, api_client,
+                                                                          settings, change):
+    """Every check of the one-statement rotation (and of the locked path) refuses, changing nothing."""
+    from accounts.models import User
+    from sessions_mgmt.models import SecurityConfig
+
+    issued = start_session(user)
+    if change == "deactivated":
+        User.objects.filter(pk=user.pk).update(is_active=False)
+    elif change == "user_version_raised":
+        User.objects.filter(pk=user.pk).update(min_token_version=user.min_token_version + 1)
+    elif change == "global_version_raised":
+        SecurityConfig.objects.update_or_create(pk=1, defaults={"min_token_version": 99})
+    else:
+        Session.objects.filter(pk=issued.session.pk).update(created_at=timezone.now() - timedelta(days=2))
+        settings.SESSION_MAX_AGE = 86400
+
+    response = refresh(api_client, issued.refresh)
+
+    expected = "SESSION_REVOKED" if change.endswith("version_raised") else "TOKEN_INVALID"
+    assert (response.status_code, response.json()["code"]) == (401, expected)
+    session = Session.objects.get(pk=issued.session.pk)
+    assert (session.refresh_jti, session.rotated_at) == (issued.session.refresh_jti, None)
+    assert not AuditEvent.objects.filter(action="session.refreshed").exists()
