@@ -513,6 +513,8 @@ CIRCUIT_BREAKER_RESET_SECONDS = env.int("CIRCUIT_BREAKER_RESET_SECONDS", default
 OAUTH_STATE_TTL_SECONDS = env.int("OAUTH_STATE_TTL_SECONDS", default=600)
 PROVIDER_REFRESH_AHEAD = env.int("PROVIDER_REFRESH_AHEAD", default=300)  # seconds
 PROVIDER_REFRESH_BATCH = env.int("PROVIDER_REFRESH_BATCH", default=10_000)  # due tokens looked at per beat tick
+# Due connections per refresh task the fan-out enqueues (Celery's per-message cost paid once per task).
+PROVIDER_REFRESH_TASK_SIZE = env.int("PROVIDER_REFRESH_TASK_SIZE", default=20)
 PROVIDER_REAUTH_WARNING_HOURS = env.int("PROVIDER_REAUTH_WARNING_HOURS", default=24)
 PROVIDER_SYNC_MINUTES = env.int("PROVIDER_SYNC_MINUTES", default=60)
 PROVIDER_MAX_CONSECUTIVE_FAILURES = env.int("PROVIDER_MAX_CONSECUTIVE_FAILURES", default=3)

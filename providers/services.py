@@ -56,10 +56,15 @@ def _refresh_plaintext(token: ProviderToken) -> str:
 
 
 def _seal(token: ProviderToken, *, access: str, refresh: str | None) -> None:
+    """Encrypt the tokens under the newest key. ``refresh=None`` keeps the stored refresh
+    token as it is; ``key_id`` then names its key while that is an older one, so that
+    ``rotate_encryption_keys`` still re-encrypts the row before the old key is dropped."""
     token.access_token_encrypted = crypto.encrypt(access, aad=_aad(token.pk, "access"))
     if refresh is not None:
         token.refresh_token_encrypted = crypto.encrypt(refresh, aad=_aad(token.pk, "refresh")) if refresh else ""
-    token.key_id = crypto.current_key_id()
+    current = crypto.current_key_id()
+    kept = crypto.key_id_of(token.refresh_token_encrypted) if token.refresh_token_encrypted else current
+    token.key_id = kept or current
 
 
 def _client(connection: ProviderConnection):
@@ -497,8 +502,9 @@ def token_refresh(*, connection_id, force: bool = False, wait: bool = False) -> 
         except ProviderError as exc:
             return _refresh_failed(connection, token, exc, stale=stale)
         rotation = _rotation(old_refresh, response)
+        # Not rotated: the refresh token in use stays valid; re-sealed under the newest key too.
         _seal(token, access=response.access_token,
-              refresh=response.refresh_token if rotation == ROTATED else None)
+              refresh=response.refresh_token if rotation == ROTATED else old_refresh)
         token.expires_at = response.expires_at
         if response.refresh_expires_at and rotation == ROTATED:
             token.refresh_expires_at = response.refresh_expires_at

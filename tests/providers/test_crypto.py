@@ -8,6 +8,7 @@ import os
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from providers import crypto
@@ -119,3 +120,47 @@ def test_rotation_also_reseals_authorizations_in_flight(settings, auth_client):
     settings.FIELD_ENCRYPTION_KEYS = new
     state.refresh_from_db()
     assert crypto.decrypt(state.code_verifier_encrypted, aad=aad) == verifier
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("mode", ["omit", "same"])
+def test_a_refresh_without_rotation_leaves_nothing_under_the_old_key(settings, auth_client, schwab, mode):
+    """A provider that keeps its refresh token: the refresh re-seals it under the newest key,
+    so dropping the old key after the refresh breaks nothing."""
+    from providers.services import token_refresh
+
+    old, new = _key("old"), _key("new")
+    settings.FIELD_ENCRYPTION_KEYS = old
+    connection_id = connect(auth_client, schwab)
+    settings.FIELD_ENCRYPTION_KEYS = f"{new},{old}"
+    ProviderToken.objects.update(expires_at=timezone.now())
+    schwab.token_script = [mode]
+
+    assert token_refresh(connection_id=connection_id).status == "refreshed"
+
+    token = ProviderToken.objects.get(connection_id=connection_id)
+    assert token.key_id == "new"
+    assert token.refresh_token_encrypted.startswith("new.") and token.access_token_encrypted.startswith("new.")
+    settings.FIELD_ENCRYPTION_KEYS = new  # the old key is dropped
+    ProviderToken.objects.update(expires_at=timezone.now())
+    schwab.token_script = ["rotate"]
+    assert token_refresh(connection_id=connection_id).status == "refreshed"
+
+
+@pytest.mark.django_db
+def test_a_row_whose_refresh_token_is_under_an_old_key_is_still_rotated(settings, auth_client, schwab):
+    """key_id names the oldest key a row uses, so rotate_encryption_keys does not skip it."""
+    from providers.services import _seal
+
+    old, new = _key("old"), _key("new")
+    settings.FIELD_ENCRYPTION_KEYS = old
+    connect(auth_client, schwab)
+    settings.FIELD_ENCRYPTION_KEYS = f"{new},{old}"
+    token = ProviderToken.objects.get()
+    _seal(token, access="fresh-access", refresh=None)  # keeps the stored refresh token (old key)
+    token.save()
+    assert token.key_id == "old"
+
+    call_command("rotate_encryption_keys", stdout=io.StringIO())
+    token.refresh_from_db()
+    assert token.key_id == "new" and token.refresh_token_encrypted.startswith("new.")
