@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     log("migrate and collectstatic (production settings)")
     config.manage("migrate", "--noinput")
     config.manage("collectstatic", "--noinput")
+    # Events an earlier run left unsealed would otherwise be sealed by the worker, on the
+    # server's core, in the middle of a scenario.
+    log(config.manage("audit_seal").strip())
 
     os.environ.update(config.env())
     import django

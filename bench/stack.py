@@ -92,6 +92,33 @@ def flush_redis(url: str) -> None:
     redis.Redis.from_url(url).flushdb()
 
 
+SECRETS_FILE = ROOT / "var" / "bench" / "secrets.json"
+
+
+def _run_secrets() -> dict:
+    """The secrets every bench run uses, generated once and kept in var/bench (mode 0600).
+
+    Kept, because the bench database is: audit rows are hashed and tokens encrypted
+    with them, and rows a run left unsealed must still verify when the next run seals
+    them (with new keys each run, every such row read as tampered with).
+    """
+    import json
+
+    if SECRETS_FILE.exists():
+        return json.loads(SECRETS_FILE.read_text())
+    key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+    made = {
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
+        "JWT_SIGNING_KEY": secrets.token_urlsafe(48),
+        "FIELD_ENCRYPTION_KEYS": f"bench1:{key}",
+    }
+    SECRETS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(SECRETS_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(made, fh)
+    return made
+
+
 @dataclass
 class BenchConfig:
     database_url: str
@@ -106,12 +133,7 @@ class BenchConfig:
 
     def __post_init__(self):
         if not self.secrets:
-            key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
-            self.secrets = {
-                "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
-                "JWT_SIGNING_KEY": secrets.token_urlsafe(48),
-                "FIELD_ENCRYPTION_KEYS": f"bench1:{key}",
-            }
+            self.secrets = _run_secrets()
 
     def env(self, **overrides: str) -> dict[str, str]:
         """The production environment every process of the run gets (plus overrides)."""

@@ -175,3 +175,19 @@ def test_the_seal_task_logs_the_new_head_of_the_chain(in_request, caplog):
         assert seal_audit_chain.apply().get() == 3
     line = next(r for r in caplog.records if r.getMessage() == "audit events sealed")
     assert (line.head_seq, line.head_hash) == audit_chain_head() and line.head_seq == 3
+
+
+def test_the_seal_command_seals_everything_pending(in_request, settings):
+    import io
+
+    settings.AUDIT_SEAL_BATCH_SIZE = 3
+    for n in range(8):
+        record(action="auth.logout", extra={"n": n})
+    out = io.StringIO()
+    call_command("audit_seal", stdout=out)
+    assert "Sealed 8 audit event(s)" in out.getvalue()
+    assert not AuditEvent.objects.filter(seq__isnull=True).exists()
+    assert list(AuditEvent.objects.order_by("id").values_list("seq", flat=True)) == list(range(1, 9))
+    assert audit_chain_verify().ok
+    call_command("audit_seal", stdout=(out := io.StringIO()))
+    assert "Sealed 0 audit event(s)" in out.getvalue()
