@@ -23,6 +23,7 @@ from rest_framework.exceptions import ValidationError
 from accounts import lockout
 from accounts.models import AccountToken, User, normalize_email
 from accounts.tokens import account_token_issue, account_token_take, account_tokens_revoke, lifetime
+from audit.services import batched as audit_batched
 from audit.services import record
 from dashtam.api.exceptions import ProblemError, RetryAfterError
 from dashtam.mail import send_templated_email
@@ -248,7 +249,8 @@ def login_complete(*, request, user: User) -> LoginResult:
     """
     from sessions_mgmt.services import session_start
 
-    with transaction.atomic():
+    # One transaction; the login's audit events (session.created, auth.login.succeeded) in one INSERT.
+    with transaction.atomic(), audit_batched():
         issued = session_start(user=user, request=request)
         user_logged_in.send(sender=user.__class__, request=request, user=user)
         record(action="auth.login.succeeded", target=user, actor=user,

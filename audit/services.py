@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -73,10 +75,43 @@ def record(*, action: str, outcome: str = "success", target=None, extra: dict | 
     ))
 
 
-_insert_sql: dict[str, str] = {}
+_batch: ContextVar[list | None] = ContextVar("dashtam_audit_batch", default=None)
+
+
+@contextmanager
+def batched():
+    """Within the block, ``record()`` hashes each event at once and INSERTs them all in one
+    statement when the block ends without an error (inside the caller's transaction, which
+    must enclose the block). A login writes two events this way in one round trip. Their
+    ``pk`` is set when the block ends. Nested blocks join the outermost."""
+    if _batch.get() is not None:
+        yield
+        return
+    events: list[AuditEvent] = []
+    token = _batch.set(events)
+    try:
+        yield
+    except BaseException:
+        _batch.reset(token)
+        raise
+    _batch.reset(token)
+    if events:
+        _insert_many(events)
+
+
+_insert_sql: dict[tuple[str, int], str] = {}
 
 
 def _insert(event: AuditEvent) -> AuditEvent:
+    pending = _batch.get()
+    if pending is not None:
+        event.take_row_hash()
+        pending.append(event)
+        return event
+    return _insert_many([event])[0]
+
+
+def _insert_many(events: list[AuditEvent]) -> list[AuditEvent]:
     """INSERT one new event with a statement built once per database.
 
     Every login, refresh and sign-up writes one or two events, and compiling this
@@ -88,30 +123,37 @@ def _insert(event: AuditEvent) -> AuditEvent:
     """
     alias = router.db_for_write(AuditEvent)
     db = connections[alias]
-    if (not db.features.can_return_columns_from_insert
+    if (not db.features.can_return_rows_from_bulk_insert
             or pre_save.has_listeners(AuditEvent) or post_save.has_listeners(AuditEvent)):
         # The ORM's save(), which sends the signals someone listens to.
-        event.save(using=alias)
-        return event
-    event.take_row_hash()
+        for event in events:
+            event._state.adding = True
+            event.save(using=alias)
+        return events
+    for event in events:
+        if not event.row_hash:
+            event.take_row_hash()
     fields = _INSERT_FIELDS
-    sql = _insert_sql.get(alias)
+    sql = _insert_sql.get((alias, len(events)))
     if sql is None:
         quote = db.ops.quote_name
         returning, _ = db.ops.return_insert_columns([AuditEvent._meta.pk])
+        row = f"({', '.join(['%s'] * len(fields))})"
         # Only the model's table and column names are formatted in; every value is a bound parameter.
-        sql = _insert_sql[alias] = (
+        sql = _insert_sql[(alias, len(events))] = (
             f"INSERT INTO {quote(AuditEvent._meta.db_table)} "  # noqa: S608  # nosec B608
-            f"({', '.join(quote(f.column) for f in fields)}) VALUES ({', '.join(['%s'] * len(fields))}) "
+            f"({', '.join(quote(f.column) for f in fields)}) VALUES {', '.join([row] * len(events))} "
             f"{returning}"
         )
-    params = [f.get_db_prep_save(f.pre_save(event, True), connection=db) for f in fields]
+    params = [f.get_db_prep_save(f.pre_save(event, True), connection=db) for event in events for f in fields]
     with db.cursor() as cursor:
         cursor.execute(sql, params)
-        event.pk = db.ops.fetch_returned_insert_columns(cursor, ())[0]
-    event._state.adding = False
-    event._state.db = alias
-    return event
+        ids = [row[0] for row in cursor.fetchall()]
+    for event, pk in zip(events, ids, strict=True):  # RETURNING gives the rows in VALUES order
+        event.pk = pk
+        event._state.adding = False
+        event._state.db = alias
+    return events
 
 
 _INSERT_FIELDS = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]

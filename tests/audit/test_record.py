@@ -115,3 +115,37 @@ def test_record_stores_exactly_what_the_orm_would(in_request, user):
     # The hash taken at insert verifies against the row as read back.
     reread = AuditEvent.objects.get(pk=written.pk)
     assert chain.row_digest({name: getattr(reread, name) for name in chain.ROW_FIELDS}) == reread.row_hash
+
+
+def test_batched_events_are_written_together_in_order_when_the_block_ends(in_request, user):
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+
+    from audit import chain
+    from audit.services import batched
+
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        with batched():
+            first = record(action="session.created", target=user, actor=user)
+            second = record(action="auth.login.succeeded", target=user, actor=user, extra={"token": "s3cret"})
+            assert not AuditEvent.objects.exists() and first.pk is None
+        inserts = [q for q in queries.captured_queries if q["sql"].startswith("INSERT")]
+    assert len(inserts) == 1
+    assert first.pk < second.pk
+    rows = list(AuditEvent.objects.order_by("id"))
+    assert [r.action for r in rows] == ["session.created", "auth.login.succeeded"]
+    assert rows[1].extra["token"] != "s3cret"
+    for row in rows:
+        assert chain.row_digest({name: getattr(row, name) for name in chain.ROW_FIELDS}) == row.row_hash
+
+
+def test_a_batch_that_fails_writes_nothing(in_request, user):
+    from audit.services import batched
+
+    with pytest.raises(RuntimeError):
+        with batched():
+            record(action="session.created", target=user, actor=user)
+            raise RuntimeError("the login failed after its first event")
+    assert not AuditEvent.objects.exists()
+    record(action="auth.logout", actor=user)  # outside any batch: written at once
+    assert AuditEvent.objects.count() == 1
