@@ -14,7 +14,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import Exists, Q, Subquery
+from django.db.models import Q, Subquery
 from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
@@ -77,12 +77,7 @@ def session_start(*, user, request) -> IssuedTokens:
     # One query: the global minimum version and whether this user has signed in before,
     # from this device or at all. The user's own minimum comes from the row this login
     # read a moment ago.
-    previous = Session.objects.filter(user_id=user.pk)
-    global_min, known_device, signed_in_before = get_user_model().objects.filter(pk=user.pk).annotate(
-        global_min=Subquery(SecurityConfig.objects.filter(pk=1).values("min_token_version")[:1]),
-        known_device=Exists(previous.filter(device=info.device, browser=info.browser, location=info.location)),
-        signed_in_before=Exists(previous),
-    ).values_list("global_min", "known_device", "signed_in_before").get()
+    global_min, known_device, signed_in_before = _login_facts(user_id=user.pk, info=info)
     version = max(user.min_token_version or 0, global_min or 0)
     first_login = not signed_in_before
 
@@ -105,6 +100,33 @@ def session_start(*, user, request) -> IssuedTokens:
                extra={"device": info.device, "browser": info.browser, "location": info.location})
         send_templated_email(to=user.email, template="session_new_device", context=_email_context(session))
     return IssuedTokens(access=pair.access, refresh=pair.refresh, expires_in=pair.expires_in, session=session)
+
+
+_LOGIN_FACTS_SQL = None
+
+
+def _login_facts(*, user_id, info) -> tuple[int, bool, bool]:
+    """(global minimum version, signed in before from this device, signed in before at all).
+
+    One statement written out once: the ORM took longer to build these three small reads
+    (about 0.7 ms of CPU per login) than the database took to answer them.
+    """
+    global _LOGIN_FACTS_SQL
+    if _LOGIN_FACTS_SQL is None:
+        session_table = connection.ops.quote_name(Session._meta.db_table)
+        config_table = connection.ops.quote_name(SecurityConfig._meta.db_table)
+        # Only the two table names (from the models) are formatted in; every value is a bound parameter.
+        _LOGIN_FACTS_SQL = (
+            f"SELECT (SELECT min_token_version FROM {config_table} WHERE id = 1), "  # noqa: S608  # nosec B608
+            f"EXISTS (SELECT 1 FROM {session_table} WHERE user_id = %s AND device = %s "
+            "AND browser = %s AND location = %s), "
+            f"EXISTS (SELECT 1 FROM {session_table} WHERE user_id = %s)"
+        )
+    uid = Session._meta.get_field("user").target_field.get_db_prep_value(user_id, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(_LOGIN_FACTS_SQL, [uid, info.device, info.browser, info.location, uid])
+        global_min, known_device, signed_in_before = cursor.fetchone()
+    return global_min or 0, bool(known_device), bool(signed_in_before)
 
 
 def _email_context(session: Session) -> dict:

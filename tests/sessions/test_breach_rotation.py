@@ -49,6 +49,10 @@ def test_global_version_alone_refuses_old_tokens(user, start_session, client_for
     assert Session.objects.get(pk=issued.session.pk).revoked_at is None
     assert client.get(SESSIONS).status_code == 401
     assert api_client.post(REFRESH, {"refresh": issued.refresh}, format="json").status_code == 401
+    # A login after the rotation gets tokens at the new minimum, and they work.
+    again = start_session(user)
+    assert again.session and client_for(again).get(SESSIONS).status_code == 200
+    assert api_client.post(REFRESH, {"refresh": again.refresh}, format="json").status_code == 200
 
 
 def test_revoke_tokens_for_one_user_spares_the_others(start_session, client_for, api_client):
