@@ -22,6 +22,7 @@ process, which is the only web process the embedded default runs.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import re
@@ -33,6 +34,7 @@ from functools import lru_cache
 from django.conf import settings
 from django.core.cache import caches
 from django_ratelimit.core import _split_rate
+from redis.exceptions import NoScriptError
 
 logger = logging.getLogger("dashtam.ratelimit")
 
@@ -169,6 +171,9 @@ return out
 """
 
 
+_CONSUME_SHA = hashlib.sha1(LUA_CONSUME.encode(), usedforsecurity=False).hexdigest()
+
+
 def _redis_client(cache):
     """The raw redis-py client behind a django-redis cache, or None for other caches."""
     client = getattr(cache, "client", None)
@@ -185,14 +190,15 @@ def _member(key: str, limit: int, period: int) -> str:
 def _consume_redis(cache, client, items: list[tuple[str, int, int]],
                    read: tuple[str, ...] = ()) -> tuple[list[tuple[int, int]], list]:
     """Count ``items`` and read the raw values of the cache keys ``read``, in one round trip."""
-    script = getattr(client, "_dashtam_ratelimit_script", None)
-    if script is None:
-        # EVALSHA, loading the script on the first NOSCRIPT: one round trip per call.
-        script = client.register_script(LUA_CONSUME)
-        client._dashtam_ratelimit_script = script
     keys = [cache.make_key(counter_key(k, lim, per)) for k, lim, per in items]
     keys.extend(cache.make_key(name) for name in read)
-    raw = script(keys=keys, args=[len(items), *(per * 1000 for _, _, per in items)])
+    argv = [len(items), *(per * 1000 for _, _, per in items)]
+    try:
+        # EVALSHA, loading the script on the first NOSCRIPT: one round trip per call.
+        raw = client.evalsha(_CONSUME_SHA, len(keys), *keys, *argv)
+    except NoScriptError:
+        client.script_load(LUA_CONSUME)
+        raw = client.evalsha(_CONSUME_SHA, len(keys), *keys, *argv)
     counted = 2 * len(items)
     out = [(int(raw[i]), int(raw[i + 1])) for i in range(0, counted, 2)]
     values = list(raw[counted:])

@@ -93,18 +93,30 @@ def _for(signature: tuple, url_name: str | None) -> tuple[Rule, ...]:
     return tuple(rule for rule in table if rule.matches(url_name))
 
 
+# (the table object, its signature): building the signature walks the whole table, which
+# every authenticated request would otherwise pay for.
+_signed: list = [None, ()]
+
+
 def rules_for(url_name: str | None) -> tuple[Rule, ...]:
     """The rules that cover a route under /api/ (``None``: a path no route matched).
 
-    Matched once per table and route, and read from ``settings.RATE_LIMIT_RULES``
-    on every request, so a test (or override_settings) that changes the table,
-    even in place, is obeyed at once.
+    Matched once per table and route. ``settings.RATE_LIMIT_RULES`` is read on every
+    request, so a test or override_settings that assigns a new table is obeyed at once,
+    and a setting_changed signal (override_settings, pytest's settings fixture) makes
+    even a table changed in place be read again.
     """
-    return _for(_signature(settings.RATE_LIMIT_RULES), url_name)
+    table = settings.RATE_LIMIT_RULES
+    holder, signature = _signed
+    if holder is not table:
+        signature = _signature(table)
+        _signed[:] = [table, signature]
+    return _for(signature, url_name)
 
 
 def clear_caches() -> None:
     _for.cache_clear()
+    _signed[:] = [None, ()]
 
 
 def _on_setting_changed(*, setting: str, **kwargs) -> None:
