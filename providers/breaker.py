@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.core.cache import cache, caches
 
+from dashtam.ratelimit.core import redis_client
+
 logger = logging.getLogger("dashtam.providers")
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
@@ -73,12 +75,8 @@ def allow(provider_key: str) -> tuple[bool, int]:
 
 
 def _redis_client():
-    """The raw redis-py client behind a django-redis cache, or None for other caches."""
-    backend = caches["default"]  # the backend itself: ``cache`` is a proxy to it
-    get_client = getattr(getattr(backend, "client", None), "get_client", None)
-    if get_client is None or not type(backend).__module__.startswith("django_redis"):
-        return None
-    return get_client(write=True)
+    """The raw client behind the default cache when it is Redis (the fast paths), else None."""
+    return redis_client(caches["default"])  # the backend itself: ``cache`` is a proxy to it
 
 
 # Whether the circuit was open (KEYS[2] is opened_at), then forget failures, opening and probe.

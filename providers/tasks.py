@@ -15,6 +15,7 @@ from django.core.cache import cache, caches
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import RedisError
 
+from dashtam.ratelimit.core import redis_client
 from providers import services
 
 logger = logging.getLogger("dashtam.providers")
@@ -35,11 +36,8 @@ def _task_size() -> int:
 
 
 def _redis_client():
-    backend = caches["default"]  # the backend itself: ``cache`` is a proxy to it
-    get_client = getattr(getattr(backend, "client", None), "get_client", None)
-    if get_client is None or not type(backend).__module__.startswith("django_redis"):
-        return None
-    return get_client(write=True)
+    """The raw client behind the default cache when it is Redis (the fast paths), else None."""
+    return redis_client(caches["default"])  # the backend itself: ``cache`` is a proxy to it
 
 
 def _claim(connection_id: str) -> bool:

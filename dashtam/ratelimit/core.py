@@ -174,13 +174,17 @@ return out
 _CONSUME_SHA = hashlib.sha1(LUA_CONSUME.encode(), usedforsecurity=False).hexdigest()
 
 
-def _redis_client(cache):
-    """The raw redis-py client behind a django-redis cache, or None for other caches."""
+def redis_client(cache):
+    """The raw redis-py client behind a django-redis cache backend, or None for any other cache.
+
+    Pass the backend (``caches[alias]``), not ``django.core.cache.cache``, which is a proxy.
+    """
     client = getattr(cache, "client", None)
     get_client = getattr(client, "get_client", None)
     if get_client is None or not type(cache).__module__.startswith("django_redis"):
         return None
     return get_client(write=True)
+
 
 
 def _member(key: str, limit: int, period: int) -> str:
@@ -292,7 +296,7 @@ def consume_many(items: list[tuple[str, str]]) -> list[Decision]:
         return _uncounted(parsed, degraded=True)
     try:
         cache = _cache()
-        client = _redis_client(cache)
+        client = redis_client(cache)
         if client is not None:
             counts, _ = _consume_redis(cache, client, parsed)
         else:
@@ -335,7 +339,7 @@ def consume_many_and_read(items: list[tuple[str, str]], read: list[str], *,
     if getattr(settings, "RATELIMIT_USE_CACHE", "default") != alias:
         return None
     cache = caches[alias]
-    client = _redis_client(cache)
+    client = redis_client(cache)
     if client is None:
         return None
     try:
@@ -370,7 +374,7 @@ def refund_many(items: list[tuple[str, str]]) -> None:
         return
     try:
         cache = _cache()
-        client = _redis_client(cache)
+        client = redis_client(cache)
         if client is not None:
             script = getattr(client, "_dashtam_ratelimit_refund", None)
             if script is None:
@@ -414,7 +418,7 @@ def limited_keys() -> list[LimitedKey]:
     cache = _cache()
     now = _now()
     try:
-        client = _redis_client(cache)
+        client = redis_client(cache)
         if client is not None:
             raw = client.zrangebyscore(cache.make_key(registry_key()), int(now * 1000), "+inf",
                                        withscores=True)
@@ -453,7 +457,7 @@ def limited_key_clear(*, key: str, rate: str) -> bool:
     name = counter_key(key, limit, period)
     cache = _cache()
     try:
-        client = _redis_client(cache)
+        client = redis_client(cache)
         if client is not None:
             removed = client.delete(cache.make_key(name))
             client.zrem(cache.make_key(registry_key()), _member(key, limit, period))
