@@ -64,6 +64,8 @@ class LockState:
     account_locked_until: datetime | None
     ip_locked_until: datetime | None
     now: datetime
+    # Whether the address has any attempt on record, of any age (something for a login to reset).
+    account_has_attempts: bool = False
 
     @property
     def account_locked(self) -> bool:
@@ -101,8 +103,7 @@ def _locked_until(rows, *, limit: int, period: timedelta) -> datetime | None:
     return None
 
 
-def lockout_state(*, username: str | None, ip: str | None, now: datetime | None = None,
-                  _seen: list | None = None) -> LockState:
+def lockout_state(*, username: str | None, ip: str | None, now: datetime | None = None) -> LockState:
     """The lock state of an email address and a client IP. Reads only, in one query."""
     now = now or timezone.now()
     period = get_cool_off()
@@ -116,14 +117,13 @@ def lockout_state(*, username: str | None, ip: str | None, now: datetime | None 
         "attempt_time", "failures_since_start", "username", "ip_address")) if match else []
     account_rows = [(t, f) for t, f, u, _ in rows if username and u == username and t >= since]
     ip_rows = [(t, f) for t, f, _, a in rows if ip and a == ip and t >= since]
-    if _seen is not None:
-        _seen.append(any(username and u == username for _, _, u, _ in rows))
     return LockState(
         account_failures=sum(f for _, f in account_rows),
         ip_failures=sum(f for _, f in ip_rows),
         account_locked_until=_locked_until(account_rows, limit=get_failure_limit(None, None), period=period),
         ip_locked_until=_locked_until(ip_rows, limit=settings.LOCKOUT_IP_FAILURE_LIMIT, period=period),
         now=now,
+        account_has_attempts=bool(username) and any(u == username for _, _, u, _ in rows),
     )
 
 
@@ -141,15 +141,13 @@ class LockoutHandler(AxesDatabaseHandler):
     """
 
     def get_failures(self, request, credentials: dict | None = None) -> int:
-        seen: list[bool] = []
         state = lockout_state(
             username=get_client_username(request, credentials),
             ip=request.axes_ip_address,
             now=request.axes_attempt_time,
-            _seen=seen,
         )
         # Whether this address had any attempt on record before this login (see user_logged_in).
-        request.dashtam_account_attempts = bool(seen and seen[0])
+        request.dashtam_account_attempts = state.account_has_attempts
         if state.ip_locked:
             return max(state.account_failures, get_failure_limit(request, credentials))
         return state.account_failures

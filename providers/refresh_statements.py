@@ -9,8 +9,9 @@ rows become model instances through ``Model.from_db`` (what the ORM does), and t
 UPDATEs are one statement (one round trip).
 
 Same rows, same locks, same values as the ORM path, which other databases (SQLite in
-tests, where ``select_for_update`` does nothing) keep using. The models have no
-save signals to miss; ``auto_now`` fields are set through their ``pre_save``.
+tests, where ``select_for_update`` does nothing) keep using, as does any process where
+something listens for the models' save signals. ``auto_now`` fields are set through their
+``pre_save``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError
 from django.db import connection as db
+from django.db.models.signals import post_save, pre_save
 
 from providers.models import ProviderConnection, ProviderToken
 
@@ -38,7 +40,10 @@ _updates: dict[tuple, str] = {}
 
 
 def supported() -> bool:
-    return db.vendor == "postgresql"
+    """PostgreSQL, and no one listening for the saves these statements do not send."""
+    return db.vendor == "postgresql" and not any(
+        signal.has_listeners(model)
+        for signal in (pre_save, post_save) for model in (ProviderToken, ProviderConnection))
 
 
 def _converters(field, alias: str):

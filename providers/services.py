@@ -434,8 +434,8 @@ def _to_reauth(connection: ProviderConnection, *, code: str, message: str, actio
     _email(connection, "provider_reauth_required")
 
 
-# What a refresh changes on the token row (refresh_token_encrypted is rewritten unchanged when
-# the provider did not rotate it; reauth_warned_at and refresh_expires_at change on rotation).
+# What a refresh changes on the token row (refresh_token_encrypted is re-sealed under the newest
+# key when the provider did not rotate it; reauth_warned_at and refresh_expires_at change on rotation).
 _REFRESHED_TOKEN_FIELDS = ["access_token_encrypted", "refresh_token_encrypted", "key_id", "expires_at",
                            "refresh_expires_at", "reauth_warned_at", "scope", "token_version",
                            "refresh_count", "updated_at"]

@@ -34,6 +34,8 @@ from django.utils import timezone
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import RedisError
 
+from dashtam.ratelimit.core import consume_many_and_read
+
 logger = logging.getLogger("dashtam.sessions")
 
 CACHE_ERRORS = (ConnectionInterrupted, RedisError)
@@ -157,8 +159,6 @@ def _read(keys: list[str], count) -> tuple[dict | None, list | None]:
     """The cache's values of ``keys`` (None: the cache failed) and, when ``count`` was
     given and could share the round trip, the rate-limit decisions."""
     if count:
-        from dashtam.ratelimit.core import consume_many_and_read
-
         counted = consume_many_and_read(count, keys)
         if counted is not None:
             if counted.error is not None:

@@ -45,11 +45,6 @@ def global_min_version() -> int:
     return value or 0
 
 
-def token_version_for(*, user_min_version: int) -> int:
-    """The version new tokens carry: never below the user's or the global minimum."""
-    return max(user_min_version, global_min_version())
-
-
 # --- start ----------------------------------------------------------------------------
 def _client(request) -> tuple[str | None, str]:
     ctx = context.get()
