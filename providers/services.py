@@ -19,6 +19,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db import connection as db
 from django.utils import timezone
 
 from audit.services import record
@@ -74,6 +75,35 @@ def _client(connection: ProviderConnection):
     if ptype is None or not ptype.configured:
         raise ProviderError(f"provider {connection.provider_key!r} is not available", code="not_configured")
     return ptype.client()
+
+
+def _user_key_share(user_id) -> None:
+    """Take a KEY SHARE lock on the user row for this transaction (PostgreSQL; SQLite has none).
+
+    The lock order of every provider write is user, connection, token. An audit row names
+    its actor by foreign key, and inserting it takes this very lock on the user; taken
+    only then, after the connection's lock, it would wait for a deactivation that holds the
+    user and waits for the connection: a deadlock. Taken first, the write simply waits for
+    the deactivation to commit (and then finds the connection revoked).
+    """
+    if db.vendor != "postgresql" or user_id is None:
+        return
+    from django.contrib.auth import get_user_model
+
+    model = get_user_model()
+    q = db.ops.quote_name
+    with db.cursor() as cursor:  # identifiers from the model's metadata, quoted; the id is a parameter
+        cursor.execute(f"SELECT 1 FROM {q(model._meta.db_table)} WHERE {q(model._meta.pk.column)} = %s"  # noqa: S608  # nosec B608
+                       " FOR KEY SHARE", [model._meta.pk.get_db_prep_value(user_id, db)])
+
+
+def _lock_connection(connection_id, *, user_id, related_user: bool = False) -> ProviderConnection | None:
+    """The connection row-locked for a write, after its user's KEY SHARE lock (see above)."""
+    _user_key_share(user_id)
+    qs = ProviderConnection.objects.select_for_update(of=("self",))
+    if related_user:
+        qs = qs.select_related("user")
+    return qs.filter(pk=connection_id).first()
 
 
 def _set_error(connection: ProviderConnection, code: str, message: str, fields: list[str]) -> None:
@@ -159,7 +189,7 @@ def connection_delete(*, connection: ProviderConnection, actor=None) -> None:
     first (the lock order of every provider write: connection, then token), so a refresh
     in flight finds it gone instead of deadlocking with the delete.
     """
-    ProviderConnection.objects.select_for_update().filter(pk=connection.pk).first()
+    _lock_connection(connection.pk, user_id=connection.user_id)
     accounts = FinancialAccount.objects.filter(connection=connection)
     extra = {
         "provider": connection.provider_key, "alias": connection.alias,
@@ -181,8 +211,8 @@ def connection_revoke(*, connection: ProviderConnection, reason: str, actor=None
     Row-locks the connection; idempotent (False when already revoked). Audits
     ``provider.connection.revoked``.
     """
-    locked = ProviderConnection.objects.select_for_update().get(pk=connection.pk)
-    if locked.status == ConnectionStatus.REVOKED:
+    locked = _lock_connection(connection.pk, user_id=connection.user_id)
+    if locked is None or locked.status == ConnectionStatus.REVOKED:
         return False
     ProviderToken.objects.filter(connection=locked).delete()
     OAuthState.objects.filter(connection=locked, used_at__isnull=True).delete()
@@ -391,7 +421,7 @@ def _oauth_refused(*, row: OAuthState, connection_id, reason: str, outcome: str,
     """Record a refused completion on its (row-locked) connection and audit it. A refusal never
     downgrades a connection that is already active (a replay), except a failed exchange of a
     pending one, which becomes ``error``."""
-    connection = ProviderConnection.objects.select_for_update().filter(pk=connection_id).first()
+    connection = _lock_connection(connection_id, user_id=row.user_id)
     if connection is None:
         record(action="provider.oauth.failed", outcome="failure" if failure else "denied", actor=row.user,
                extra={"reason": reason, "provider": provider_key[:32]})
@@ -412,8 +442,7 @@ def _oauth_tokens_store(*, row: OAuthState, connection_id, was_revoked: bool, re
     """Save the exchanged tokens: the connection's row lock, then the token's. A connection that
     was deleted, revoked or whose user was deactivated while the provider answered stays as it is
     (the tokens are dropped). A refresh in flight on the old token loses its lease."""
-    connection = (ProviderConnection.objects.select_for_update(of=("self",)).select_related("user")
-                  .filter(pk=connection_id).first())
+    connection = _lock_connection(connection_id, user_id=row.user_id, related_user=True)
     if connection is None or not connection.user.is_active or (
             connection.status == ConnectionStatus.REVOKED and not was_revoked):
         record(action="provider.oauth.failed", outcome="denied", target=connection, actor=row.user,
@@ -572,8 +601,8 @@ def _locked_for_write(claim: _Claim) -> ProviderConnection | RefreshResult:
     """The connection row-locked (first, as every provider write does), or why the claimed
     refresh must not be written: the connection was revoked/deleted meanwhile (``inactive``),
     or the lease was taken over (a reconnect replaced the token: ``in_progress``)."""
-    connection = (ProviderConnection.objects.select_for_update(of=("self",)).select_related("user")
-                  .filter(pk=claim.token.connection_id).first())
+    connection = _lock_connection(claim.token.connection_id, user_id=claim.token.connection.user_id,
+                                  related_user=True)
     if connection is None or connection.status not in _USABLE:
         return RefreshResult("inactive", connection.status if connection else "")
     mine = (ProviderToken.objects.select_for_update().filter(pk=claim.token.pk, refresh_lease_id=claim.lease)
@@ -839,12 +868,14 @@ def _connection_sync(*, connection_id) -> SyncResult:
             fetched = _fetch(connection, start=start, end=now)
     except crypto.DecryptionError:
         with transaction.atomic():
+            _user_key_share(connection.user_id)
             _to_reauth(connection, code="decrypt_failed", message="The stored credentials could not be read.",
                        action="provider.token.decrypt_failed")
         return SyncResult("reauth_required", error_code="decrypt_failed")
     except ProviderError as exc:
-        connection.refresh_from_db()
         with transaction.atomic():
+            _user_key_share(connection.user_id)
+            connection.refresh_from_db()
             fields: list[str] = ["updated_at"]
             _set_error(connection, exc.code, exc.message, fields)
             connection.save(update_fields=fields)
@@ -855,6 +886,7 @@ def _connection_sync(*, connection_id) -> SyncResult:
         return SyncResult("reauth_required" if isinstance(exc, InvalidGrant) else "failed", error_code=exc.code)
     tx_count = 0
     with transaction.atomic():
+        _user_key_share(connection.user_id)
         for data, rows in fetched:
             account, _ = FinancialAccount.objects.update_or_create(
                 connection=connection, provider_account_hash=data.hash_value,
@@ -948,7 +980,7 @@ def connection_sync_request(*, connection: ProviderConnection) -> SyncJob:
 
         raise RetryAfterError("PROVIDER_UNAVAILABLE", "The provider is unavailable. Try again later.",
                               retry_after=allowed.retry_after)
-    locked = ProviderConnection.objects.select_for_update().filter(pk=connection.pk).first()
+    locked = _lock_connection(connection.pk, user_id=connection.user_id)
     if locked is None:
         raise ProblemError("NOT_FOUND")
     now = timezone.now()

@@ -6,7 +6,8 @@ script is empty, ``schwab.default_mode`` answers):
 
 - ``rotate``: a new refresh token; ``same``: the same refresh token again;
   ``omit``: no refresh token in the answer;
-- ``invalid_grant`` (401), ``429`` (with Retry-After), ``500``, ``slow`` (past the read timeout).
+- ``invalid_grant`` (401), ``429`` (with Retry-After), ``500``, ``slow`` (past the read timeout);
+- ``gate``: the answer waits until the test sets ``schwab.gate`` (at most ``gate_timeout`` seconds).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class FakeSchwab:
         self.data_calls: list[str] = []
         self.issued: list[dict] = []
         self.slow_seconds = 0.6
+        self.gate = threading.Event()
+        self.gate_timeout = 10.0
         self.transactions = [
             {"activityId": 1001, "time": "2026-11-01T15:00:00+0000", "type": "TRADE",
              "description": "Buy AAPL", "netAmount": -1900.5,
@@ -104,6 +107,8 @@ class FakeSchwab:
             return _json({"error": "server_error"}, 500)
         if mode == "slow":
             time.sleep(self.slow_seconds)
+        if mode == "gate":
+            self.gate.wait(self.gate_timeout)
         if form.get("grant_type") == "authorization_code":
             with self.lock:
                 redirect = self.codes.pop(form.get("code", ""), None)

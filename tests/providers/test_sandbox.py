@@ -5,12 +5,14 @@ from __future__ import annotations
 import html
 import json
 import re
+from datetime import timedelta
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 import requests
+from django.utils import timezone
 
-from providers.models import ProviderToken
+from providers.models import ProviderConnection, ProviderToken
 from tests.factories import UserFactory
 from tests.providers.conftest import client_for
 
@@ -71,6 +73,10 @@ def test_a_newcomer_connects_the_sandbox_and_sees_accounts(sandbox):
     txs = api.get(f"{sandbox}/api/v1/accounts/{accounts[0]['id']}/transactions", timeout=10).json()
     assert txs["results"]
 
+    # Just obtained: a forced refresh answers from the stored state. An older one is refreshed.
+    fresh = api.post(f"{sandbox}/api/v1/providers/{created.json()['id']}/token-refresh", timeout=30)
+    assert fresh.status_code == 200 and fresh.json()["refreshed"] is False
+    ProviderConnection.objects.update(last_refreshed_at=timezone.now() - timedelta(hours=1))
     refreshed = api.post(f"{sandbox}/api/v1/providers/{created.json()['id']}/token-refresh", timeout=30)
     assert refreshed.status_code == 200 and refreshed.json()["rotation"] == "rotated"
     assert ProviderToken.objects.get().refresh_count == 1
