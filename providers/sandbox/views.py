@@ -253,7 +253,8 @@ def oauth_result(request):
         body["code"] = q.get("code", "")[:4096]
     path = f"/api/v1/providers/oauth/{provider or '{provider_key}'}/complete"
     page = (
-        "<!doctype html><title>Dashtam: finish connecting</title><body style='font-family:sans-serif'>"
+        "<!doctype html><title>Dashtam: finish connecting</title>"
+        "<link rel='icon' href='data:,'><body style='font-family:sans-serif'>"
         f"<h1>Finish connecting {escape(provider or 'the provider')}</h1>"
         + ("<p>The provider reports: <strong>" + escape(body["error"]) + "</strong>. Send it on anyway, so "
            "the connection records the outcome.</p>" if "error" in body else
