@@ -93,14 +93,17 @@ class SyncAcceptedSerializer(serializers.Serializer):
 
 class OAuthCompleteSerializer(serializers.Serializer):
     state = serializers.CharField(max_length=512, help_text="The `state` the callback passed to the front end.")
-    code = serializers.CharField(max_length=4096, required=False,
+    code = serializers.CharField(max_length=4096, required=False, allow_blank=True,
                                  help_text="The authorization code the callback passed on.")
-    error = serializers.CharField(max_length=128, required=False,
-                                  help_text="The provider's error instead of a code, e.g. access_denied.")
+    error = serializers.CharField(max_length=128, required=False, allow_blank=True,
+                                  help_text="The provider's error instead of a code, e.g. access_denied. "
+                                            "When both are sent, the error wins (as at the callback).")
 
     def validate(self, attrs):
-        if bool(attrs.get("code")) == bool(attrs.get("error")):
-            raise serializers.ValidationError({"code": ["Send either code or error."]})
+        if not attrs.get("code") and not attrs.get("error"):
+            raise serializers.ValidationError({"code": ["Send the code, or the error, that the callback passed on."]})
+        if attrs.get("error"):
+            attrs["code"] = ""
         return attrs
 
 

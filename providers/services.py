@@ -167,6 +167,7 @@ def connection_update(*, connection: ProviderConnection, alias: str) -> Provider
         return connection
     if ProviderConnection.objects.filter(user_id=connection.user_id, alias=alias).exclude(pk=connection.pk).exists():
         raise ProblemError("CONFLICT", "You already have a connection with this alias.")
+    _user_key_share(connection.user_id)  # lock order: user, then the connection the save updates
     old = connection.alias
     connection.alias = alias
     try:
@@ -305,6 +306,7 @@ def oauth_authorization_start(*, connection: ProviderConnection) -> str:
         raise ProblemError("VALIDATION_ERROR", "This provider is not available.",
                            extra={"errors": {"provider_key": ["This provider is not configured."]}})
     client = ptype.client()
+    _user_key_share(connection.user_id)  # lock order: user (the state and audit rows name it), then the rest
     OAuthState.objects.filter(connection=connection, used_at__isnull=True).delete()
     state = secrets.token_urlsafe(32)
     row = OAuthState(
@@ -776,18 +778,26 @@ def tokens_due_for_refresh(*, limit: int = 500) -> list[str]:
 def tokens_reauth_warn() -> int:
     """Email each user once, PROVIDER_REAUTH_WARNING_HOURS before a refresh token dies.
 
-    Row-locks the tokens (skip_locked) and marks them warned in the same
-    transaction; idempotent. Audits ``provider.token.reauth_warning``.
+    One short transaction per token: the user's KEY SHARE lock, then the token's row lock
+    (skip_locked: a token another run holds is left to it), re-checked and marked warned
+    with its audit row and email; idempotent. Audits ``provider.token.reauth_warning``.
     """
     now = timezone.now()
     horizon = now + timedelta(hours=settings.PROVIDER_REAUTH_WARNING_HOURS)
+    due = dict(ProviderToken.objects.filter(
+        connection__status=ConnectionStatus.ACTIVE, reauth_warned_at__isnull=True,
+        refresh_expires_at__gt=now, refresh_expires_at__lte=horizon,
+    ).values_list("pk", "connection__user_id")[:500])
     count = 0
-    with transaction.atomic():
-        tokens = (ProviderToken.objects.select_for_update(skip_locked=True, of=("self",))
-                  .select_related("connection", "connection__user")
-                  .filter(connection__status=ConnectionStatus.ACTIVE, reauth_warned_at__isnull=True,
-                          refresh_expires_at__gt=now, refresh_expires_at__lte=horizon)[:500])
-        for token in tokens:
+    for token_id, user_id in due.items():
+        with transaction.atomic():
+            _user_key_share(user_id)  # the lock order of every provider write: user, connection, token
+            token = (ProviderToken.objects.select_for_update(skip_locked=True, of=("self",))
+                     .select_related("connection", "connection__user")
+                     .filter(pk=token_id, connection__status=ConnectionStatus.ACTIVE, reauth_warned_at__isnull=True,
+                             refresh_expires_at__gt=now, refresh_expires_at__lte=horizon).first())
+            if token is None:
+                continue
             token.reauth_warned_at = now
             token.save(update_fields=["reauth_warned_at", "updated_at"])
             hours = max(1, int((token.refresh_expires_at - now).total_seconds() // 3600))

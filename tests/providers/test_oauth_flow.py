@@ -206,7 +206,7 @@ def test_an_unknown_or_missing_state_is_refused(auth_client, user, schwab):
     assert response.json()["code"] == "INVALID_TOKEN"
     assert AuditEvent.objects.filter(action="provider.oauth.failed", actor_id=user.pk,
                                      extra__reason="unknown_state").exists()
-    for body in ({"code": "x"}, {"state": "s"}, {"state": "s", "code": "x", "error": "access_denied"}):
+    for body in ({"code": "x"}, {"state": "s"}, {"state": "s", "code": "", "error": ""}, {"state": "", "code": "x"}):
         response = auth_client.post("/api/v1/providers/oauth/schwab/complete", body, format="json")
         assert response.status_code == 400 and response.json()["code"] == "VALIDATION_ERROR", body
 
