@@ -391,6 +391,7 @@ def oauth_authorization_complete(*, user, provider_key: str, state: str, code: s
     elif error:
         reason, outcome = "oauth_error", "failed"
     with transaction.atomic():
+        _user_key_share(row.user_id)  # lock order: user first (a deactivation deletes the user's states)
         if reason and row.used_at is None and not _state_use(row, now):
             reason, outcome = "oauth_state_replayed", "replayed"
         if not reason and not _state_use(row, now):
