@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db import connection as db
 from django.utils import timezone
 
@@ -663,7 +663,10 @@ def token_refresh(*, connection_id, force: bool = False, wait: bool = False,
     try:
         return _refresh_claimed(claim, force=force)
     except BaseException:
-        _lease_release(claim)
+        try:
+            _lease_release(claim)  # others need not wait for the lease to run out
+        except DatabaseError:
+            pass  # an enclosing transaction is broken: the lease runs out on its own
         raise
 
 
