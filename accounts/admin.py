@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from axes.helpers import get_cool_off, get_failure_limit
 from axes.models import AccessAttempt
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import IntegerField, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
@@ -13,6 +14,7 @@ from django.utils.html import format_html_join
 from accounts import services
 from accounts.lockout import lockout_state
 from accounts.models import User
+from accounts.names import name_problems
 from audit.services import record
 
 
@@ -55,8 +57,26 @@ class LockedFilter(admin.SimpleListFilter):
         return queryset
 
 
+class UserForm(forms.ModelForm):
+    """Names set by staff follow the API's rule: plain single-line text, no link (accounts/names.py)."""
+
+    def _clean_name(self, field: str) -> str:
+        value = (self.cleaned_data.get(field) or "").strip()
+        problems = name_problems(value)
+        if problems:
+            raise forms.ValidationError(problems)
+        return value
+
+    def clean_first_name(self):
+        return self._clean_name("first_name")
+
+    def clean_last_name(self):
+        return self._clean_name("last_name")
+
+
 @admin.register(User)
 class UserAdmin(admin.ModelAdmin):
+    form = UserForm
     list_display = ("email", "first_name", "last_name", "verified", "is_active", "is_staff",
                     "locked", "date_joined", "last_login")
     list_filter = (VerifiedFilter, LockedFilter, "is_active", "is_staff", "is_superuser")

@@ -237,3 +237,19 @@ def test_exporting_the_audit_trail_needs_the_export_permission(world):
     response = exporter.run(AuditEvent, "export_csv", ids)
     assert response["Content-Type"].startswith("text/csv")
     assert AuditEvent.objects.filter(action="admin.action", extra__action="audit.export_csv").exists()
+
+
+def test_names_set_in_the_admin_follow_the_same_rule_as_the_api(world):
+    victim = world["victim"]
+    browser = AdminBrowser(make_staff("view_user", "change_user"))
+    url = reverse("admin:accounts_user_change", args=[victim.pk])
+    browser.client.get(url)
+    token = browser.client.cookies["csrftoken"].value
+    form = {"first_name": "Visit https://evil.example", "last_name": "Lovelace", "_save": "Save",
+            "csrfmiddlewaretoken": token}
+    response = browser.client.post(url, form)
+    assert response.status_code == 200 and "Names cannot contain a web address." in response.content.decode()
+    assert User.objects.get(pk=victim.pk).first_name == "Ada"
+    response = browser.client.post(url, {**form, "first_name": "Grace"})
+    assert response.status_code == 302
+    assert User.objects.get(pk=victim.pk).first_name == "Grace"
