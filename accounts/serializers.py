@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from rest_framework import serializers
 
 from accounts.models import User, normalize_email
@@ -36,7 +37,8 @@ class NameField(StrictCharField):
     """A first or last name: plain single-line text, no URL or email address (accounts/names.py)."""
 
     def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", 150)  # the column; ACCOUNT_NAME_MAX_LENGTH is checked below
+        # For the schema; name_problems reads ACCOUNT_NAME_MAX_LENGTH again at request time.
+        kwargs.setdefault("max_length", min(settings.ACCOUNT_NAME_MAX_LENGTH, 150))
         kwargs.setdefault("allow_blank", True)
         kwargs.setdefault("help_text", NAME_RULE)
         super().__init__(**kwargs)
