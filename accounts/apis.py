@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import NotFound
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts import serializers as s
 from accounts import services
+from audit.context import client_ip_for_request
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 ACCEPTED = {"detail": "If the address can receive email, a message is on its way."}
@@ -101,6 +104,69 @@ class LoginApi(PublicApi):
             "user": s.UserSerializer(result.user).data,
         }
         return Response(body, headers=NO_STORE)
+
+
+def _login_body(result) -> dict:
+    return {
+        "access": result.access, "refresh": result.refresh, "token_type": "Bearer",
+        "expires_in": result.expires_in, "session_id": result.session_id,
+        "user": s.UserSerializer(result.user).data,
+    }
+
+
+class MagicLinkEnabled(AllowAny):
+    """MAGIC_LINK_ENABLED off: the routes answer 404, as if they did not exist."""
+
+    def has_permission(self, request, view):
+        if not settings.MAGIC_LINK_ENABLED:
+            raise NotFound()
+        return True
+
+
+class MagicLinkRequestApi(PublicApi):
+    permission_classes = [MagicLinkEnabled]
+
+    @extend_schema(
+        operation_id="auth_magic_link", tags=["auth"], auth=[],
+        summary="Email me a sign-in link (valid 15 minutes, single-use)",
+        request=s.EmailSerializer, responses={202: s.DetailSerializer},
+        description=(
+            "Always 202 with the same body, in the same time, whether or not the address has an "
+            "account. A known address gets a link to FRONTEND_URL/magic-link?token=...; a newer "
+            "link kills the older ones. 404 when MAGIC_LINK_ENABLED is off."
+        ),
+    )
+    def post(self, request):
+        data = s.EmailSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.magic_link_request_enqueue(email=data.validated_data["email"],
+                                            requested_ip=client_ip_for_request(request._request))
+        return _accepted()
+
+
+class MagicLinkVerifyApi(PublicApi):
+    permission_classes = [MagicLinkEnabled]
+
+    @extend_schema(
+        operation_id="auth_magic_link_verify", tags=["auth"], auth=[],
+        summary="Sign in with the token from a magic link",
+        request=s.TokenSerializer,
+        responses={
+            200: s.LoginResponseSerializer,
+            400: OpenApiResponse(description="INVALID_TOKEN (unknown, used, replaced or expired), "
+                                             "or VALIDATION_ERROR."),
+            429: OpenApiResponse(description="ACCOUNT_LOCKED (with Retry-After)."),
+        },
+        description=(
+            "The login response (or, for an account with a second factor, its mfa_required "
+            "answer). Marks the email address verified."
+        ),
+    )
+    def post(self, request):
+        data = s.TokenSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = services.magic_link_verify(request=request._request, token=data.validated_data["token"])
+        return Response(_login_body(result), headers=NO_STORE)
 
 
 class RequestPasswordResetApi(PublicApi):

@@ -92,7 +92,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
 
 class AccountToken(models.Model):
-    """A one-time token sent by email: email verification, email change, password reset.
+    """A one-time token sent by email: email verification, email change, password reset, magic link.
 
     Only the SHA-256 of the token is stored. A token is valid until ``expires_at``
     and until it is used or replaced (``used_at`` / ``revoked_at``).
@@ -102,6 +102,7 @@ class AccountToken(models.Model):
         VERIFY_EMAIL = "verify_email", "Verify email"
         CHANGE_EMAIL = "change_email", "Change email"
         RESET_PASSWORD = "reset_password", "Reset password"
+        MAGIC_LINK = "magic_link", "Magic link"
 
     id = models.BigAutoField(primary_key=True)
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="account_tokens")
@@ -112,6 +113,8 @@ class AccountToken(models.Model):
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    # The client IP that asked for the email (magic links): the audit row of its use names both.
+    requested_ip = models.GenericIPAddressField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["user", "purpose"], name="accounts_token_user_purpose")]

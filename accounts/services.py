@@ -268,6 +268,80 @@ def login(*, request, email: str, password: str) -> LoginResult:
     return login_complete(request=request, user=user)
 
 
+# --- Magic links (sign in by email) ------------------------------------------------------
+def magic_link_request_enqueue(*, email: str, requested_ip: str | None) -> None:
+    """The API's magic-link request: one task enqueued on commit, whatever the address.
+
+    As for the reset request, the lookup, the token and the email happen in the
+    task, so a known and an unknown address cost the request the same.
+    """
+    from accounts.tasks import magic_link_request_for
+
+    transaction.on_commit(lambda: magic_link_request_for.delay(normalize_email(email), requested_ip))
+
+
+@transaction.atomic
+def magic_link_request(*, email: str, requested_ip: str | None = None) -> bool:
+    """Email a sign-in link (valid MAGIC_LINK_TOKEN_MINUTES, single-use) to an active account.
+
+    A newer link kills the older ones (``account_token_issue``). Only the SHA-256
+    of the 256-bit token is stored, with the requesting IP. Returns whether an
+    email was sent (the API never tells). Audits ``auth.magic_link.requested``
+    with the requesting IP.
+    """
+    user = User.objects.filter(email=normalize_email(email), is_active=True).first()
+    if user is None:
+        return False
+    token = account_token_issue(user=user, purpose=Purpose.MAGIC_LINK, requested_ip=requested_ip)
+    _send_token_email(user=user, to=user.email, purpose=Purpose.MAGIC_LINK, token=token,
+                      template="account_magic_link", path="/magic-link")
+    record(action="auth.magic_link.requested", target=user, actor=user,
+           extra={"requested_ip": requested_ip or ""})
+    return True
+
+
+def magic_link_verify(*, request, token: str):
+    """Use a magic link: the emailed token proves the mailbox, in place of the password.
+
+    Single-use (row-locks the token); marks the email verified; then the login
+    continues exactly as after a correct password (``login_after_first_factor``:
+    tokens, or the second-factor step when the account has one). A locked account
+    (or client IP) is refused with 429 ACCOUNT_LOCKED and the link stays unused.
+    Audits ``auth.magic_link.used`` (requesting and using IP) or
+    ``auth.magic_link.failed``.
+    """
+    user = None
+    try:
+        with transaction.atomic():
+            row = account_token_take(token=token, purposes=[Purpose.MAGIC_LINK])
+            user = row.user
+            state = lockout.lockout_state_for_request(request, {"email": user.email})
+            if state.locked:
+                raise RetryAfterError("ACCOUNT_LOCKED", lockout.LOCKED_DETAIL,
+                                      retry_after=max(1, state.retry_after))
+            if user.email_verified_at is None:
+                user.email_verified_at = timezone.now()
+                user.save(update_fields=["email_verified_at"])
+                record(action="auth.email.verified", target=user, actor=user)
+            record(action="auth.magic_link.used", target=user, actor=user,
+                   extra={"requested_ip": row.requested_ip or ""})
+    except ProblemError as exc:
+        record(action="auth.magic_link.failed", outcome="denied" if user else "failure",
+               target=user, actor=user,
+               extra={"reason": str(exc.detail), "problem_code": exc.problem_code})
+        raise
+    return login_after_first_factor(request=request, user=user, method="magic_link")
+
+
+def login_after_first_factor(*, request, user: User, method: str):
+    """After a first factor (a password, a magic link): the tokens.
+
+    The one place where every path to tokens meets, so that a second factor,
+    when the account has one, sits in front of all of them.
+    """
+    return login_complete(request=request, user=user)
+
+
 def account_tokens_cleanup(*, keep_days: int = 7) -> int:
     """Delete email tokens expired more than ``keep_days`` ago; returns how many.
 

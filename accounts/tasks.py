@@ -28,3 +28,9 @@ def verification_resend_for(email: str) -> bool:
 def password_reset_request_for(email: str) -> bool:
     """Email a reset link when ``email`` is an active account."""
     return services.password_reset_request(email=email)
+
+
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=5, max_retries=5)
+def magic_link_request_for(email: str, requested_ip: str | None = None) -> bool:
+    """Email a sign-in link when ``email`` is an active account."""
+    return services.magic_link_request(email=email, requested_ip=requested_ip)

@@ -23,10 +23,12 @@ def token_hash(token: str) -> str:
 def lifetime(purpose: str) -> timedelta:
     if purpose == Purpose.RESET_PASSWORD:
         return timedelta(minutes=settings.PASSWORD_RESET_TOKEN_MINUTES)
+    if purpose == Purpose.MAGIC_LINK:
+        return timedelta(minutes=settings.MAGIC_LINK_TOKEN_MINUTES)
     return timedelta(hours=settings.EMAIL_VERIFICATION_TOKEN_HOURS)
 
 
-def account_token_issue(*, user: User, purpose: str, new_email: str = "") -> str:
+def account_token_issue(*, user: User, purpose: str, new_email: str = "", requested_ip: str | None = None) -> str:
     """Create a token and return its plaintext (sent by email, never stored).
 
     Every earlier unused token of the same purpose for this user stops working,
@@ -38,7 +40,7 @@ def account_token_issue(*, user: User, purpose: str, new_email: str = "") -> str
     token = secrets.token_urlsafe(32)
     AccountToken.objects.create(
         user=user, purpose=purpose, token_hash=token_hash(token), new_email=new_email,
-        created_at=now, expires_at=now + lifetime(purpose),
+        created_at=now, expires_at=now + lifetime(purpose), requested_ip=requested_ip or None,
     )
     return token
 

@@ -11,6 +11,8 @@ urlpatterns = [
     path("login", apis.LoginApi.as_view(), name="auth-login"),
     path("request-password-reset", apis.RequestPasswordResetApi.as_view(), name="auth-request-password-reset"),
     path("reset-password", apis.ResetPasswordApi.as_view(), name="auth-reset-password"),
+    path("magic-link", apis.MagicLinkRequestApi.as_view(), name="auth-magic-link"),
+    path("magic-link/verify", apis.MagicLinkVerifyApi.as_view(), name="auth-magic-link-verify"),
     path("me", apis.MeApi.as_view(), name="auth-me"),
     path("change-password", apis.ChangePasswordApi.as_view(), name="auth-change-password"),
 ]

@@ -26,6 +26,9 @@ CATALOGUE: dict[str, str] = {
     "auth.login.unverified": "A correct password was given for an account whose email is not verified.",
     "auth.lockout": "Too many failed logins: the account or the client IP is locked for a while.",
     "auth.lockout.cleared": "A lockout was lifted (by staff or by a successful password reset).",
+    "auth.magic_link.requested": "A sign-in link was emailed on request (the requesting IP is in extra).",
+    "auth.magic_link.used": "A user signed in with an emailed link (requesting IP in extra, using IP on the row).",
+    "auth.magic_link.failed": "A sign-in link was invalid, expired, already used, or the account was locked.",
     "auth.logout": "A user logged out: the current session and its tokens ended.",
     # accounts: passwords, email change, profile, deactivation
     "auth.password.changed": "A user changed their password (every other session ended).",

@@ -102,6 +102,10 @@ DEFAULT_RATE_RULES: dict[str, dict] = {
     # Registration mails the address it is given (a link, or "someone tried to register"):
     # beside the per-IP rule above, a budget per address that no number of IPs can multiply.
     "register_email": {"routes": ["auth-register"], "key": "body:email", "rate": "5/h"},
+    # --- Magic links (issue 16): each request mails the address; the token is 256-bit ---
+    "magic_link_ip": {"routes": ["auth-magic-link"], "key": "ip", "rate": "5/m"},
+    "magic_link_email": {"routes": ["auth-magic-link"], "key": "body:email", "rate": "3/15m"},
+    "magic_link_verify": {"routes": ["auth-magic-link-verify"], "key": "ip", "rate": "20/m"},
     "api": {"routes": ["*"], "key": "user_or_ip", "rate": "1000/m"},
 }
 RATE_OFF = ("off", "none", "disabled")

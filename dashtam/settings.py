@@ -351,6 +351,11 @@ SIMPLE_JWT = {
 # --- Accounts -------------------------------------------------------------------
 EMAIL_VERIFICATION_TOKEN_HOURS = env.int("EMAIL_VERIFICATION_TOKEN_HOURS", default=24)
 PASSWORD_RESET_TOKEN_MINUTES = env.int("PASSWORD_RESET_TOKEN_MINUTES", default=15)
+# Magic links (sign in by email): POST auth/magic-link and auth/magic-link/verify (docs/accounts.md).
+MAGIC_LINK_ENABLED = env.bool("MAGIC_LINK_ENABLED", default=True)
+MAGIC_LINK_TOKEN_MINUTES = env.int("MAGIC_LINK_TOKEN_MINUTES", default=15)
+# The account pages under /account/ (account_pages/; docs/pages.md).
+ACCOUNT_PAGES_ENABLED = env.bool("ACCOUNT_PAGES_ENABLED", default=True)
 # The longest first or last name accepted (accounts/names.py); the column holds 150.
 ACCOUNT_NAME_MAX_LENGTH = env.int("ACCOUNT_NAME_MAX_LENGTH", default=64)
 # Where `make run` serves (it sets this from HOST and PORT); development defaults
