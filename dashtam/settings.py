@@ -101,6 +101,7 @@ INSTALLED_APPS = [
     "accounts",
     "sessions_mgmt",
     "providers",
+    "account_pages",
 ]
 
 MIDDLEWARE = [
@@ -361,8 +362,10 @@ ACCOUNT_NAME_MAX_LENGTH = env.int("ACCOUNT_NAME_MAX_LENGTH", default=64)
 # Where `make run` serves (it sets this from HOST and PORT); development defaults
 # for FRONTEND_URL and the sandbox provider's URLs follow it.
 DEV_SERVER_URL = env.str("DEV_SERVER_URL", default="http://127.0.0.1:8000").rstrip("/")
+# Outside production the front end is this app's own account pages (/account/, account_pages):
+# every link in an email works after `make run`.
 FRONTEND_URL = env.str(
-    "FRONTEND_URL", default="" if IS_PRODUCTION else DEV_SERVER_URL
+    "FRONTEND_URL", default="" if IS_PRODUCTION else DEV_SERVER_URL + "/account"
 ).rstrip("/")
 
 # --- Lockout (django-axes, database handler: the lock survives a Redis outage) -----
@@ -543,12 +546,10 @@ SANDBOX_RATE_LIMIT = env.str("SANDBOX_RATE_LIMIT", default="600/m")
 SANDBOX_ACCESS_TOKEN_SECONDS = env.int("SANDBOX_ACCESS_TOKEN_SECONDS", default=600)
 # Where the public OAuth callback sends the browser: FRONTEND_URL + this path +
 # ?provider=&state=&code= (or &error=); the front end then POSTs providers/oauth/<key>/complete.
-# In development FRONTEND_URL is this app, and the path is a small page served with the sandbox
-# that shows the body to POST from /api/docs.
-PROVIDER_OAUTH_RESULT_PATH = env.str(
-    "PROVIDER_OAUTH_RESULT_PATH",
-    default="/sandbox/oauth-result" if IS_DEVELOPMENT else "/connections/callback",
-)
+# In development FRONTEND_URL is this app's /account, and /account/connections/callback is the
+# account pages' landing that completes the flow with the signed-in user's bearer. (The sandbox's
+# /sandbox/oauth-result page, which shows the body to POST from /api/docs, is still served.)
+PROVIDER_OAUTH_RESULT_PATH = env.str("PROVIDER_OAUTH_RESULT_PATH", default="/connections/callback")
 # A refresh calls the provider holding no row lock, under a lease on the token row that lasts
 # HTTP_TIMEOUT_CONNECT + HTTP_TIMEOUT_READ + this margin (seconds).
 PROVIDER_REFRESH_LEASE_MARGIN_SECONDS = env.float("PROVIDER_REFRESH_LEASE_MARGIN_SECONDS", default=30)

@@ -24,6 +24,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
 ]
 
+if settings.ACCOUNT_PAGES_ENABLED:
+    urlpatterns.append(path("account/", include("account_pages.urls")))
+
 if settings.BENCH_ENDPOINTS:
     # The benchmark baseline (docs/performance.md); never routed unless enabled.
     from dashtam.bench_views import BaselineView

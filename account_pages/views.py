@@ -1,0 +1,64 @@
+"""The account pages. Each view only renders a template: the page's JS module does the work,
+through the public JSON API, with the bearer it keeps in sessionStorage (never a cookie).
+
+Pages that carry a token or an authorization code in their URL (the email landings, the OAuth
+result) are never cached and send no Referer onwards.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.http import Http404
+from django.shortcuts import redirect
+from django.views.decorators.http import require_GET
+from django.views.generic import TemplateView
+
+from account_pages.pages import PAGES
+
+
+class AccountPage(TemplateView):
+    page: str = ""
+
+    def get(self, request, *args, **kwargs):
+        if not settings.ACCOUNT_PAGES_ENABLED:
+            raise Http404
+        response = super().get(request, *args, **kwargs)
+        spec = PAGES[self.page]
+        if spec.carries_secret:
+            response["Cache-Control"] = "no-store"
+            response["Referrer-Policy"] = "no-referrer"
+        return response
+
+    def get_template_names(self):
+        return [f"account_pages/{self.page}.html"]
+
+    def get_context_data(self, **kwargs):
+        spec = PAGES[self.page]
+        return {
+            **super().get_context_data(**kwargs),
+            "page": self.page,
+            "title": spec.title,
+            "needs_auth": spec.needs_auth,
+            "magic_link_enabled": settings.MAGIC_LINK_ENABLED,
+        }
+
+
+def page(name: str):
+    return require_GET(AccountPage.as_view(page=name))
+
+
+@require_GET
+def index(request):
+    return redirect("account-security")
+
+
+@require_GET
+def sessions_alias(request):
+    """Older emails link to /settings/sessions: the sessions live on the security page."""
+    return redirect("account-security")
+
+
+@require_GET
+def connection_alias(request, connection_id):
+    """Emails about one connection link to /connections/<id>: the connections page lists it."""
+    return redirect("account-connections")
