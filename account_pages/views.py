@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import Http404
 from django.shortcuts import redirect
+from django.urls import Resolver404, resolve
 from django.views.decorators.http import require_GET
 from django.views.generic import TemplateView
 
@@ -40,7 +41,18 @@ class AccountPage(TemplateView):
             "title": spec.title,
             "needs_auth": spec.needs_auth,
             "magic_link_enabled": settings.MAGIC_LINK_ENABLED,
+            # Parts of the pages whose API this server may not offer: the script skips them.
+            "mfa_available": api_available("/api/v1/auth/mfa"),
+            "passkeys_available": api_available("/api/v1/auth/passkeys"),
         }
+
+
+def api_available(path: str) -> bool:
+    try:
+        resolve(path)
+    except Resolver404:
+        return False
+    return True
 
 
 def page(name: str):

@@ -68,7 +68,8 @@ def authorize(request):
         return HttpResponseRedirect(f"{q['redirect_uri']}?{urlencode({'code': code, 'state': q['state']})}")
     base = request.get_full_path()
     page = (
-        "<!doctype html><title>Sandbox broker</title><body style='font-family:sans-serif'>"
+        "<!doctype html><title>Sandbox broker</title><link rel='icon' href='data:,'>"
+        "<body style='font-family:sans-serif'>"
         "<h1>Sandbox broker</h1><p>Dashtam asks to read your (demo) accounts and transactions.</p>"
         f"<p><a href='{escape(base)}&amp;decision=approve'>Approve</a> &nbsp; "
         f"<a href='{escape(base)}&amp;decision=deny'>Deny</a></p></body>"

@@ -254,7 +254,7 @@ function toB64url(buffer) {
 }
 
 function passkeysSupported() {
-  return Boolean(window.PublicKeyCredential && navigator.credentials);
+  return "passkeys" in document.body.dataset && Boolean(window.PublicKeyCredential && navigator.credentials);
 }
 
 function creationOptions(json) {
@@ -341,6 +341,7 @@ const pages = {};
 
 pages.login = () => {
   const form = $("#login-form");
+  if (!passkeysSupported()) $("#passkey-sign-in").hidden = true;
   const email = () => $("#login-email").value.trim();
   onSubmit(form, async (data) => {
     try {
@@ -455,7 +456,13 @@ function showRecoveryCodes(codes) {
   $("#recovery-codes-title").focus();
 }
 
+const offers = (name) => name in document.body.dataset;
+
 async function loadTotp() {
+  if (!offers("mfa")) {
+    $("#totp-status").textContent = "Two-step verification is not available on this server.";
+    return;
+  }
   let state;
   try {
     state = await get("auth/mfa");
@@ -477,6 +484,11 @@ async function loadTotp() {
 }
 
 async function loadPasskeys() {
+  if (!offers("passkeys")) {
+    $("#passkeys-status").textContent = "Passkeys are not available on this server.";
+    $("#passkey-add-form").hidden = true;
+    return;
+  }
   let items;
   try {
     items = list(await get("auth/passkeys"));
