@@ -32,5 +32,5 @@ class Command(BaseCommand):
             # A fresh `make run` always lets the demo users in, even after a lockout.
             lockout_clear(email=email)
         self.stdout.write(self.style.SUCCESS("Demo data ready:"))
-        self.stdout.write("  API user:   demo@dashtam.local / Demo-Passw0rd!   (POST /api/v1/auth/login)")
+        self.stdout.write("  API user:   demo@dashtam.local / Demo-Passw0rd!   (/account/login, or POST /api/v1/auth/login)")
         self.stdout.write("  Staff user: staff@dashtam.local / Staff-Passw0rd!  (/admin/)")
