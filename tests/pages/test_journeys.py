@@ -160,6 +160,7 @@ def test_totp_enrolment_then_sign_in_with_password_and_code(site, new_page, shot
     expect_security_page(page, user.email)
     page.get_by_label("Your password").first.fill(PASSWORD)
     page.get_by_role("button", name="Set up an authenticator app").click()
+    page.locator("#totp-enrol").wait_for()
     secret = page.locator("#totp-secret").inner_text()
     assert re.fullmatch(r"[A-Z2-7]{16,}", secret)
     assert page.locator("#totp-qr").evaluate("img => img.complete && img.naturalWidth > 0")
