@@ -16,6 +16,7 @@ import time
 
 import pytest
 from django.urls import Resolver404, resolve
+from playwright.sync_api import expect
 
 from providers.models import ProviderConnection
 from sessions_mgmt.models import Session
@@ -227,3 +228,90 @@ def test_the_pages_need_no_unsafe_inline_script(site, new_page, client):
     for path in ("login", "register", "forgot-password", "verify-email", "reset-password", "magic-link"):
         page.goto(f"{site}/account/{path}")
         page.locator("h1").wait_for()
+
+
+def test_keyboard_alone_signs_in_in_a_sensible_focus_order(site, new_page):
+    user = UserFactory()
+    page = new_page()
+    page.goto(f"{site}/account/login")
+    order = []
+    for _ in range(8):
+        page.keyboard.press("Tab")
+        order.append(page.evaluate(
+            "() => { const e = document.activeElement; return e.id || e.textContent.trim(); }"))
+    assert order == ["Skip to the content", "Dashtam", "Sign in", "Create an account",
+                     "login-email", "login-password", "Sign in", "passkey-sign-in"
+                     if page.locator("#passkey-sign-in").is_visible() else "magic-link-request"]
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.type(user.email)
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect_security_page(page, user.email)
+
+
+def test_every_control_of_every_page_has_a_label(site, new_page):
+    user = UserFactory()
+    page = new_page()
+    sign_in(page, site, user.email)
+    expect_security_page(page, user.email)
+    unlabelled = "() => [...document.querySelectorAll('input, select, textarea')]" \
+                 ".filter(e => e.type !== 'hidden' && e.labels.length === 0).map(e => e.id || e.name)"
+    for path in ("login", "register", "forgot-password", "reset-password", "magic-link", "security", "connections"):
+        page.goto(f"{site}/account/{path}")
+        page.locator("h1").wait_for()
+        page.wait_for_load_state("networkidle")
+        assert page.evaluate(unlabelled) == [], path
+
+
+def test_a_signed_out_visitor_returns_to_the_page_they_asked_for(site, new_page):
+    user = UserFactory()
+    page = new_page()
+    page.goto(f"{site}/account/connections")
+    page.wait_for_url("**/account/login?next=*")
+    page.get_by_label("Email address").fill(user.email)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Sign in", exact=True).click()
+    page.wait_for_url("**/account/connections")
+    page.get_by_role("heading", name="Connect a brokerage").wait_for()
+
+
+def test_signing_out_the_other_devices_ends_their_session(site, new_page, page_problems):
+    user = UserFactory()
+    laptop, phone = new_page(), new_page()
+    for page in (laptop, phone):
+        sign_in(page, site, user.email)
+        expect_security_page(page, user.email)
+    laptop.reload()
+    rows = laptop.locator("#sessions-table tbody tr")
+    rows.nth(1).wait_for()
+    assert rows.count() == 2
+    laptop.get_by_role("button", name="Sign out all other devices").click()
+    laptop.locator("#flash", has_text="Signed out 1 other session").wait_for()
+    expect(rows).to_have_count(1)
+    # The phone's next call is refused (SESSION_REVOKED): it forgets its tokens and asks to sign in.
+    phone.reload()
+    phone.wait_for_url("**/account/login?next=*")
+    phone.locator("#flash", has_text="ended").wait_for()
+    assert phone.evaluate("() => sessionStorage.getItem('dashtam.auth')") is None
+    # The only errors: the browser logging the refused request.
+    assert page_problems and all("401" in p for p in page_problems)
+    page_problems.clear()
+
+
+def test_an_access_token_about_to_expire_is_refreshed_before_it_is_used(site, new_page):
+    user = UserFactory()
+    page = new_page()
+    sign_in(page, site, user.email)
+    expect_security_page(page, user.email)
+    before = page.evaluate("() => JSON.parse(sessionStorage.getItem('dashtam.auth'))")
+    # As if the access token were about to expire: the next call refreshes first (no refused request).
+    page.evaluate("() => { const t = JSON.parse(sessionStorage.getItem('dashtam.auth')); "
+                  "t.refresh_at = 0; t.access = 'expired'; sessionStorage.setItem('dashtam.auth', JSON.stringify(t)); }")
+    page.reload()
+    expect_security_page(page, user.email)
+    after = page.evaluate("() => JSON.parse(sessionStorage.getItem('dashtam.auth'))")
+    assert after["access"] not in ("expired", before["access"]) and after["refresh"] != before["refresh"]
+    assert after["session_id"] == before["session_id"]

@@ -26,6 +26,8 @@ function saveTokens(body) {
     access: body.access,
     refresh: body.refresh || old.refresh,
     session_id: body.session_id || old.session_id,
+    // When to refresh: a little before the access token expires, so no request is refused for it.
+    refresh_at: Date.now() + Math.max(0, (body.expires_in || 0) - 30) * 1000,
   }));
 }
 
@@ -61,10 +63,13 @@ async function call(method, path, body, { auth = false, retry = true } = {}) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (auth) {
-    const current = tokens();
+    let current = tokens();
     if (!current) {
       toLogin();
       throw new Problem(401, { detail: "Sign in first." });
+    }
+    if (retry && typeof current.refresh_at === "number" && Date.now() >= current.refresh_at && await refreshTokens()) {
+      current = tokens();
     }
     headers.Authorization = `Bearer ${current.access}`;
   }
@@ -106,8 +111,8 @@ const list = (data) => (Array.isArray(data) ? data : (data && data.results) || [
 
 // --- Navigation -------------------------------------------------------------------------------
 function safeNext(value) {
-  // Only our own pages: never another origin ("//evil", "https://...", "/\\evil").
-  return value && /^\/account\/[A-Za-z0-9/_\-?=&%.~]*$/.test(value) && !value.startsWith("//") ? value : null;
+  // Only a path of our own pages: never another origin ("//evil", "https://...", "/\\evil").
+  return value && value.startsWith("/account/") && !/[\\\s]/.test(value) ? value : null;
 }
 
 function toLogin() {
