@@ -315,3 +315,30 @@ def test_an_access_token_about_to_expire_is_refreshed_before_it_is_used(site, ne
     after = page.evaluate("() => JSON.parse(sessionStorage.getItem('dashtam.auth'))")
     assert after["access"] not in ("expired", before["access"]) and after["refresh"] != before["refresh"]
     assert after["session_id"] == before["session_id"]
+
+
+def test_a_magic_link_to_an_account_with_totp_then_asks_for_the_code(site, new_page, smtp_sink):
+    needs_api("/api/v1/auth/mfa/totp")
+    from rest_framework.test import APIClient
+
+    user = UserFactory()
+    api = APIClient()
+    access = api.post("/api/v1/auth/login", {"email": user.email, "password": PASSWORD}, format="json").json()["access"]
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {access}")
+    secret = api.post("/api/v1/auth/mfa/totp", {"password": PASSWORD}, format="json").json()["secret"]
+    assert api.post("/api/v1/auth/mfa/totp/confirm", {"code": totp(secret)}, format="json").status_code == 200
+
+    page = new_page()
+    page.goto(f"{site}/account/login")
+    page.get_by_label("Email address").fill(user.email)
+    page.get_by_role("button", name="Email me a sign-in link").click()
+    # The second message: the first is the "two-step verification turned on" notice.
+    message = smtp_sink.wait_for(2, to=user.email)[-1]
+    assert "sign-in link" in message["Subject"]
+    page.goto(link_in(message))
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("heading", name="Two-step verification").wait_for()
+    page.get_by_label("Code from your authenticator app, or a recovery code").fill(totp(secret, time.time() + 30))
+    page.get_by_role("button", name="Verify").click()
+    expect_security_page(page, user.email)
+    assert "magic_link + totp" in page.locator("#sessions-table tbody tr").first.inner_text()
