@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "dashtam",
     "django_ratelimit",
     "dashtam.ratelimit",
+    "dashtam.outbox",
     "audit",
     "accounts",
     "sessions_mgmt",
@@ -471,7 +472,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.tasks.purge_audit_events",
         "schedule": env.int("AUDIT_PURGE_INTERVAL", default=24 * 3600),
     },
+    "outbox-sweep": {  # dashtam.outbox: publish the tasks a broker outage kept back
+        "task": "dashtam.outbox.tasks.sweep_outbox",
+        "schedule": env.int("OUTBOX_SWEEP_INTERVAL", default=30),
+    },
 }
+# --- Task outbox (dashtam.outbox): what a broker outage cannot lose ---------------------------
+OUTBOX_SWEEP_INTERVAL = env.int("OUTBOX_SWEEP_INTERVAL", default=30)  # seconds between sweeps
+OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=500)  # rows published per transaction
+# After a failed publish, a process writes tasks straight to the outbox for this long.
+OUTBOX_BROKER_RETRY_SECONDS = env.float("OUTBOX_BROKER_RETRY_SECONDS", default=5)
+OUTBOX_RETRY_MAX_SECONDS = env.int("OUTBOX_RETRY_MAX_SECONDS", default=600)  # longest wait between tries
 
 # --- Audit -----------------------------------------------------------------------------
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=400)
