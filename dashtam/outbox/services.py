@@ -22,7 +22,8 @@ once the broker is back.
   caused it. Arguments are sealed with FIELD_ENCRYPTION_KEYS (an email's context
   may hold a one-time link).
 - In eager mode (tests, ``CELERY_TASK_ALWAYS_EAGER``) the task runs on commit in
-  the caller's thread and its errors are the caller's.
+  the caller's thread; as on a worker, its failure is logged and never fails the
+  request that enqueued it.
 """
 
 from __future__ import annotations
@@ -95,7 +96,10 @@ def enqueue(task, *args, **kwargs) -> None:
 def dispatch(task, args, kwargs) -> None:
     """Publish one task now, or keep it in the outbox when the broker refuses it."""
     if _eager(task):
-        task.apply_async(args, kwargs)
+        try:
+            task.apply_async(args, kwargs)
+        except Exception:  # noqa: BLE001 - as on a worker: a task's failure is not the request's
+            logger.exception("eager task failed", extra={"task": task.name})
         return
     try:
         # No publish retries here: the outbox is the retry, and a request must not
