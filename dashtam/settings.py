@@ -495,6 +495,8 @@ AUDIT_SEAL_INTERVAL = env.int("AUDIT_SEAL_INTERVAL", default=60)  # seconds
 AUDIT_SEAL_BATCH_SIZE = env.int("AUDIT_SEAL_BATCH_SIZE", default=1000)
 AUDIT_PURGE_INTERVAL = env.int("AUDIT_PURGE_INTERVAL", default=24 * 3600)  # seconds
 AUDIT_PURGE_BATCH_SIZE = env.int("AUDIT_PURGE_BATCH_SIZE", default=5000)
+# Off when the purge runs under its own database role (manage.py audit_purge), not from beat.
+AUDIT_PURGE_ENABLED = env.bool("AUDIT_PURGE_ENABLED", default=True)
 # Seconds between publications of the chain's head (seq, hash) to the log and the admin.
 AUDIT_HEAD_PUBLISH_INTERVAL = env.int("AUDIT_HEAD_PUBLISH_INTERVAL", default=300)
 # The row-hash key (HMAC-SHA256), never stored in the database; SECRET_KEY when unset.

@@ -83,3 +83,36 @@ def _now():
     from django.utils import timezone
 
     return timezone.now()
+
+
+def _queued(broker) -> int:
+    import redis
+
+    return redis.Redis.from_url(broker.url).llen("celery")
+
+
+def test_a_row_another_sweeper_holds_is_skipped_and_every_row_is_published_once(own_broker):
+    from django.db import connection, connections
+
+    from dashtam.outbox.services import outbox_record
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: SQLite serialises the sweepers' transactions instead")
+    rows = [outbox_record(task_name="dashtam.tasks.send_email", args=[],
+                          kwargs={"to": f"n{i}@example.com", "template": "x", "context": {}}, headers={})
+            for i in range(3)]
+    other = connections.create_connection("default")  # a second sweeper, mid-batch on the first row
+    try:
+        other.set_autocommit(False)
+        with other.cursor() as cursor:
+            cursor.execute(f"SELECT id FROM {OutboxTask._meta.db_table} WHERE id = %s FOR UPDATE",  # noqa: S608
+                           [rows[0].pk])
+        assert outbox_sweep() == 2
+        assert _queued(own_broker) == 2
+        assert list(OutboxTask.objects.values_list("pk", flat=True)) == [rows[0].pk]
+        other.rollback()
+    finally:
+        other.close()
+    assert outbox_sweep() == 1
+    assert outbox_sweep() == 0
+    assert _queued(own_broker) == 3 and not OutboxTask.objects.exists()
