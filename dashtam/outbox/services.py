@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import json
 import logging
-import random
+import secrets
 import threading
 import time
 from datetime import timedelta
@@ -146,6 +146,7 @@ def _publish(row: OutboxTask) -> None:
     # before_task_publish copies the current context into the message: make it the recorded one.
     token = context.set_context(ctx)
     try:
+        # send_task publishes even in eager mode (a row in the outbox is for the broker).
         app.send_task(row.task_name, args=data.get("args") or [], kwargs=data.get("kwargs") or {},
                       retry=False)
     finally:
@@ -155,7 +156,8 @@ def _publish(row: OutboxTask) -> None:
 def _backoff(attempts: int) -> timedelta:
     cap = settings.OUTBOX_RETRY_MAX_SECONDS
     base = settings.OUTBOX_SWEEP_INTERVAL
-    return timedelta(seconds=min(cap, base * 2 ** min(attempts, 16)) * random.uniform(0.5, 1.0))  # noqa: S311 # nosec B311 - jitter
+    jitter = 0.5 + secrets.randbelow(501) / 1000  # 0.5 to 1.0: sweepers of many processes spread out
+    return timedelta(seconds=min(cap, base * 2 ** min(attempts, 16)) * jitter)
 
 
 def outbox_sweep(*, batch_size: int | None = None) -> int:

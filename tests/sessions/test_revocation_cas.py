@@ -101,3 +101,19 @@ def test_a_fill_still_caches_what_it_found_missing(user, start_session):
     again = revocation.lookup(session_id=sid, user_id=uid)
     assert again.session == live
     assert again.user.pk == user.pk and again.global_version == 0
+
+
+def test_a_stale_high_cached_user_minimum_is_confirmed_and_corrected_in_the_cache(user, start_session, client_for):
+    import copy
+
+    issued = start_session(user)
+    client = client_for(issued)
+    assert client.get(SESSIONS).status_code == 200
+    sid, uid = _ids(issued, user)
+    found = revocation.lookup(session_id=sid, user_id=uid)
+    stale = copy.copy(found.user)
+    stale.min_token_version = 99  # as after a bump that rolled back
+    cache.set(revocation.user_key(uid), (found.generation, stale), timeout=300)
+
+    assert client.get(SESSIONS).status_code == 200  # confirmed against the database
+    assert revocation.lookup(session_id=sid, user_id=uid).user.min_token_version == user.min_token_version
