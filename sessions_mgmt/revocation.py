@@ -26,6 +26,7 @@ It never fails open:
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import logging
@@ -79,21 +80,13 @@ _state = {"down_until": 0.0, "pending_generation_bump": False}
 _local_write_lock = threading.RLock()
 
 
-class _NoLock:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 def _backend():
     return caches["default"]
 
 
 def _writes_exclusive():
     """The lock every write takes on a local cache; nothing on Redis (its scripts are atomic)."""
-    return _NoLock() if redis_client(_backend()) is not None else _local_write_lock
+    return contextlib.nullcontext() if redis_client(_backend()) is not None else _local_write_lock
 
 
 def _cache_usable() -> bool:
