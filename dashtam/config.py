@@ -83,6 +83,10 @@ DEFAULT_RATE_RULES: dict[str, dict] = {
         "rate": "100/m",
     },
     "oauth_callback": {"routes": ["providers-oauth-callback"], "key": "ip", "rate": "20/m"},
+    # Fair use of a provider's shared outbound budget (issue 13 §6): a user's forced token
+    # refreshes and syncs, per user (the scheduled refresh keeps its own reserved share).
+    "provider_refresh": {"routes": ["providers-token-refresh"], "key": "user", "rate": "10/h"},
+    "provider_sync": {"routes": ["providers-sync"], "key": "user", "rate": "10/h"},
     "api": {"routes": ["*"], "key": "user_or_ip", "rate": "1000/m"},
 }
 RATE_OFF = ("off", "none", "disabled")

@@ -42,6 +42,10 @@ class ProviderConnection(models.Model):
     # Breach rotation: tokens whose version is below this are refreshed or, failing
     # that, the connection goes to reauth_required.
     min_token_version = models.PositiveIntegerField(default=1)
+    # The latest sync job (POST sync, beat, first sync after connecting): a sync asked for while
+    # one is queued, or shortly after one ran, answers with this job instead of queueing another.
+    sync_job_id = models.UUIDField(null=True, blank=True)
+    sync_requested_at = models.DateTimeField(null=True, blank=True)  # set while the job is queued or running
 
     class Meta:
         constraints = [
@@ -71,6 +75,10 @@ class ProviderToken(models.Model):
     token_version = models.PositiveIntegerField(default=1)
     refresh_count = models.PositiveIntegerField(default=0)
     reauth_warned_at = models.DateTimeField(null=True, blank=True)
+    # A refresh in flight: the caller that set the lease calls the provider with no row lock held,
+    # then writes the answer only while the lease is still its own (services.token_refresh).
+    refresh_lease_id = models.UUIDField(null=True, blank=True)
+    refresh_lease_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
