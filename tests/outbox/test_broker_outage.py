@@ -117,3 +117,24 @@ def test_a_row_another_sweeper_holds_is_skipped_and_every_row_is_published_once(
     assert outbox_sweep() == 1
     assert outbox_sweep() == 0
     assert _queued(own_broker) == 3 and not OutboxTask.objects.exists()
+
+
+def test_while_the_broker_is_known_down_a_task_is_recorded_with_the_work_and_rolls_back_with_it(own_broker):
+    from dashtam.celery import app
+    from dashtam.outbox.services import broker_known_down, enqueue
+    from dashtam.tasks import send_email
+
+    app.conf.task_always_eager = False
+    try:
+        own_broker.kill()
+        enqueue(send_email, to="first@example.com", template="x", context={})  # the broker refuses it
+        assert broker_known_down()
+        assert OutboxTask.objects.count() == 1
+
+        with pytest.raises(RuntimeError), transaction.atomic():
+            enqueue(send_email, to="rolled-back@example.com", template="x", context={})
+            assert OutboxTask.objects.count() == 2  # written in the work's own transaction
+            raise RuntimeError("the work fails")
+        assert OutboxTask.objects.count() == 1  # and gone with it
+    finally:
+        app.conf.task_always_eager = True
