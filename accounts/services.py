@@ -272,14 +272,16 @@ def login(*, request, email: str, password: str) -> LoginResult:
 
 # --- Magic links (sign in by email) ------------------------------------------------------
 def magic_link_request_enqueue(*, email: str, requested_ip: str | None) -> None:
-    """The API's magic-link request: one task enqueued on commit, whatever the address.
+    """The API's magic-link request: one task enqueued on commit (through the outbox),
+    whatever the address.
 
     As for the reset request, the lookup, the token and the email happen in the
     task, so a known and an unknown address cost the request the same.
     """
     from accounts.tasks import magic_link_request_for
+    from dashtam.outbox.services import enqueue
 
-    transaction.on_commit(lambda: magic_link_request_for.delay(normalize_email(email), requested_ip))
+    enqueue(magic_link_request_for, normalize_email(email), requested_ip)
 
 
 @transaction.atomic
