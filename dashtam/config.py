@@ -11,6 +11,18 @@ import re
 KEY_ENTRY = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
 
 
+def browser_url(url: str) -> str:
+    """The development server's URL as a browser should open it: a loopback IP becomes
+    "localhost", the one host name a WebAuthn relying party (passkeys) accepts locally, so the
+    account pages, the links in emails and passkeys all share one origin."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.hostname not in ("127.0.0.1", "::1"):
+        return url
+    return f"{parts.scheme}://localhost{f':{parts.port}' if parts.port else ''}{parts.path}"
+
+
 def derive_jwt_key(secret_key: str) -> str:
     """Development/test only: a JWT key distinct from SECRET_KEY, derived from it."""
     return hmac.new(secret_key.encode(), b"dashtam-jwt-signing-key", hashlib.sha256).hexdigest()

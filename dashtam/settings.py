@@ -18,7 +18,7 @@ from pathlib import Path
 
 import environ
 
-from dashtam.config import derive_jwt_key, parse_rate_rules
+from dashtam.config import browser_url, derive_jwt_key, parse_rate_rules
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -364,9 +364,10 @@ ACCOUNT_NAME_MAX_LENGTH = env.int("ACCOUNT_NAME_MAX_LENGTH", default=64)
 # for FRONTEND_URL and the sandbox provider's URLs follow it.
 DEV_SERVER_URL = env.str("DEV_SERVER_URL", default="http://127.0.0.1:8000").rstrip("/")
 # Outside production the front end is this app's own account pages (/account/, account_pages):
-# every link in an email works after `make run`.
+# every link in an email works after `make run`. They are addressed as localhost (not
+# 127.0.0.1), the origin where passkeys work and where the pages keep the bearer.
 FRONTEND_URL = env.str(
-    "FRONTEND_URL", default="" if IS_PRODUCTION else DEV_SERVER_URL + "/account"
+    "FRONTEND_URL", default="" if IS_PRODUCTION else browser_url(DEV_SERVER_URL) + "/account"
 ).rstrip("/")
 
 # --- Lockout (django-axes, database handler: the lock survives a Redis outage) -----

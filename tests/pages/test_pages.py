@@ -54,3 +54,13 @@ def test_in_development_every_email_link_lands_on_a_page(settings):
     for path in ("/verify-email", "/reset-password", "/magic-link", "/login", "/forgot-password",
                  "/settings/sessions", settings.PROVIDER_OAUTH_RESULT_PATH):
         resolve("/account" + path)
+
+
+def test_the_development_front_end_is_addressed_as_localhost():
+    # Passkeys need a host name (a WebAuthn RP ID cannot be an IP), and the pages keep the
+    # bearer per origin: the email links and the OAuth landing use the same origin as the pages.
+    from dashtam.config import browser_url
+
+    assert browser_url("http://127.0.0.1:8000") == "http://localhost:8000"
+    assert browser_url("http://[::1]:8001") == "http://localhost:8001"
+    assert browser_url("https://dev.example.com:8443") == "https://dev.example.com:8443"

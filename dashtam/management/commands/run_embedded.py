@@ -58,8 +58,10 @@ class Command(BaseCommand):
         for sig in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, stop)
         threading.Thread(target=watch_parent, args=(os.getppid(),), daemon=True).start()
-        self.stdout.write(f"Serving http://{addrport}/  (sign in: /account/login, API docs: /api/docs/, admin: /admin/). "
+        self.stdout.write(f"Serving http://{addrport}/  (API docs: /api/docs/, admin: /admin/). "
                           "Stop with Ctrl-C.")
+        if settings.ACCOUNT_PAGES_ENABLED:
+            self.stdout.write(f"Sign in at {settings.FRONTEND_URL}/login")
         try:
             call_command("runserver", addrport, use_reloader=False)
         except KeyboardInterrupt:
