@@ -19,6 +19,7 @@ PAGES: dict[str, Page] = {
     "verify-email": Page("Verify your email address", carries_secret=True),
     "reset-password": Page("Choose a new password", carries_secret=True),
     "magic-link": Page("Sign in with your email link", carries_secret=True),
+    "unlock": Page("Unlock your account", carries_secret=True),
     "security": Page("Security", needs_auth=True),
     "connections": Page("Brokerage connections", needs_auth=True),
     "connections-callback": Page("Finishing the connection", needs_auth=True, carries_secret=True),

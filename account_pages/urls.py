@@ -13,6 +13,7 @@ urlpatterns = [
     path("verify-email", views.page("verify-email"), name="account-verify-email"),
     path("reset-password", views.page("reset-password"), name="account-reset-password"),
     path("magic-link", views.page("magic-link"), name="account-magic-link"),
+    path("unlock", views.page("unlock"), name="account-unlock"),
     path("security", views.page("security"), name="account-security"),
     path("settings/sessions", views.sessions_alias, name="account-sessions-alias"),
     path("connections", views.page("connections"), name="account-connections"),

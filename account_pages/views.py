@@ -44,6 +44,7 @@ class AccountPage(TemplateView):
             # Parts of the pages whose API this server may not offer: the script skips them.
             "mfa_available": api_available("/api/v1/auth/mfa"),
             "passkeys_available": api_available("/api/v1/auth/passkeys"),
+            "unlock_available": api_available("/api/v1/auth/unlock"),
         }
 
 

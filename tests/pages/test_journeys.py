@@ -225,7 +225,7 @@ def test_the_pages_need_no_unsafe_inline_script(site, new_page, client):
     assert re.findall(r"<script\b[^>]*>", html) == ['<script type="module" src="/static/account_pages/account.js">']
     assert not re.search(r"\son[a-z]+=", html)
     page = new_page()
-    for path in ("login", "register", "forgot-password", "verify-email", "reset-password", "magic-link"):
+    for path in ("login", "register", "forgot-password", "verify-email", "reset-password", "magic-link", "unlock"):
         page.goto(f"{site}/account/{path}")
         page.locator("h1").wait_for()
 
@@ -259,7 +259,8 @@ def test_every_control_of_every_page_has_a_label(site, new_page):
     expect_security_page(page, user.email)
     unlabelled = "() => [...document.querySelectorAll('input, select, textarea')]" \
                  ".filter(e => e.type !== 'hidden' && e.labels.length === 0).map(e => e.id || e.name)"
-    for path in ("login", "register", "forgot-password", "reset-password", "magic-link", "security", "connections"):
+    for path in ("login", "register", "forgot-password", "reset-password", "magic-link", "unlock", "security",
+                 "connections"):
         page.goto(f"{site}/account/{path}")
         page.locator("h1").wait_for()
         page.wait_for_load_state("networkidle")
@@ -342,3 +343,23 @@ def test_a_magic_link_to_an_account_with_totp_then_asks_for_the_code(site, new_p
     page.get_by_role("button", name="Verify").click()
     expect_security_page(page, user.email)
     assert "magic_link + totp" in page.locator("#sessions-table tbody tr").first.inner_text()
+
+
+def test_the_unlock_link_of_the_lockout_email_unlocks_and_signs_in(site, new_page, smtp_sink, settings):
+    needs_api("/api/v1/auth/unlock")
+    from rest_framework.test import APIClient
+
+    settings.LOCKOUT_FAILURE_LIMIT = 3
+    user = UserFactory()
+    api = APIClient()
+    for _ in range(3):
+        api.post("/api/v1/auth/login", {"email": user.email, "password": "Wrong-Password-123"}, format="json")
+    assert api.post("/api/v1/auth/login", {"email": user.email, "password": PASSWORD},
+                    format="json").status_code == 429
+    (notice,) = smtp_sink.wait_for(1, to=user.email)
+    link = link_in(notice)
+    assert "/account/unlock?token=" in link
+    page = new_page()
+    page.goto(link)
+    page.get_by_role("button", name="Unlock and sign in").click()
+    expect_security_page(page, user.email)

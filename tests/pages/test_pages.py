@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 PATHS = {
     "login": "/account/login", "register": "/account/register", "forgot-password": "/account/forgot-password",
     "verify-email": "/account/verify-email", "reset-password": "/account/reset-password",
-    "magic-link": "/account/magic-link", "security": "/account/security",
+    "magic-link": "/account/magic-link", "unlock": "/account/unlock", "security": "/account/security",
     "connections": "/account/connections", "connections-callback": "/account/connections/callback",
 }
 
@@ -51,7 +51,7 @@ def test_in_development_every_email_link_lands_on_a_page(settings):
     # FRONTEND_URL defaults to the development server's /account (tests run with the same default).
     if "FRONTEND_URL" not in os.environ:
         assert settings.FRONTEND_URL.endswith("/account")
-    for path in ("/verify-email", "/reset-password", "/magic-link", "/login", "/forgot-password",
+    for path in ("/verify-email", "/reset-password", "/magic-link", "/unlock", "/login", "/forgot-password",
                  "/settings/sessions", settings.PROVIDER_OAUTH_RESULT_PATH):
         resolve("/account" + path)
 

@@ -317,10 +317,7 @@ async function passkeyAssertion(optionsBody) {
 // --- The second-factor step (after a password or a magic link) --------------------------------
 function secondFactor(answer) {
   const step = $("#step-mfa");
-  const first = $("#step-password");
-  if (first) first.hidden = true;
-  const magic = $("#magic-form");
-  if (magic) magic.hidden = true;
+  document.querySelectorAll("[data-first-step]").forEach((node) => { node.hidden = true; });
   step.hidden = false;
   const methods = answer.methods || [];
   $("#mfa-code-field").hidden = !(methods.includes("totp") || methods.includes("recovery_code"));
@@ -426,6 +423,19 @@ pages["magic-link"] = () => {
   if (!token) flash("This page needs the link from your email. Ask for a new one on the sign-in page.");
   onSubmit($("#magic-form"), async () => {
     loggedIn(await publicPost("auth/magic-link/verify", { token }));
+  });
+};
+
+pages.unlock = () => {
+  const { token } = takeQuery("token");
+  if (!("unlock" in document.body.dataset)) {
+    $("#unlock-form").hidden = true;
+    flash("Unlocking by email is not available on this server: wait until the lock ends, or reset your password.");
+    return;
+  }
+  if (!token) flash("This page needs the link from your email.");
+  onSubmit($("#unlock-form"), async () => {
+    loggedIn(await publicPost("auth/unlock", { token }));
   });
 };
 
