@@ -7,16 +7,20 @@ result) are never cached and send no Referer onwards.
 
 from __future__ import annotations
 
+from csp.decorators import csp_replace
 from django.conf import settings
 from django.http import Http404
 from django.shortcuts import redirect
 from django.urls import Resolver404, resolve
+from django.utils.decorators import method_decorator
 from django.views.decorators.http import require_GET
 from django.views.generic import TemplateView
 
 from account_pages.pages import PAGES
 
 
+# The pages need no inline style either: stricter than the site-wide policy (the admin's).
+@method_decorator(csp_replace({"style-src": ["'self'"]}), name="dispatch")
 class AccountPage(TemplateView):
     page: str = ""
 

@@ -24,7 +24,7 @@ def test_every_page_is_served_with_a_csp_that_allows_no_inline_script(client, na
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/html")
     policy = dict(d.strip().split(" ", 1) for d in response["Content-Security-Policy"].split(";") if d.strip())
-    assert policy["script-src"] == "'self'"
+    assert policy["script-src"] == "'self'" and policy["style-src"] == "'self'"
     html = response.content.decode()
     assert f'data-page="{name}"' in html and "<script>" not in html and " onclick=" not in html
 
