@@ -363,3 +363,25 @@ def test_the_unlock_link_of_the_lockout_email_unlocks_and_signs_in(site, new_pag
     page.goto(link)
     page.get_by_role("button", name="Unlock and sign in").click()
     expect_security_page(page, user.email)
+
+
+def test_field_errors_are_written_under_their_fields_and_take_the_focus(site, new_page, page_problems):
+    page = new_page()
+    page.goto(f"{site}/account/register")
+    page.get_by_label("Email address").fill("weak@example.com")
+    page.get_by_label("Password", exact=True).fill("short")
+    page.get_by_role("button", name="Create the account").click()
+    error = page.locator("#err-register-password")
+    error.wait_for()
+    field = page.get_by_label("Password", exact=True)
+    assert field.get_attribute("aria-invalid") == "true"
+    assert "err-register-password" in field.get_attribute("aria-describedby")
+    assert page.evaluate("() => document.activeElement.id") == "register-password"
+    assert page.get_by_role("alert").inner_text()  # the problem's detail
+    # Fixing it clears the marks.
+    field.fill(PASSWORD)
+    page.get_by_role("button", name="Create the account").click()
+    page.locator("#flash", has_text="Check your inbox").wait_for()
+    assert error.count() == 0 and field.get_attribute("aria-invalid") is None
+    assert all("400" in p for p in page_problems)
+    page_problems.clear()
