@@ -155,11 +155,11 @@ class MagicLinkVerifyApi(PublicApi):
             200: s.LoginResponseSerializer,
             400: OpenApiResponse(description="INVALID_TOKEN (unknown, used, replaced or expired), "
                                              "or VALIDATION_ERROR."),
-            429: OpenApiResponse(description="ACCOUNT_LOCKED (with Retry-After)."),
         },
         description=(
             "The login response (or, for an account with a second factor, its mfa_required "
-            "answer). Marks the email address verified."
+            "answer). Marks the email address verified. A locked account: 429 ACCOUNT_LOCKED with "
+            "Retry-After, and the link stays usable once the lock ends."
         ),
     )
     def post(self, request):
