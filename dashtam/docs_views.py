@@ -9,7 +9,9 @@ so no inline script, nonce or hash is needed.
 
 from __future__ import annotations
 
+from django.http import HttpResponsePermanentRedirect
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.urls import Resolver404, resolve
 from drf_spectacular.views import SpectacularSwaggerView
 
@@ -41,3 +43,8 @@ def home(request):
     ]
     links += [link for link in OPTIONAL_LINKS if _routed(link[0])]
     return render(request, "dashtam/home.html", {"links": links})
+
+
+def favicon(request):
+    """Browsers ask for /favicon.ico on every page (the admin's too): answer, rather than 404."""
+    return HttpResponsePermanentRedirect(static("drf_spectacular_sidecar/swagger-ui-dist/favicon-32x32.png"))

@@ -6,7 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from dashtam import health
-from dashtam.docs_views import SwaggerUiView, home
+from dashtam.docs_views import SwaggerUiView, favicon, home
 
 api_v1 = [
     path("auth/", include("accounts.urls")),
@@ -17,6 +17,7 @@ api_v1 = [
 
 urlpatterns = [
     path("", home, name="home"),
+    path("favicon.ico", favicon, name="favicon"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("api/v1/", include(api_v1)),
