@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from accounts.models import User, normalize_email
@@ -31,6 +32,32 @@ class PasswordField(StrictCharField):
         super().__init__(**kwargs)
 
 
+class NewPasswordField(PasswordField):
+    """A password being chosen. Its OpenAPI schema states the policy, so that clients (and
+    generated test bodies) can meet it: the length limits and, under
+    PASSWORD_POLICY=composition, the four character classes, written with ASCII classes
+    (and a printable ASCII symbol or space) so that any value the pattern allows passes
+    the policy. The common-password and similarity checks cannot be written as a schema.
+    """
+
+    COMPOSITION_PATTERN = (
+        r"^(?=[\s\S]*[a-z])(?=[\s\S]*[A-Z])(?=[\s\S]*[0-9])(?=[\s\S]*[ -/:-@\[-`{-~])[\s\S]*$"
+    )
+
+    def openapi_schema(self) -> dict:
+        from django.conf import settings
+
+        from accounts.validators import MAX_LENGTH
+
+        if settings.PASSWORD_POLICY == "nist":
+            return {"minLength": 15, "maxLength": MAX_LENGTH, "description": (
+                "At least 15 characters, any Unicode including spaces; not a common password "
+                "and not too similar to your email or name.")}
+        return {"minLength": 8, "maxLength": MAX_LENGTH, "pattern": self.COMPOSITION_PATTERN, "description": (
+            "8 to 128 characters with an upper-case letter, a lower-case letter, a digit and a "
+            "special character; not a common password and not too similar to your email or name.")}
+
+
 class StrictEmailField(serializers.EmailField):
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", 254)
@@ -44,7 +71,7 @@ class StrictEmailField(serializers.EmailField):
 
 class RegisterSerializer(serializers.Serializer):
     email = StrictEmailField()
-    password = PasswordField(max_length=PASSWORD_INPUT_LIMIT)
+    password = NewPasswordField(max_length=PASSWORD_INPUT_LIMIT)
     first_name = StrictCharField(max_length=150, required=False, allow_blank=True, default="")
     last_name = StrictCharField(max_length=150, required=False, allow_blank=True, default="")
 
@@ -61,8 +88,12 @@ class EmailSerializer(serializers.Serializer):
     email = StrictEmailField()
 
 
+# Emailed tokens are URL-safe base64 (secrets.token_urlsafe).
+TOKEN_VALIDATORS = [RegexValidator(r"^[A-Za-z0-9_-]+\Z", "The link is invalid or has expired.")]
+
+
 class TokenSerializer(serializers.Serializer):
-    token = StrictCharField(max_length=TOKEN_MAX_LENGTH)
+    token = StrictCharField(max_length=TOKEN_MAX_LENGTH, validators=TOKEN_VALIDATORS)
 
 
 class LoginSerializer(serializers.Serializer):
@@ -71,13 +102,13 @@ class LoginSerializer(serializers.Serializer):
 
 
 class ResetPasswordSerializer(serializers.Serializer):
-    token = StrictCharField(max_length=TOKEN_MAX_LENGTH)
-    new_password = PasswordField(max_length=PASSWORD_INPUT_LIMIT)
+    token = StrictCharField(max_length=TOKEN_MAX_LENGTH, validators=TOKEN_VALIDATORS)
+    new_password = NewPasswordField(max_length=PASSWORD_INPUT_LIMIT)
 
 
 class ChangePasswordSerializer(serializers.Serializer):
     current_password = PasswordField(max_length=PASSWORD_INPUT_LIMIT)
-    new_password = PasswordField(max_length=PASSWORD_INPUT_LIMIT)
+    new_password = NewPasswordField(max_length=PASSWORD_INPUT_LIMIT)
 
 
 class DeactivateSerializer(serializers.Serializer):

@@ -34,6 +34,11 @@ class _Bound(serializers.CharField):
         start = datetime.combine(day, time.min, tzinfo=UTC)
         return start + timedelta(days=1) if self.end else start
 
+    def openapi_schema(self) -> dict:
+        from dashtam.api.schema import DATE_OR_DATE_TIME
+
+        return dict(DATE_OR_DATE_TIME, description=self.help_text or DATE_OR_DATE_TIME["description"])
+
 
 class AuditEventFilterSerializer(serializers.Serializer):
     """Query parameters of GET /api/v1/admin/audit/events (the admin's filters)."""
