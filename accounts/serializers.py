@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.core.validators import RegexValidator
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from accounts.models import User, normalize_email
@@ -69,6 +70,9 @@ class StrictEmailField(serializers.EmailField):
         return normalize_email(super().to_internal_value(data))
 
 
+@extend_schema_serializer(examples=[OpenApiExample(
+    "A new account", request_only=True,
+    value={"email": "new.user@example.com", "password": "Correct-Horse-9!", "first_name": "Ada"})])
 class RegisterSerializer(serializers.Serializer):
     email = StrictEmailField()
     password = NewPasswordField(max_length=PASSWORD_INPUT_LIMIT)
@@ -96,6 +100,9 @@ class TokenSerializer(serializers.Serializer):
     token = StrictCharField(max_length=TOKEN_MAX_LENGTH, validators=TOKEN_VALIDATORS)
 
 
+@extend_schema_serializer(examples=[OpenApiExample(
+    "The demo user (make run)", request_only=True,
+    value={"email": "demo@dashtam.local", "password": "Demo-Passw0rd!"})])
 class LoginSerializer(serializers.Serializer):
     email = StrictEmailField()
     password = PasswordField(max_length=PASSWORD_MAX_LENGTH)

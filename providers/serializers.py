@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.core.validators import RegexValidator
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from providers.models import FinancialAccount, ProviderConnection, Transaction
@@ -60,6 +61,8 @@ class ConnectionSerializer(serializers.ModelSerializer):
         return {"code": obj.last_error_code, "message": obj.last_error_message}
 
 
+@extend_schema_serializer(examples=[OpenApiExample(
+    "The sandbox (no credentials needed)", request_only=True, value={"provider_key": "sandbox", "alias": "Play money"})])
 class ConnectionCreateSerializer(serializers.Serializer):
     provider_key = serializers.ChoiceField(choices=[], error_messages={"invalid_choice": "Unknown provider."},
                                            help_text="One of the provider types' keys (GET provider-types).")
