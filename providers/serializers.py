@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from django.core.validators import RegexValidator
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from providers.models import FinancialAccount, ProviderConnection, Transaction
-
-# An alias is trimmed; one made of spaces is blank. The pattern tells API clients (and the
-# OpenAPI schema) so; the trimmed value never fails it.
-ALIAS_NOT_BLANK = RegexValidator(r"\S", "This field may not be blank.")
 
 
 class TextField(serializers.CharField):
@@ -67,7 +62,6 @@ class ConnectionCreateSerializer(serializers.Serializer):
     provider_key = serializers.ChoiceField(choices=[], error_messages={"invalid_choice": "Unknown provider."},
                                            help_text="One of the provider types' keys (GET provider-types).")
     alias = TextField(max_length=100, required=False, allow_blank=False, trim_whitespace=True,
-                      validators=[ALIAS_NOT_BLANK],
                                   help_text="Unique among your connections; defaults to the provider's name.")
 
     def __init__(self, *args, **kwargs):
@@ -87,7 +81,7 @@ class ConnectionCreatedSerializer(serializers.Serializer):
 
 
 class ConnectionUpdateSerializer(serializers.Serializer):
-    alias = TextField(max_length=100, allow_blank=False, trim_whitespace=True, validators=[ALIAS_NOT_BLANK])
+    alias = TextField(max_length=100, allow_blank=False, trim_whitespace=True)
 
 
 class AuthorizationUrlSerializer(serializers.Serializer):

@@ -155,6 +155,11 @@ class AutoSchema(SpectacularAutoSchema):
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
         if not isinstance(schema, dict) or "$ref" in schema:
             return schema
+        if (isinstance(field, serializers.CharField) and field.trim_whitespace and not field.allow_blank
+                and schema.get("type") == "string" and "pattern" not in schema and "format" not in schema
+                and "enum" not in schema):
+            # Trimmed, then refused when blank: a value of spaces only is refused too.
+            schema = {**schema, "pattern": r"\S"}
         if isinstance(field, serializers.IPAddressField) and field.protocol == "both":
             schema = {**schema, "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}]}
         # A field that knows more about its values than its validators say (a password
