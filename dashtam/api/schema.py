@@ -155,8 +155,8 @@ class AutoSchema(SpectacularAutoSchema):
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
         if not isinstance(schema, dict) or "$ref" in schema:
             return schema
-        if (isinstance(field, serializers.CharField) and field.trim_whitespace and not field.allow_blank
-                and schema.get("type") == "string" and "pattern" not in schema and "format" not in schema
+        if (direction == "request" and not field.read_only and isinstance(field, serializers.CharField)
+                and field.trim_whitespace and not field.allow_blank and schema.get("type") == "string" and "pattern" not in schema and "format" not in schema
                 and "enum" not in schema):
             # Trimmed, then refused when blank: a value of spaces only is refused too.
             schema = {**schema, "pattern": r"\S"}
