@@ -94,3 +94,34 @@ def test_audit_changelist_renders_under_the_csp(browser_page, live_server):
     page.wait_for_load_state()
     assert page.locator("#result_list tbody tr").count() >= 1
     browser_page.assert_clean()
+
+
+def test_the_readme_path_login_in_swagger_then_authorize_then_me(browser_page, live_server):
+    # The README's first steps, all inside /api/docs/: POST auth/login with the demo user
+    # (the example fills the body), paste the access token into Authorize, call GET auth/me.
+    user = UserFactory(email="demo@dashtam.local", password="Demo-Passw0rd!")
+    page = browser_page.goto(f"{live_server.url}/api/docs/")
+    login = page.locator("#operations-auth-auth_login")
+    login.wait_for(timeout=15_000)
+    login.locator(".opblock-summary").click()
+    login.locator("button.try-out__btn").click()
+    assert "demo@dashtam.local" in login.locator("textarea.body-param__text").input_value()
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/auth/login")) as answer:
+        login.locator("button.execute").click()
+    assert answer.value.status == 200
+    access = answer.value.json()["access"]
+
+    page.click("button.authorize")
+    modal = page.locator(".modal-ux")
+    modal.locator("input").first.fill(access)
+    modal.locator("button.authorize").click()
+    modal.locator("button.btn-done").click()
+
+    me = page.locator("#operations-auth-auth_me")
+    me.locator(".opblock-summary").click()
+    me.locator("button.try-out__btn").click()
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/auth/me")) as answer:
+        me.locator("button.execute").click()
+    assert answer.value.status == 200
+    assert answer.value.json()["email"] == user.email
+    browser_page.assert_clean()
