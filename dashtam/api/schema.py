@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import re
 
+from django.core.validators import RegexValidator
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -157,7 +158,7 @@ class AutoSchema(SpectacularAutoSchema):
             return schema
         if (direction == "request" and not field.read_only and isinstance(field, serializers.CharField)
                 and field.trim_whitespace and not field.allow_blank and schema.get("type") == "string" and "pattern" not in schema and "format" not in schema
-                and "enum" not in schema):
+                and "enum" not in schema and not any(isinstance(v, RegexValidator) for v in field.validators)):
             # Trimmed, then refused when blank: a value of spaces only is refused too.
             schema = {**schema, "pattern": r"\S"}
         if isinstance(field, serializers.IPAddressField) and field.protocol == "both":
