@@ -1,4 +1,4 @@
-"""OpenAPI: every operation documents every answer it can give.
+r"""OpenAPI: every operation documents every answer it can give.
 
 One mechanism, so that new endpoints are covered without per-view work:
 
@@ -21,9 +21,10 @@ One mechanism, so that new endpoints are covered without per-view work:
   sent); 503 documents it too (sent with PROVIDER_UNAVAILABLE and database outages).
   Every response under /api/ documents ``X-Request-ID``; successes document the
   X-RateLimit-* headers.
-- A serializer field with an ``openapi_schema()`` method (a new password: the policy's
-  lengths and character classes) has that merged into its schema last, so request
-  schemas state the real constraints.
+- Request schemas state the real constraints: a trimmed text field that refuses blanks
+  has the pattern ``\S``; an IP address field is ipv4 or ipv6; a serializer field with an
+  ``openapi_schema()`` method (a new password: the policy's lengths and character classes;
+  a date-or-date-time filter) has that merged into its schema last.
 - A DELETE whose view declares a request body (``DELETE auth/me {password}``) documents
   that body; drf-spectacular leaves DELETE bodies out by default.
 
@@ -149,6 +150,15 @@ def problem_response(*, status: int, codes: list[str], path: str, description: s
     }
 
 
+def _refuses_blank_after_trim(field, schema: dict) -> bool:
+    return (
+        isinstance(field, serializers.CharField) and not field.read_only
+        and field.trim_whitespace and not field.allow_blank
+        and schema.get("type") == "string" and not {"pattern", "format", "enum"} & set(schema)
+        and not any(isinstance(v, RegexValidator) for v in field.validators)
+    )
+
+
 class AutoSchema(SpectacularAutoSchema):
     """drf-spectacular's AutoSchema, plus every error answer the view can give (see module doc)."""
 
@@ -156,9 +166,7 @@ class AutoSchema(SpectacularAutoSchema):
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
         if not isinstance(schema, dict) or "$ref" in schema:
             return schema
-        if (direction == "request" and not field.read_only and isinstance(field, serializers.CharField)
-                and field.trim_whitespace and not field.allow_blank and schema.get("type") == "string" and "pattern" not in schema and "format" not in schema
-                and "enum" not in schema and not any(isinstance(v, RegexValidator) for v in field.validators)):
+        if direction == "request" and _refuses_blank_after_trim(field, schema):
             # Trimmed, then refused when blank: a value of spaces only is refused too.
             schema = {**schema, "pattern": r"\S"}
         if isinstance(field, serializers.IPAddressField) and field.protocol == "both":
@@ -259,9 +267,9 @@ class AutoSchema(SpectacularAutoSchema):
 
 
 def add_problem_responses(result, generator, request, public):
-    """drf-spectacular post-processing hook: the Problem component, and /healthz-style
-    operations (outside /api/, never throttled by our rules) keep the documented headers
-    that every operation carries."""
+    """drf-spectacular post-processing hook: the Problem component; operations outside /api/
+    (/healthz, /readyz: plain JSON, not problem+json) keep their own answers and get the
+    rate-limit headers and 429 that every operation documents."""
     components = result.setdefault("components", {})
     components.setdefault("schemas", {})["Problem"] = problem_schema()
     for path, path_item in result.get("paths", {}).items():
