@@ -1,5 +1,6 @@
-"""Browser fixtures for the account pages: headless Chromium (Debian's ``chromium``) through
-Playwright, against the live server on http://localhost:<port>.
+"""Browser fixtures for the account pages, on the shared ones (tests/browser.py): headless
+Chromium (Debian's ``chromium``) through Playwright, against the live server on
+http://localhost:<port>.
 
 Every page a test opens collects console errors, uncaught exceptions and CSP violations;
 the test fails on any of them at its end. Where no Chromium is installed the tests are
@@ -13,79 +14,59 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection, connections
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
-]
+from tests.browser import BrowserPage
+
 # Screenshots for the docs: written to docs/img/ when DOCS_SCREENSHOTS=1 (how the committed
 # images were made), to a temporary folder otherwise, so a test run leaves the checkout clean.
 DOCS_IMG = Path(django_settings.BASE_DIR) / "docs" / "img"
 
-# Reports every CSP violation to the console as an error, with the directive and the blocked URI,
-# even where the browser itself would only warn.
-CSP_LISTENER = """
-document.addEventListener("securitypolicyviolation", (e) => {
-  console.error(`CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline"}`);
-});
-"""
 
+class PageProblems:
+    """Console errors, page errors and CSP violations of every page a test opened
+    (each a ``tests.browser.BrowserPage``)."""
 
-@pytest.fixture
-def chromium(monkeypatch):
-    if not os.path.exists(CHROMIUM):
-        message = f"no Chromium at {CHROMIUM}: install Debian's chromium package to run the browser journeys"
-        if os.environ.get("REQUIRE_BROWSER") == "1":
-            pytest.fail(message + " (REQUIRE_BROWSER=1)")
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
+    def __init__(self):
+        self.pages: list[BrowserPage] = []
 
-    # Playwright's sync API keeps an event loop running in this thread; the ORM calls the
-    # test makes between page actions are still plain synchronous calls.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", 0)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
-            connections.close_all()
+    def __iter__(self):
+        return iter([problem for page in self.pages for problem in page.problems()[page._reported:]])
 
+    def __bool__(self):
+        return any(True for _ in self)
 
-class PageProblems(list):
-    """Console errors, page errors and CSP violations seen by the pages of one test."""
-
-    def watch(self, page):
-        page.add_init_script(CSP_LISTENER)
-        page.on("console", lambda m: self.append(f"console {m.type}: {m.text} ({page.url})")
-                if m.type == "error" else None)
-        page.on("pageerror", lambda e: self.append(f"page error: {e} ({page.url})"))
-        return page
+    def clear(self):
+        """The problems so far were expected (the test checked them): do not fail on them."""
+        for page in self.pages:
+            page._reported = len(page.problems())
 
 
 @pytest.fixture
 def page_problems():
-    problems = PageProblems()
-    yield problems
-    assert not problems, "the pages logged errors:\n" + "\n".join(problems)
+    """Checked when ``new_page`` ends (while the pages are still open, so a last CSP violation
+    is read too)."""
+    return PageProblems()
 
 
 @pytest.fixture
-def new_page(chromium, page_problems):
+def new_page(browser, page_problems):
     """``new_page()`` opens a page in a fresh browser context (its own sessionStorage), watched."""
     contexts = []
 
     def open_page(**kwargs):
-        context = chromium.new_context(**kwargs)
+        context = browser.new_context(**{"viewport": {"width": 1280, "height": 800}, **kwargs})
         contexts.append(context)
-        return page_problems.watch(context.new_page())
+        watched = BrowserPage(context.new_page())
+        page_problems.pages.append(watched)
+        return watched.page
 
-    yield open_page
-    for context in contexts:
-        context.close()
+    try:
+        yield open_page
+        problems = list(page_problems)
+        assert not problems, "the pages reported problems:\n  " + "\n  ".join(problems)
+    finally:
+        for context in contexts:
+            context.close()
 
 
 @pytest.fixture
