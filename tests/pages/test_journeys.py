@@ -106,7 +106,7 @@ def test_a_wrong_password_reads_the_problem_detail_into_an_alert(site, new_page,
     alert.wait_for()
     assert alert.inner_text() == "Email or password is incorrect."
     # The browser logs the API's 401 as a failed resource load: expected here, and the only error.
-    assert all("401" in p for p in page_problems)
+    assert page_problems and all("401" in p for p in page_problems)
     page_problems.clear()
 
 
@@ -383,5 +383,5 @@ def test_field_errors_are_written_under_their_fields_and_take_the_focus(site, ne
     page.get_by_role("button", name="Create the account").click()
     page.locator("#flash", has_text="Check your inbox").wait_for()
     assert error.count() == 0 and field.get_attribute("aria-invalid") is None
-    assert all("400" in p for p in page_problems)
+    assert page_problems and all("400" in p for p in page_problems)
     page_problems.clear()
