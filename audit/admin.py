@@ -315,9 +315,9 @@ class AuditEventAdmin(ReadOnlyAdmin):  # read-only for everyone
     ordering = ("-created_at", "-id")
     # The actor once (a link to all their events, labelled with the email snapshot); the chain
     # position and the verification state in words, the hashes beside them.
-    fields = ("created_at", "action", "meaning", "outcome", "actor_link", "target", "request_link",
-              "session_id", "ip_link", "user_agent", "fingerprint", "method", "path", "route", "extra_pretty",
-              "chain_position", "verification", "prev_hash", "chain_hash")
+    fields = ("created_at", "action", "meaning", "outcome", "verification", "chain_position", "actor_link",
+              "target", "request_full", "session_id", "ip_link", "user_agent", "fingerprint", "method", "path",
+              "route", "extra_pretty", "prev_hash", "chain_hash")
     readonly_fields = fields
 
     class Media:
@@ -392,6 +392,13 @@ class AuditEventAdmin(ReadOnlyAdmin):  # read-only for everyone
         return format_html('<a class="audit-rid" href="{}" title="{} (all events of this request)" '
                            'data-request-id="{}">{}</a>',
                            _changelist_url(request_id=obj.request_id), obj.request_id, obj.request_id, short)
+
+    @admin.display(description="request")
+    def request_full(self, obj):
+        if not obj.request_id:
+            return "-"
+        return format_html('<a href="{}" title="All events of this request">{}</a>',
+                           _changelist_url(request_id=obj.request_id), obj.request_id)
 
     @admin.display(description="time (UTC)", ordering="created_at")
     def when(self, obj):
