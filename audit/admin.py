@@ -315,7 +315,7 @@ class AuditEventAdmin(ReadOnlyAdmin):  # read-only for everyone
     ordering = ("-created_at", "-id")
     # The actor once (a link to all their events, labelled with the email snapshot); the chain
     # position and the verification state in words, the hashes beside them.
-    fields = ("created_at", "action", "meaning", "outcome", "verification", "chain_position", "actor_link",
+    fields = ("when", "action", "meaning", "outcome", "verification", "chain_position", "actor_link",
               "target", "request_full", "session_id", "ip_link", "user_agent", "fingerprint", "method", "path",
               "route", "extra_pretty", "prev_hash", "chain_hash")
     readonly_fields = fields

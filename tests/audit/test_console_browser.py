@@ -21,6 +21,7 @@ import pytest
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from audit.services import audit_chain_seal
 from tests.audit.test_browser import _admin_login, browser  # noqa: F401 - the Chromium fixture
 from tests.factories import UserFactory
 
@@ -139,6 +140,11 @@ def test_changelist_and_overview_at_1400_px(browser, live_server, tmp_path):  # 
     page.wait_for_load_state()
     content = page.locator("#content-main").inner_text()
     assert "Not sealed yet" in content and "Matches the hash taken when it was written" in content
+    audit_chain_seal()  # what the periodic task does
+    page.reload()
+    content = page.locator("#content-main").inner_text()
+    assert "in the chain; it follows event" in content
+    assert "Verified: its contents match its chain hash, and it links to the event before it." in content
     assert page.locator(".field-actor_link").count() == 1
     assert page.locator(".field-actor_email, .field-same_actor, .field-same_request").count() == 0
     _shot(page, "audit-detail.png", tmp_path)
