@@ -18,6 +18,8 @@ def _err(var: str, msg: str, n: int) -> Error:
 def check_observability(app_configs=None, **kwargs):
     errors: list[Error] = []
     for value in settings.METRICS_ALLOWED_NETWORKS:
+        if not value.strip():
+            continue
         try:
             ipaddress.ip_network(value.strip(), strict=False)
         except ValueError:
