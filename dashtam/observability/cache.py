@@ -12,7 +12,7 @@ import time
 import redis
 from django.core.cache.backends.locmem import LocMemCache
 
-from dashtam.observability.metrics import CACHE_OP
+from dashtam.observability.metrics import CACHE_OP, never_raises
 
 _KNOWN = frozenset({
     "GET", "SET", "SETEX", "SETNX", "DEL", "MGET", "MSET", "INCR", "INCRBY", "DECR", "DECRBY", "EXISTS",
@@ -29,8 +29,12 @@ class TimedRedis(redis.Redis):
         try:
             return super().execute_command(*args, **options)
         finally:
-            name = str(args[0]).upper() if args else ""
-            CACHE_OP.labels(name if name in _KNOWN else "OTHER").observe(time.perf_counter() - started)
+            _observe(str(args[0]).upper() if args else "", started)
+
+
+@never_raises
+def _observe(name: str, started: float) -> None:
+    CACHE_OP.labels(name if name in _KNOWN else "OTHER").observe(time.perf_counter() - started)
 
 
 def _timed(method_name: str):
@@ -41,7 +45,7 @@ def _timed(method_name: str):
         try:
             return method(self, *args, **kwargs)
         finally:
-            CACHE_OP.labels(method_name.upper()).observe(time.perf_counter() - started)
+            _observe(method_name.upper(), started)
 
     wrapper.__name__ = method_name
     wrapper.__doc__ = method.__doc__

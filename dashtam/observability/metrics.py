@@ -16,12 +16,30 @@ process writes its samples there and the scrape adds them up
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
 
 from django.conf import settings
 from prometheus_client import Counter, Histogram
 
 PREFIX = "dashtam"
+
+logger = logging.getLogger("dashtam.metrics")
+
+
+def never_raises(fn):
+    """Metrics must never fail the work they measure: an error is logged, and the work goes on."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception:  # noqa: BLE001
+            logger.warning("metrics: %s failed", fn.__name__, exc_info=True)
+            return None
+
+    return wrapper
 
 # Latency buckets for requests, provider calls and tasks (seconds).
 _SLOW = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -79,6 +97,7 @@ def enabled() -> bool:
     return settings.METRICS_ENABLED
 
 
+@never_raises
 def audit_event(action: str, outcome: str) -> None:
     """Count one audit event (called by ``audit.services.record`` for every event).
 
@@ -95,6 +114,7 @@ def audit_event(action: str, outcome: str) -> None:
         _count_event(action, outcome)
 
 
+@never_raises
 def _count_event(action: str, outcome: str) -> None:
     AUDIT_EVENTS.labels(action, outcome).inc()
     if action in _LOGIN_ACTIONS:
@@ -109,6 +129,7 @@ def _count_event(action: str, outcome: str) -> None:
         PROVIDER_REFRESHES.labels(_PROVIDER_REFRESH_ACTIONS[action]).inc()
 
 
+@never_raises
 def ratelimit_refused(rules) -> None:
     """Count a 429: one sample per rule that was spent for this request."""
     if not settings.METRICS_ENABLED:
@@ -117,6 +138,7 @@ def ratelimit_refused(rules) -> None:
         RATELIMIT_REFUSALS.labels(name).inc()
 
 
+@never_raises
 def provider_call(provider: str, started: float, status: int | None) -> None:
     """Count one HTTP call to a provider (``status`` None: no answer, a timeout or a connection error)."""
     if not settings.METRICS_ENABLED:
@@ -147,10 +169,14 @@ class QueryTimer:
         try:
             return execute(sql, params, many, context)
         finally:
-            head = sql.lstrip()[:10].split(None, 1)
-            verb = head[0].upper() if head else ""
-            DB_QUERY.labels(self.alias, verb if verb in _VERBS else "OTHER").observe(
-                time.perf_counter() - started)
+            _observe_query(self.alias, sql, started)
+
+
+@never_raises
+def _observe_query(alias: str, sql, started: float) -> None:
+    head = str(sql).lstrip()[:10].split(None, 1)
+    verb = head[0].upper() if head else ""
+    DB_QUERY.labels(alias, verb if verb in _VERBS else "OTHER").observe(time.perf_counter() - started)
 
 
 def install_query_timer(sender, connection, **kwargs) -> None:
@@ -165,11 +191,13 @@ def install_query_timer(sender, connection, **kwargs) -> None:
 _task_started: dict[str, float] = {}
 
 
+@never_raises
 def task_prerun(task_id=None, **kwargs) -> None:
     if settings.METRICS_ENABLED and task_id:
         _task_started[task_id] = time.perf_counter()
 
 
+@never_raises
 def task_postrun(task_id=None, task=None, state=None, **kwargs) -> None:
     if not settings.METRICS_ENABLED:
         return

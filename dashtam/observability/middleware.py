@@ -7,9 +7,11 @@ import time
 from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
 
-from dashtam.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from dashtam.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS, never_raises
 
 UNMATCHED = "<unmatched>"
+# The client chooses the method: anything else is one label, so series stay bounded.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class MetricsMiddleware:
@@ -33,8 +35,14 @@ class MetricsMiddleware:
             status = response.status_code
             return response
         finally:
-            match = getattr(request, "resolver_match", None)
-            route = (match.route or match.view_name or UNMATCHED) if match is not None else UNMATCHED
-            if route != "metrics":
-                HTTP_REQUESTS.labels(route, request.method, str(status)).inc()
-                HTTP_LATENCY.labels(route, str(status)).observe(time.perf_counter() - started)
+            _observe(request, status, started)
+
+
+@never_raises
+def _observe(request, status: int, started: float) -> None:
+    match = getattr(request, "resolver_match", None)
+    route = (match.route or match.view_name or UNMATCHED) if match is not None else UNMATCHED
+    if route != "metrics":
+        method = request.method if request.method in METHODS else "OTHER"
+        HTTP_REQUESTS.labels(route, method, str(status)).inc()
+        HTTP_LATENCY.labels(route, str(status)).observe(time.perf_counter() - started)

@@ -147,3 +147,13 @@ def test_every_metric_of_the_issue_is_scraped_after_a_scripted_session(
     # No label carries a secret or a raw path.
     text = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").content.decode()
     assert first_refresh not in text and user.email not in text and victim.email not in text
+
+
+def test_labels_stay_bounded_whatever_the_client_sends(client, metrics_on):
+    client.generic("FROBNICATE", "/api/v1/no/such/route/" + "x" * 50)
+    client.get("/api/v1/auth/me/../../" + "y" * 40)
+    families = scrape(client)
+    labels = [s.labels for s in families["dashtam_http_requests"].samples]
+    assert all("x" * 10 not in str(lab) and "y" * 10 not in str(lab) for lab in labels)
+    assert {"route": "<unmatched>", "method": "OTHER", "status": "404"} in labels
+
