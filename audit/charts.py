@@ -72,7 +72,7 @@ def time_chart(chart: TimeChart) -> SafeString:
                      f'{escape(_label(chart.buckets[i], chart))}</text>')
     parts.append("</svg>")
     # Every text that went into the parts above was escaped.
-    return mark_safe("".join(parts))  # noqa: S308  # nosec B308,B703
+    return mark_safe("".join(parts))  # noqa: S308  # nosec B308, B703
 
 
 def bar_chart(chart: BarChart) -> SafeString:
@@ -100,4 +100,4 @@ def bar_chart(chart: BarChart) -> SafeString:
         parts.append(f'<text class="value" x="{label_w + w + 6:.1f}" y="{y + 15}">{value}</text>')
     parts.append("</svg>")
     # Every text that went into the parts above was escaped.
-    return mark_safe("".join(parts))  # noqa: S308  # nosec B308,B703
+    return mark_safe("".join(parts))  # noqa: S308  # nosec B308, B703
