@@ -104,3 +104,9 @@ def test_the_detail_page_shows_the_actor_once_and_the_chain_state(staff_client):
     html = staff_client.get(f"{CHANGELIST}{event.pk}/change/").content.decode()
     assert "Event 1 of 1 in the chain" in html
     assert "Verified: its contents match its chain hash" in html
+
+
+def test_chart_text_is_escaped(staff_client):
+    AuditEvent.objects.bulk_create([_event("ratelimit.exceeded", "denied", extra={"rule": "<script>x</script>"})])
+    html = staff_client.get(OVERVIEW).content.decode()
+    assert "<script>x</script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
