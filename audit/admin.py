@@ -85,11 +85,14 @@ class ActionFilter(admin.SimpleListFilter):
     """One compact dropdown, grouped by area (choices from the catalogue, no DISTINCT over the table).
 
     ``action=<code>`` is one code; ``action=group:<area>`` is every code of an area
-    (``action IN (...)``, which the action index answers).
+    (``action IN (...)``, which the action index answers). The dropdown submits the
+    same value as ``action_filter``: a field named ``action`` would share its name with
+    the admin's own actions menu (whose script looks it up by name).
     """
 
     title = "action"
     parameter_name = "action"
+    form_parameter = "action_filter"
     template = "admin/audit/action_filter.html"
 
     def lookups(self, request, model_admin):
@@ -121,9 +124,17 @@ class ActionFilter(admin.SimpleListFilter):
 
     def __init__(self, request, params, model, model_admin):
         super().__init__(request, params, model, model_admin)
+        if self.form_parameter in params:
+            value = params.pop(self.form_parameter)
+            value = value[-1] if isinstance(value, list) else value
+            if value:
+                self.used_parameters[self.parameter_name] = value
         # The form resubmits every other filter in use.
         self.hidden_params_list = [(k, v) for k, v in request.GET.items()
-                                   if k not in (self.parameter_name, "p", "e")]
+                                   if k not in (self.parameter_name, self.form_parameter, "p", "e")]
+
+    def expected_parameters(self):
+        return [self.parameter_name, self.form_parameter]
 
 
 class _ValueFilter(admin.SimpleListFilter):

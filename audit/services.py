@@ -56,7 +56,7 @@ def record(*, action: str, outcome: str = "success", target=None, extra: dict | 
         if ctx.origin != "request" and not _user_exists(actor_id):
             # A task enqueued by a user who has been deleted since: keep the email snapshot.
             actor_id = None
-    metrics.audit_event(action, outcome)  # counted when the transaction commits
+    metrics.audit_event(action, outcome)
     return _insert(AuditEvent(
         action=action,
         outcome=outcome,

@@ -101,21 +101,12 @@ def enabled() -> bool:
 def audit_event(action: str, outcome: str) -> None:
     """Count one audit event (called by ``audit.services.record`` for every event).
 
-    Counted when the transaction that wrote it commits: a rolled-back event is
-    not in the trail, so it is not in the metrics either.
+    Counted when it is written, not on commit: an on-commit callback per event would
+    cost every request a closure and show up among the callbacks a transaction runs.
+    An event whose transaction then rolls back (rare) is counted all the same.
     """
     if not settings.METRICS_ENABLED:
         return
-    from django.db import connection, transaction
-
-    if connection.in_atomic_block:
-        transaction.on_commit(lambda: _count_event(action, outcome))
-    else:
-        _count_event(action, outcome)
-
-
-@never_raises
-def _count_event(action: str, outcome: str) -> None:
     AUDIT_EVENTS.labels(action, outcome).inc()
     if action in _LOGIN_ACTIONS:
         LOGINS.labels(_LOGIN_ACTIONS[action] or outcome).inc()

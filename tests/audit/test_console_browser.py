@@ -113,9 +113,9 @@ def test_changelist_and_overview_at_1400_px(browser, live_server, tmp_path):  # 
     full_id = rid.get_attribute("data-request-id")
     assert len(rid.inner_text()) <= 10 and full_id in rid.get_attribute("title")
     # The action filter is one compact dropdown, grouped by area.
-    select = page.locator("#changelist-filter select[name=action]")
+    select = page.locator("#changelist-filter select[name=action_filter]")
     assert select.count() == 1
-    groups = page.locator("#changelist-filter select[name=action] optgroup").evaluate_all("els => els.map(e => e.label)")
+    groups = page.locator("#changelist-filter select[name=action_filter] optgroup").evaluate_all("els => els.map(e => e.label)")
     for group in ("auth", "session", "provider", "admin", "audit"):
         assert group in groups
     assert select.bounding_box()["height"] < 60
@@ -131,7 +131,7 @@ def test_changelist_and_overview_at_1400_px(browser, live_server, tmp_path):  # 
     page.goto(f"{live_server.url}/admin/audit/auditevent/")
     with page.expect_navigation():
         select.select_option("group:session")
-    assert parse_qs(urlsplit(page.url).query)["action"] == ["group:session"]
+    assert parse_qs(urlsplit(page.url).query)["action_filter"] == ["group:session"]
     actions = set(page.locator("#result_list td.field-action_code").all_inner_texts())
     assert actions == {"session.new_device", "session.token_reuse_detected"}
 
