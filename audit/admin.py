@@ -452,20 +452,26 @@ class AuditEventAdmin(ReadOnlyAdmin):  # read-only for everyone
         from audit import chain
 
         row = {name: getattr(obj, name) for name in chain.HASHED_FIELDS}
+        # The keyed row hash taken at insert: an edit whose author recomputed the (unkeyed)
+        # chain after it still fails here.
+        row_ok = chain.row_digest_matches({name: row[name] for name in chain.ROW_FIELDS}, obj.row_hash)
         if obj.seq is None:
-            ok = chain.row_digest_matches({name: row[name] for name in chain.ROW_FIELDS}, obj.row_hash)
+            ok = row_ok
             message = ("Matches the hash taken when it was written (not sealed yet)." if ok else
                        "Does NOT match the hash taken when it was written: it was changed.")
         else:
-            ok = chain.link_hash(obj.prev_hash, row) == obj.chain_hash
+            chained = chain.link_hash(obj.prev_hash, row) == obj.chain_hash
             previous = AuditEvent.objects.filter(seq=obj.seq - 1).values_list("chain_hash", flat=True).first()
             linked = previous is None or previous == obj.prev_hash
-            if ok and linked:
-                message = "Verified: its contents match its chain hash, and it links to the event before it."
-            elif not ok:
+            ok = row_ok and chained and linked
+            if ok:
+                message = ("Verified: its contents match the hash taken when it was written and its chain "
+                           "hash, and it links to the event before it.")
+            elif not row_ok:
+                message = "BROKEN: its contents no longer match the keyed hash taken when it was written."
+            elif not chained:
                 message = "BROKEN: its contents no longer match its chain hash (changed after sealing)."
             else:
-                ok = False
                 message = "BROKEN: its previous hash does not match the event before it."
         return format_html('<strong class="audit-verify audit-verify-{}">{}</strong>',
                            "ok" if ok else "broken", message)

@@ -144,7 +144,7 @@ def test_changelist_and_overview_at_1400_px(browser, live_server, tmp_path):  # 
     page.reload()
     content = page.locator("#content-main").inner_text()
     assert "in the chain; it follows event" in content
-    assert "Verified: its contents match its chain hash, and it links to the event before it." in content
+    assert "Verified: its contents match the hash taken when it was written and its chain hash, and it links to the event before it." in content
     assert page.locator(".field-actor_link").count() == 1
     assert page.locator(".field-actor_email, .field-same_actor, .field-same_request").count() == 0
     _shot(page, "audit-detail.png", tmp_path)

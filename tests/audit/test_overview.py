@@ -107,10 +107,24 @@ def test_the_detail_page_shows_the_actor_once_and_the_chain_state(staff_client):
     audit_chain_seal()
     html = staff_client.get(f"{CHANGELIST}{event.pk}/change/").content.decode()
     assert "Event 1 of 1 in the chain" in html
-    assert "Verified: its contents match its chain hash" in html
+    assert "Verified: its contents match the hash taken when it was written" in html
 
 
 def test_chart_text_is_escaped(staff_client):
     AuditEvent.objects.bulk_create([_event("ratelimit.exceeded", "denied", extra={"rule": "<script>x</script>"})])
     html = staff_client.get(OVERVIEW).content.decode()
     assert "<script>x</script>" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
+
+
+def test_the_detail_page_says_plainly_when_a_sealed_event_was_edited(staff_client):
+    from audit.services import audit_chain_seal
+    from tests.audit.test_chain import _tamper
+
+    AuditEvent.objects.bulk_create([_event("auth.login.failed", "failure"), _event("admin.action")])
+    audit_chain_seal()
+    first, second = AuditEvent.objects.order_by("seq")
+    _tamper("UPDATE audit_auditevent SET outcome = 'success' WHERE id = %s", [first.pk])
+    html = staff_client.get(f"{CHANGELIST}{first.pk}/change/").content.decode()
+    assert "BROKEN: its contents no longer match the keyed hash taken when it was written." in html
+    assert "Verified" not in html
+    assert "Verified" in staff_client.get(f"{CHANGELIST}{second.pk}/change/").content.decode()
