@@ -19,6 +19,7 @@ keeps that answer and gives every other locked request (the admin login) a 429 t
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,7 +32,9 @@ from django.db.models import Q
 from django.http import HttpResponse
 from django.utils import timezone
 
-from accounts.models import normalize_email
+from accounts.email_address import MAX_LENGTH as EMAIL_MAX_LENGTH
+from accounts.email_address import canonical_email
+from audit import context as request_context
 from audit.context import client_ip_for_request
 from dashtam.api.problems import problem_response
 
@@ -49,12 +52,21 @@ def cool_off(request=None) -> timedelta:
 
 
 def axes_username(request, credentials) -> str | None:
-    """AXES_USERNAME_CALLABLE: the normalised email, so case variants share one counter."""
+    """AXES_USERNAME_CALLABLE: the canonical email, the very key the login looks the account up by.
+
+    So every spelling that reaches an account (case, ``ſ`` for ``s``, full-width letters)
+    counts toward that account's one counter, from the API and the admin login alike.
+    """
     credentials = credentials or {}
     raw = credentials.get("email") or credentials.get("username") or ""
     if not isinstance(raw, str):
         return None
-    return normalize_email(raw) or None
+    email = canonical_email(raw)
+    if len(email) > EMAIL_MAX_LENGTH:
+        # Longer than any account's address (NFKC can lengthen junk): still one stable
+        # key, and one that fits axes' column.
+        return "sha256:" + hashlib.sha256(email.encode()).hexdigest()
+    return email or None
 
 
 @dataclass(frozen=True)
@@ -148,7 +160,8 @@ class LockoutHandler(AxesDatabaseHandler):
         )
         # Whether this address had any attempt on record before this login (see user_logged_in).
         request.dashtam_account_attempts = state.account_has_attempts
-        if state.ip_locked:
+        if state.ip_locked and not (not state.account_locked and known_client_with_password(
+                request, credentials, username=get_client_username(request, credentials))):
             return max(state.account_failures, get_failure_limit(request, credentials))
         return state.account_failures
 
@@ -170,6 +183,35 @@ class LockoutHandler(AxesDatabaseHandler):
             if username:
                 AccessAttempt.objects.filter(username=username).delete()
         return None
+
+
+def known_client_with_password(request, credentials, *, username: str | None) -> bool:
+    """Whether the IP lock steps aside for this login (docs/accounts.md, "Known clients").
+
+    True when the password is right for the active account ``username`` and this
+    client (the same IP address and User-Agent) has signed in to that account before:
+    a login session of the account was started from it. The account's own lock is
+    never bypassed, and a second factor, where the account has one, is still asked
+    for after the password. Worked out once per request; the password is hashed only
+    for a known client of an IP that is locked.
+    """
+    known = getattr(request, "dashtam_known_client", None)
+    if known is not None:
+        return known
+    known = False
+    password = (credentials or {}).get("password")
+    ip = getattr(request, "axes_ip_address", None)
+    if username and isinstance(password, str) and ip:
+        from accounts.models import User
+        from sessions_mgmt.selectors import session_client_known
+
+        ctx = request_context.get()
+        user_agent = ctx.user_agent if ctx is not None else (request.META.get("HTTP_USER_AGENT", "") or "")[:512]
+        user = User.objects.filter(email=username, is_active=True).first()
+        known = (user is not None and session_client_known(user_id=user.pk, ip=ip, user_agent=user_agent)
+                 and user.check_password(password))
+    request.dashtam_known_client = known
+    return known
 
 
 def attempts_cleanup() -> int:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from accounts.models import User, normalize_email
+from accounts.email_address import MAX_LENGTH as EMAIL_MAX_LENGTH
+from accounts.email_address import canonical_email, new_email_problem
+from accounts.models import User
 from accounts.tokens import TOKEN_MAX_LENGTH
 from accounts.validators import MAX_LENGTH as PASSWORD_MAX_LENGTH
 
@@ -32,18 +34,35 @@ class PasswordField(StrictCharField):
 
 
 class StrictEmailField(serializers.EmailField):
+    """An address as typed, returned in its canonical form (``accounts.email_address``)."""
+
     def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", 254)
+        kwargs.setdefault("max_length", EMAIL_MAX_LENGTH)
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
-        return normalize_email(super().to_internal_value(data))
+        email = canonical_email(super().to_internal_value(data))
+        if len(email) > EMAIL_MAX_LENGTH:
+            # NFKC and punycode can lengthen an address: no account can have this one.
+            raise serializers.ValidationError(f"Ensure this field has no more than {EMAIL_MAX_LENGTH} characters.")
+        return email
+
+
+class NewEmailField(StrictEmailField):
+    """An address that is to become an account's: its local part must be plain ASCII."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            problem = new_email_problem(data) if "@" in data else None
+            if problem:
+                raise serializers.ValidationError(problem)
+        return super().to_internal_value(data)
 
 
 class RegisterSerializer(serializers.Serializer):
-    email = StrictEmailField()
+    email = NewEmailField()
     password = PasswordField(max_length=PASSWORD_INPUT_LIMIT)
     first_name = StrictCharField(max_length=150, required=False, allow_blank=True, default="")
     last_name = StrictCharField(max_length=150, required=False, allow_blank=True, default="")
@@ -89,7 +108,7 @@ class MeUpdateSerializer(serializers.Serializer):
 
     first_name = StrictCharField(max_length=150, required=False, allow_blank=True)
     last_name = StrictCharField(max_length=150, required=False, allow_blank=True)
-    email = StrictEmailField(required=False)
+    email = NewEmailField(required=False)
     current_password = PasswordField(max_length=PASSWORD_INPUT_LIMIT, required=False)
 
     def validate(self, attrs):
