@@ -165,6 +165,22 @@ class LockoutHandler(AxesDatabaseHandler):
             return max(state.account_failures, get_failure_limit(request, credentials))
         return state.account_failures
 
+    def user_login_failed(self, sender, credentials: dict, request=None, **kwargs):
+        """Axes' counting, then, for the failure that has just set a lock, the notice.
+
+        Axes sets ``axes_failures_since_start`` only when it counted this failure (not
+        during a lock), so the owner is told once per lock, whichever form failed.
+        """
+        super().user_login_failed(sender, credentials, request, **kwargs)
+        if request is None or not getattr(request, "axes_locked_out", False) \
+                or getattr(request, "axes_failures_since_start", None) is None:
+            return
+        username = get_client_username(request, credentials)
+        if username and not username.startswith("sha256:"):
+            from accounts.services import lockout_notice
+
+            lockout_notice(request=request, email=username)
+
     def user_logged_in(self, sender, request, user, **kwargs):
         """AXES_RESET_ON_SUCCESS without axes' extra reads on every login.
 

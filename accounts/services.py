@@ -225,17 +225,34 @@ def _login_failed(*, request, email: str) -> None:
         record(action="auth.login.failed", outcome="failure", target=owner, actor=owner,
                extra={"email": email, "reason": "invalid_credentials"})
         raise ProblemError("INVALID_CREDENTIALS", "Email or password is incorrect.")
+    # The failure that set an account's lock was audited, and its owner emailed, by the
+    # lockout handler (``lockout_notice``), whichever login form or password check it came from.
     state = lockout.lockout_state_for_request(request, {"email": email})
-    # axes counted this attempt (and set the lock) only if it was not already locked.
-    newly_locked = getattr(request, "axes_failures_since_start", None) is not None
-    with transaction.atomic():
-        record(action="auth.login.failed", outcome="denied", target=owner, actor=owner,
-               extra={"email": email, "reason": "locked"})
-        if newly_locked and owner is not None and state.account_locked:
-            record(action="auth.lockout", outcome="denied", target=owner, actor=owner,
-                   extra={"failures": state.account_failures, "retry_after": state.retry_after})
-            _lockout_notice_send(owner=owner, minutes=max(1, state.retry_after // 60))
+    record(action="auth.login.failed", outcome="denied", target=owner, actor=owner,
+           extra={"email": email, "reason": "locked"})
     raise RetryAfterError("ACCOUNT_LOCKED", lockout.LOCKED_DETAIL, retry_after=max(1, state.retry_after))
+
+
+def lockout_notice(*, request, email: str) -> bool:
+    """The failure that just locked the account of ``email``: audit it and tell the owner.
+
+    Called by the lockout handler once per lock, for every way of failing a password
+    (the API login, the admin's login page, a password re-check). Audits ``auth.lockout``
+    and sends the "account locked" email with a single-use "unlock and sign in" link.
+    Returns False, doing nothing, for an address without an account or when only the
+    client IP is locked.
+    """
+    owner = User.objects.filter(email=email).first()
+    if owner is None:
+        return False
+    state = lockout.lockout_state_for_request(request, {"email": email})
+    if not state.account_locked:
+        return False
+    with transaction.atomic():
+        record(action="auth.lockout", outcome="denied", target=owner, actor=owner,
+               extra={"failures": state.account_failures, "retry_after": state.retry_after})
+        _lockout_notice_send(owner=owner, minutes=max(1, state.retry_after // 60))
+    return True
 
 
 def _lockout_notice_send(*, owner: User, minutes: int) -> None:
