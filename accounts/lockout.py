@@ -150,6 +150,12 @@ class LockoutHandler(AxesDatabaseHandler):
     Axes compares ``get_failures`` with ``AXES_FAILURE_LIMIT``. We report the
     account's failures, or the limit itself once the client IP has reached
     LOCKOUT_IP_FAILURE_LIMIT, so either threshold locks the login.
+
+    Before the password is checked, a client that has signed in to the account before
+    (``known_client``) is not held by the IP lock, only by the account's: its right
+    password signs in. After a failed password (``user_login_failed``) the IP lock
+    holds for everyone, so a wrong password from a known client is counted toward the
+    account and answered 429 like anyone's, and the answer tells nothing about history.
     """
 
     def get_failures(self, request, credentials: dict | None = None) -> int:
@@ -160,8 +166,8 @@ class LockoutHandler(AxesDatabaseHandler):
         )
         # Whether this address had any attempt on record before this login (see user_logged_in).
         request.dashtam_account_attempts = state.account_has_attempts
-        if state.ip_locked and not (not state.account_locked and known_client_with_password(
-                request, credentials, username=get_client_username(request, credentials))):
+        if state.ip_locked and (getattr(request, "dashtam_counting_failure", False) or not known_client(
+                request, username=get_client_username(request, credentials))):
             return max(state.account_failures, get_failure_limit(request, credentials))
         return state.account_failures
 
@@ -171,6 +177,10 @@ class LockoutHandler(AxesDatabaseHandler):
         Axes sets ``axes_failures_since_start`` only when it counted this failure (not
         during a lock), so the owner is told once per lock, whichever form failed.
         """
+        if request is not None:
+            # A known client gets past the IP lock to have its password checked; a wrong one is
+            # counted toward the account and then refused by the IP lock like anyone's.
+            request.dashtam_counting_failure = True
         super().user_login_failed(sender, credentials, request, **kwargs)
         if request is None or not getattr(request, "axes_locked_out", False) \
                 or getattr(request, "axes_failures_since_start", None) is None:
@@ -201,31 +211,25 @@ class LockoutHandler(AxesDatabaseHandler):
         return None
 
 
-def known_client_with_password(request, credentials, *, username: str | None) -> bool:
-    """Whether the IP lock steps aside for this login (docs/accounts.md, "Known clients").
-
-    True when the password is right for the active account ``username`` and this
-    client (the same IP address and User-Agent) has signed in to that account before:
-    a login session of the account was started from it. The account's own lock is
-    never bypassed, and a second factor, where the account has one, is still asked
-    for after the password. Worked out once per request; the password is hashed only
-    for a known client of an IP that is locked.
+def known_client(request, *, username: str | None) -> bool:
+    """Whether this client has signed in to the account ``username`` before (docs/accounts.md,
+    "Known clients pass the IP lock"): a login session of that account was started from
+    the same IP address and User-Agent. Asked only while the client IP is locked; the
+    answer is kept on the request.
     """
     known = getattr(request, "dashtam_known_client", None)
     if known is not None:
         return known
     known = False
-    password = (credentials or {}).get("password")
     ip = getattr(request, "axes_ip_address", None)
-    if username and isinstance(password, str) and ip:
+    if username and ip:
         from accounts.models import User
         from sessions_mgmt.selectors import session_client_known
 
         ctx = request_context.get()
         user_agent = ctx.user_agent if ctx is not None else (request.META.get("HTTP_USER_AGENT", "") or "")[:512]
-        user = User.objects.filter(email=username, is_active=True).first()
-        known = (user is not None and session_client_known(user_id=user.pk, ip=ip, user_agent=user_agent)
-                 and user.check_password(password))
+        user_id = User.objects.filter(email=username, is_active=True).values_list("pk", flat=True).first()
+        known = user_id is not None and session_client_known(user_id=user_id, ip=ip, user_agent=user_agent)
     request.dashtam_known_client = known
     return known
 

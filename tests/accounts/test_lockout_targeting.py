@@ -191,13 +191,20 @@ def test_a_client_that_signed_in_before_passes_the_ip_lock_with_the_right_passwo
     assert response.json()["user"]["id"] == str(user.pk)
 
 
-def test_a_known_client_with_a_wrong_password_is_still_refused_by_the_ip_lock(
-    api_client, user, password, ip_locked,
+def test_a_known_client_with_a_wrong_password_is_refused_and_counted_toward_the_account(
+    api_client, user, password, ip_locked, django_capture_on_commit_callbacks,
 ):
+    """No free guesses behind the IP lock: each wrong password counts toward the account's
+    lock, and the answer is the IP lock's 429, as for any client."""
     assert post_login(api_client, user.email, password, **HOME).status_code == 200
     ip_locked()
-    assert post_login(api_client, user.email, WRONG, **HOME).status_code == 429
-    assert not AccessAttempt.objects.filter(username=user.email).exists()  # refused, not counted
+    with django_capture_on_commit_callbacks(execute=True):
+        answers = [post_login(api_client, user.email, WRONG, **HOME) for _ in range(10)]
+    assert {a.status_code for a in answers} == {429}
+    assert {a.json()["code"] for a in answers} == {"ACCOUNT_LOCKED"}
+    assert AccessAttempt.objects.get(username=user.email).failures_since_start == 10
+    assert post_login(api_client, user.email, password, **HOME).status_code == 429  # now the account's own lock
+    assert len(outbox_to(user.email)) == 1  # the owner is told, with an unlock link
 
 
 def test_a_client_without_history_on_this_account_stays_locked(api_client, user, password, ip_locked):
