@@ -61,6 +61,9 @@ def canonical_email(value) -> str:
     """
     if not isinstance(value, str):
         return ""
+    if not value.isascii():
+        # JSON can carry lone surrogates ("\ud800"), which no database or hash can encode.
+        value = value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
     value = value.strip()
     if not value:
         return ""

@@ -135,7 +135,7 @@ def _body_field(data, field: str) -> str | None:
     if not value:
         return None
     # Keyed with SECRET_KEY: a hash of a known address cannot be recomputed from outside.
-    digest = hmac.new(settings.SECRET_KEY.encode(), f"ratelimit:{field}:{value}".encode(),
+    digest = hmac.new(settings.SECRET_KEY.encode(), f"ratelimit:{field}:{value}".encode("utf-8", "surrogatepass"),
                       hashlib.sha256).hexdigest()[:32]
     return f"{field}:{digest}"
 

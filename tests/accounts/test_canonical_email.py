@@ -8,6 +8,8 @@ of the real account into a 500, and each spelling had its own lockout counter.
 from __future__ import annotations
 
 import importlib
+import json
+import uuid
 
 import pytest
 from axes.models import AccessAttempt
@@ -179,7 +181,7 @@ def test_rate_limit_keys_use_the_canonical_form(api_client, user, settings):
     from dashtam.ratelimit import core
 
     settings.RATELIMIT_ENABLE = True
-    core.reset_state(namespace="identity-canonical-key-test")
+    core.reset_state(namespace=f"identity-key-{uuid.uuid4().hex[:12]}")
     try:
         spellings = [user.email, user.email.upper(), user.email.replace("s", "\u017f"), f" {user.email} "]
         statuses = [api_client.post("/api/v1/auth/request-password-reset", {"email": e}, format="json",
@@ -226,3 +228,25 @@ def test_the_migration_stops_on_a_collision_and_names_both_rows(db):
     # Nothing was changed, nothing merged.
     assert User.objects.get(pk=untouched.pk).email == "Third@Example.com"
     assert User.objects.count() == 3
+
+
+@pytest.mark.parametrize("email", [
+    "a@\ud800.com", "\ud800@x.com", "u\u017fer@\ud800x.com",     # lone surrogates, as JSON can carry them
+    "x@" + "\ufdfa" * 40 + ".com", "\ufdfa" * 40 + "@x.com",     # NFKC lengthens these past 254 characters
+])
+@pytest.mark.parametrize("path", ["login", "register", "request-password-reset", "resend-verification"])
+def test_odd_spellings_never_earn_a_500(api_client, settings, email, path):
+    from dashtam.ratelimit import core
+
+    settings.RATELIMIT_ENABLE = True  # the body:email keys are hashed from the canonical form
+    core.reset_state(namespace=f"identity-odd-{uuid.uuid4().hex[:12]}")
+    try:
+        response = _post_raw(api_client, path, email)
+    finally:
+        core.reset_state()
+    assert response.status_code < 500, response.content
+
+
+def _post_raw(api_client, path, email):
+    body = json.dumps({"email": email, "password": "Another-Secret-77-Horse"})  # \ud800 escaped, as clients send it
+    return api_client.post(f"/api/v1/auth/{path}", body, content_type="application/json")

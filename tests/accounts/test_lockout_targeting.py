@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -140,7 +141,7 @@ def test_the_admin_login_spends_the_api_login_rate_limit(client, api_client, set
     rules = {name: dict(rule) for name, rule in DEFAULT_RATE_RULES.items()}
     rules["login"]["rate"] = "3/m"
     settings.RATE_LIMIT_RULES = rules
-    core.reset_state(namespace="identity-admin-login-limit")
+    core.reset_state(namespace=f"identity-admin-{uuid.uuid4().hex[:12]}")
     try:
         first = [
             post_login(api_client, "a@example.com", WRONG).status_code,
