@@ -250,3 +250,20 @@ def test_odd_spellings_never_earn_a_500(api_client, settings, email, path):
 def _post_raw(api_client, path, email):
     body = json.dumps({"email": email, "password": "Another-Secret-77-Horse"})  # \ud800 escaped, as clients send it
     return api_client.post(f"/api/v1/auth/{path}", body, content_type="application/json")
+
+
+def test_management_commands_take_any_spelling(api_client, user, password):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    for _ in range(10):
+        login(api_client, user.email, WRONG)
+    assert login(api_client, user.email, password).status_code == 429
+    out = StringIO()
+    call_command("unlock_account", user.email.upper().replace("S", "\u017f"), stdout=out)
+    assert out.getvalue().startswith(f"{user.email}: removed 1 ")
+    assert login(api_client, user.email, password).status_code == 200
+    assert AuditEvent.objects.filter(action="auth.lockout.cleared", target_id=str(user.pk)).count() == 1
+    call_command("revoke_tokens", "--user", user.email.upper(), "--reason", "test", stdout=StringIO())
+    assert AuditEvent.objects.filter(target_id=str(user.pk), action__startswith="session").exists()
