@@ -60,7 +60,7 @@ def _admin_login_count(request):
         return None
     name = match.view_name
     limits = count_request(django_request=request, url_name=name, user=None, data_loader=lambda: request.POST,
-                           rules=tuple(rule for rule in rules_for(name) if _named(rule, name)))
+                           rules=tuple(rule for rule in rules_for(name, request.method) if _named(rule, name)))
     if limits is None or not limits.refused:
         return None
     response = HttpResponse("Too many login attempts. Try again later.", status=429,

@@ -194,7 +194,7 @@ def test_rate_limit_keys_use_the_canonical_form(api_client, user, settings):
 
 # --- The data migration ------------------------------------------------------------------------
 def _migration():
-    return importlib.import_module("accounts.migrations.0003_email_canonical_form")
+    return importlib.import_module("accounts.migrations.0004_email_canonical_form")
 
 
 def test_the_migration_brings_old_spellings_to_the_canonical_form(db):

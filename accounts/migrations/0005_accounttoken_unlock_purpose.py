@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0003_email_canonical_form'),
+        ('accounts', '0004_email_canonical_form'),
     ]
 
     operations = [

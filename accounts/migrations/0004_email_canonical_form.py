@@ -31,7 +31,7 @@ def canonicalise_emails(apps, schema_editor):
             for form, rows in sorted(collisions.items())
         ]
         raise CanonicalEmailCollision(
-            "accounts 0003: these accounts share one canonical email address. Nothing was changed. "
+            "accounts 0004: these accounts share one canonical email address. Nothing was changed. "
             "Deactivate or rename all but the real owner of each address, then migrate again:\n"
             + "\n".join(lines)
         )
@@ -47,7 +47,7 @@ def canonicalise_emails(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("accounts", "0002_accounttoken"),
+        ("accounts", "0003_staff_action_permissions"),
     ]
 
     operations = [
