@@ -25,6 +25,8 @@ def lifetime(purpose: str) -> timedelta:
         return timedelta(minutes=settings.PASSWORD_RESET_TOKEN_MINUTES)
     if purpose == Purpose.MAGIC_LINK:
         return timedelta(minutes=settings.MAGIC_LINK_TOKEN_MINUTES)
+    if purpose == Purpose.UNLOCK:
+        return timedelta(minutes=settings.UNLOCK_TOKEN_MINUTES)
     return timedelta(hours=settings.EMAIL_VERIFICATION_TOKEN_HOURS)
 
 

@@ -29,6 +29,9 @@ CATALOGUE: dict[str, str] = {
     "auth.magic_link.requested": "A sign-in link was emailed on request (the requesting IP is in extra).",
     "auth.magic_link.used": "A user signed in with an emailed link (requesting IP in extra, using IP on the row).",
     "auth.magic_link.failed": "A sign-in link was invalid, expired, already used, or the account was locked.",
+    "auth.lockout.unlocked": "The owner used the lockout email's single-use unlock link: the lock ended "
+                             "and they were signed in.",
+    "auth.lockout.unlock_failed": "An unlock link was invalid, expired, replaced or already used.",
     "auth.logout": "A user logged out: the current session and its tokens ended.",
     # accounts: passwords, email change, profile, deactivation
     "auth.password.changed": "A user changed their password (every other session ended).",
