@@ -82,6 +82,13 @@ def add_duration(name: str, ms: float) -> None:
         _current.set(replace(ctx, extra={**ctx.extra, name: round(ctx.extra.get(name, 0.0) + ms, 2)}))
 
 
+def add_count(name: str, n: int = 1) -> None:
+    """Add ``n`` to a named count of this request; the access log line shows it."""
+    ctx = _current.get()
+    if ctx is not None:
+        _current.set(replace(ctx, extra={**ctx.extra, name: ctx.extra.get(name, 0) + n}))
+
+
 def bind_actor(user, session_id=None) -> None:
     """Record the authenticated user (and login session) for the rest of the request."""
     update(
