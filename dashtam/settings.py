@@ -301,10 +301,12 @@ LOGGING = {
 }
 
 # --- DRF and OpenAPI ----------------------------------------------------------
+# Deepest nesting of lists/objects a JSON body may have (dashtam.api.parsers): deeper is a 400.
+JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=32)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["sessions_mgmt.authentication.SessionJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["dashtam.api.parsers.JSONParser"],  # DRF's, bounded in depth
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "dashtam.api.exceptions.problem_exception_handler",

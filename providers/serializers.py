@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from rest_framework import serializers
 
 from providers.models import FinancialAccount, ProviderConnection, Transaction
@@ -108,6 +110,9 @@ class TransactionSerializer(serializers.ModelSerializer):
 class DateOrDateTimeField(serializers.DateTimeField):
     """An ISO 8601 date-time, or a bare date (the start of that day, or its end with ``end_of_day``)."""
 
+    EARLIEST = date(1900, 1, 1)
+    LATEST = date(9999, 12, 30)
+
     def __init__(self, *, end_of_day: bool = False, **kwargs):
         self.end_of_day = end_of_day
         super().__init__(**kwargs)
@@ -118,11 +123,21 @@ class DateOrDateTimeField(serializers.DateTimeField):
         from django.utils import timezone
         from django.utils.dateparse import parse_date
 
-        day = parse_date(value) if isinstance(value, str) and len(value) == 10 else None
+        try:
+            day = parse_date(value) if isinstance(value, str) and len(value) == 10 else None
+        except ValueError:  # well formed but impossible: 2024-02-30, 2024-13-01, 0000-01-01
+            self.fail("invalid", format="YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss][+HH:MM|Z]")
         if day is not None:
             moment = datetime.combine(day, time.max if self.end_of_day else time.min)
-            return timezone.make_aware(moment, timezone.get_default_timezone())
-        return super().to_internal_value(value)
+            moment = timezone.make_aware(moment, timezone.get_default_timezone())
+        else:
+            moment = super().to_internal_value(value)
+        # Far outside any brokerage history, and near the edges of what datetime (and the
+        # database) can hold once converted to UTC.
+        if not (self.EARLIEST <= moment.date() <= self.LATEST):
+            raise serializers.ValidationError(
+                f"Must be between {self.EARLIEST.isoformat()} and {self.LATEST.isoformat()}.")
+        return moment
 
 
 # Other spellings clients use for the same filters.

@@ -1,7 +1,13 @@
 """Cursor pagination: stable under inserts, and no COUNT(*) over big tables."""
 
+from datetime import UTC
+
+from django.core.exceptions import FieldDoesNotExist
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination as _CursorPagination
+
+INVALID_CURSOR = {"cursor": ["Invalid cursor."]}
 
 
 class CursorPagination(_CursorPagination):
@@ -15,4 +21,32 @@ class CursorPagination(_CursorPagination):
         try:
             return super().decode_cursor(request)
         except NotFound:
-            raise ValidationError({"cursor": ["Invalid cursor."]}) from None
+            raise ValidationError(INVALID_CURSOR) from None
+
+    def paginate_queryset(self, queryset, request, view=None):
+        # The cursor's position is compared with the first ordering field: a position
+        # that is not a value of that field (a tampered cursor) is a 400, not a 500
+        # from the database or from the field's own parsing.
+        self._check_position(queryset, request, view)
+        return super().paginate_queryset(queryset, request, view)
+
+    def _check_position(self, queryset, request, view) -> None:
+        if not request.query_params.get(self.cursor_query_param):
+            return
+        cursor = self.decode_cursor(request)
+        if cursor is None or cursor.position is None:
+            return
+        ordering = self.get_ordering(request, queryset, view)
+        name = ordering[0].lstrip("-")
+        try:
+            field = queryset.model._meta.get_field(name)
+        except FieldDoesNotExist:
+            return
+        try:
+            value = field.to_python(cursor.position)
+            if value is None:
+                raise ValueError("empty position")
+            if hasattr(value, "utcoffset") and value.utcoffset() is not None:
+                value.astimezone(UTC)  # an offset that pushes the moment outside year 1..9999
+        except (DjangoValidationError, ValueError, TypeError, OverflowError):
+            raise ValidationError(INVALID_CURSOR) from None
