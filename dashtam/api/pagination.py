@@ -1,5 +1,7 @@
 """Cursor pagination: stable under inserts, and no COUNT(*) over big tables."""
 
+import base64
+import binascii
 from datetime import UTC
 
 from django.core.exceptions import FieldDoesNotExist
@@ -17,7 +19,14 @@ class CursorPagination(_CursorPagination):
     ordering = "-created_at"
 
     def decode_cursor(self, request):
-        # DRF answers a tampered or stale cursor with 404; it is a bad parameter.
+        # DRF answers a tampered or stale cursor with 404; it is a bad parameter. DRF also
+        # reads text that is not base64 at all as an empty cursor (the first page): refused.
+        encoded = request.query_params.get(self.cursor_query_param)
+        if encoded:
+            try:
+                base64.b64decode(encoded.encode("ascii"), validate=True)
+            except (ValueError, binascii.Error):
+                raise ValidationError(INVALID_CURSOR) from None
         try:
             return super().decode_cursor(request)
         except NotFound:
