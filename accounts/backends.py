@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.backends import ModelBackend
 from django.db.models.signals import post_save
-from django.dispatch import receiver
 
 from accounts import hashers
 
@@ -23,9 +23,11 @@ class EqualCostModelBackend(ModelBackend):
             return super().authenticate(request, username=username, password=password, **kwargs)
 
 
-@receiver(post_save, dispatch_uid="accounts.note_legacy_hash")
 def _note_legacy_hash(sender, instance, **kwargs):
-    from django.contrib.auth import get_user_model
-
-    if sender is get_user_model() and (instance.password or "").startswith("bcrypt$"):
+    if (instance.password or "").startswith("bcrypt$"):
         hashers.note_legacy_hash(instance.password)
+
+
+# Only the user model: a listener on every model would, for one, send the audit trail's
+# INSERTs through the ORM's slower save() (audit.services._insert_many).
+post_save.connect(_note_legacy_hash, sender=settings.AUTH_USER_MODEL, dispatch_uid="accounts.note_legacy_hash")

@@ -255,7 +255,8 @@ class AuditEventAdmin(ReadOnlyAdmin):  # read-only for everyone
                    ActorEmailFilter, IpFilter)
     list_select_related = ("actor",)
     search_fields = ("request_id",)  # shows the box; get_search_results decides what it means
-    search_help_text = "An exact request id, an actor's email address, or an IP address."
+    search_help_text = ("An exact request id (or a client's own X-Request-ID), an actor's email address, "
+                        "or an IP address.")
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER  # facet counts would COUNT(*) the table per choice
     paginator = CappedCountPaginator
@@ -264,7 +265,8 @@ class AuditEventAdmin(ReadOnlyAdmin):  # read-only for everyone
     actions = ["export_csv"]
     ordering = ("-created_at", "-id")
     fields = ("created_at", "action", "meaning", "outcome", "actor_link", "actor_email",
-              "same_actor", "target", "request_id", "same_request", "session_id", "ip", "user_agent",
+              "same_actor", "target", "request_id", "same_request", "client_request_id", "session_id", "ip",
+              "user_agent",
               "fingerprint", "method", "path", "route", "extra_pretty", "seq", "prev_hash", "chain_hash")
     readonly_fields = fields
 

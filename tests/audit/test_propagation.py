@@ -72,7 +72,8 @@ def json_log_lines():
 
 @pytest.mark.integration
 def test_a_task_enqueued_by_a_request_writes_rows_and_logs_with_its_id(celery_worker, client,
-                                                                         json_log_lines):
+                                                                         json_log_lines, settings):
+    settings.TRUSTED_PROXY_COUNT = 1  # the incoming id is the proxy's
     tag = f"alpha{uuid.uuid4().hex[:8]}"
     request_id = f"origin-{uuid.uuid4()}"
     with override_settings(ROOT_URLCONF=__name__):
