@@ -93,3 +93,12 @@ def test_production_settings_trust_the_forwarded_scheme_only_with_a_proxy_count(
     assert "HDR None" in run_python(code, {**env, "TRUSTED_PROXY_COUNT": "0"}).stdout
     with_proxy = run_python(code, {**env, "TRUSTED_PROXY_COUNT": "1"})
     assert "HDR ('HTTP_X_FORWARDED_PROTO', 'https')" in with_proxy.stdout, with_proxy.stdout + with_proxy.stderr
+
+
+@pytest.mark.parametrize(("var", "value"), [("JWT_ISSUER", " "), ("JWT_AUDIENCE", ""), ("JSON_MAX_DEPTH", "1"),
+                                            ("PASSWORD_LEGACY_CHECK_SECONDS", "-1")])
+def test_a_bad_hardening_setting_stops_start_up_naming_the_variable(var, value):
+    from tests.foundation.test_configuration import run_check
+
+    result = run_check({"DJANGO_ENV": "development", var: value})
+    assert result.returncode != 0 and f"{var}:" in result.stdout + result.stderr
