@@ -197,7 +197,8 @@ PASSWORD_HASHERS = [
 ]
 # How often (seconds) a process re-reads whether legacy bcrypt hashes are still stored:
 # while any are, every login also pays one bcrypt at their cost (equal login timing).
-PASSWORD_LEGACY_CHECK_SECONDS = env.int("PASSWORD_LEGACY_CHECK_SECONDS", default=300)
+# Tests re-read on every login: each test brings its own rows into the same process.
+PASSWORD_LEGACY_CHECK_SECONDS = env.int("PASSWORD_LEGACY_CHECK_SECONDS", default=0 if IS_TEST else 300)
 PASSWORD_POLICY = env.str("PASSWORD_POLICY", default="composition")
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "accounts.validators.PolicyPasswordValidator"},

@@ -121,3 +121,13 @@ def test_a_password_over_72_bytes_against_a_bcrypt_hash_still_computes_bcrypt():
         assert context.get().extra["hash_count_bcrypt"] == 1
     finally:
         context.reset(token)
+
+
+def test_a_legacy_hash_imported_behind_the_processs_back_is_seen_at_the_next_read(api_client, caplog, settings):
+    """Rows written without save() (an import) are found when the process next reads."""
+    settings.PASSWORD_LEGACY_CHECK_SECONDS = 300
+    assert hashes_of(api_client, caplog, "nobody@example.com", "x", 401) == {"argon2": 1, "bcrypt": 0}
+    legacy_user("legacy@example.com")  # via update(): this process is not told
+    assert hashes_of(api_client, caplog, "nobody@example.com", "x", 401) == {"argon2": 1, "bcrypt": 0}
+    settings.PASSWORD_LEGACY_CHECK_SECONDS = 0
+    assert hashes_of(api_client, caplog, "nobody@example.com", "x", 401) == {"argon2": 1, "bcrypt": 1}
