@@ -55,10 +55,10 @@ def _ip(value) -> str:
 
 def payload(row: dict, fields: tuple[str, ...] = HASHED_FIELDS) -> str:
     """Canonical JSON of one event (a dict with at least ``fields``)."""
-    data = {name: row[name] for name in fields}
-    if data.get("client_request_id") is None:
-        # Rows from before the column (and rows without one) hash exactly as they always did.
-        data.pop("client_request_id", None)
+    # Rows from before client_request_id (and rows without one) hash exactly as they always did.
+    data = {name: row[name] for name in fields if name != "client_request_id"}
+    if "client_request_id" in fields and row.get("client_request_id") is not None:
+        data["client_request_id"] = row["client_request_id"]
     data["created_at"] = row["created_at"].astimezone(UTC).isoformat(timespec="microseconds")
     data["ip"] = _ip(row["ip"])
     data["extra"] = _canonical(row["extra"])
