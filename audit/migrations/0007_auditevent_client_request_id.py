@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('audit', '0005_purge_flag_allows_update'),
+        ('audit', '0006_staff_action_permissions'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
