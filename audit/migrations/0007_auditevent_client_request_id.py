@@ -17,8 +17,4 @@ class Migration(migrations.Migration):
             name='client_request_id',
             field=models.CharField(blank=True, max_length=128, null=True),
         ),
-        migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['client_request_id'], name='audit_client_request_idx'),
-        ),
     ]
