@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from providers.models import FinancialAccount, ProviderConnection, Transaction
+
+
+class TextField(serializers.CharField):
+    """A CharField that refuses numbers and other non-strings instead of converting them."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 class ProviderTypeSerializer(serializers.Serializer):
@@ -48,10 +59,20 @@ class ConnectionSerializer(serializers.ModelSerializer):
         return {"code": obj.last_error_code, "message": obj.last_error_message}
 
 
+@extend_schema_serializer(examples=[OpenApiExample(
+    "The sandbox (no credentials needed)", request_only=True, value={"provider_key": "sandbox", "alias": "Play money"})])
 class ConnectionCreateSerializer(serializers.Serializer):
-    provider_key = serializers.CharField(max_length=32)
-    alias = serializers.CharField(max_length=100, required=False, allow_blank=False, trim_whitespace=True,
+    provider_key = serializers.ChoiceField(choices=[], error_messages={"invalid_choice": "Unknown provider."},
+                                           help_text="One of the provider types' keys (GET provider-types).")
+    alias = TextField(max_length=100, required=False, allow_blank=False, trim_whitespace=True,
                                   help_text="Unique among your connections; defaults to the provider's name.")
+
+    def __init__(self, *args, **kwargs):
+        from providers import registry
+
+        super().__init__(*args, **kwargs)
+        # The registered providers, read when used (the sandbox is off in production).
+        self.fields["provider_key"].choices = [t.key for t in registry.provider_types()]
 
 
 class ConnectionCreatedSerializer(serializers.Serializer):
@@ -63,7 +84,7 @@ class ConnectionCreatedSerializer(serializers.Serializer):
 
 
 class ConnectionUpdateSerializer(serializers.Serializer):
-    alias = serializers.CharField(max_length=100, allow_blank=False, trim_whitespace=True)
+    alias = TextField(max_length=100, allow_blank=False, trim_whitespace=True)
 
 
 class AuthorizationUrlSerializer(serializers.Serializer):
@@ -138,8 +159,10 @@ class TransactionSerializer(serializers.ModelSerializer):
 class DateOrDateTimeField(serializers.DateTimeField):
     """An ISO 8601 date-time, or a bare date (the start of that day, or its end with ``end_of_day``)."""
 
+    # Years 1900 to 9998, as the schema's pattern says (checked on the text as sent).
     EARLIEST = date(1900, 1, 1)
-    LATEST = date(9999, 12, 30)
+    LATEST = date(9998, 12, 31)
+    YEARS = r"^(19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
 
     def __init__(self, *, end_of_day: bool = False, **kwargs):
         self.end_of_day = end_of_day
@@ -151,6 +174,12 @@ class DateOrDateTimeField(serializers.DateTimeField):
         from django.utils import timezone
         from django.utils.dateparse import parse_date
 
+        if isinstance(value, str) and not re.match(self.YEARS, value):
+            # Far outside any brokerage history, and near the edges of what datetime (and the
+            # database) can hold once an offset moves it to UTC: the schema's pattern, enforced.
+            raise serializers.ValidationError(
+                f"Must be between {self.EARLIEST.isoformat()} and {self.LATEST.isoformat()}"
+                " (YYYY-MM-DD or an ISO 8601 date-time).")
         try:
             day = parse_date(value) if isinstance(value, str) and len(value) == 10 else None
         except ValueError:  # well formed but impossible: 2024-02-30, 2024-13-01, 0000-01-01
@@ -160,12 +189,14 @@ class DateOrDateTimeField(serializers.DateTimeField):
             moment = timezone.make_aware(moment, timezone.get_default_timezone())
         else:
             moment = super().to_internal_value(value)
-        # Far outside any brokerage history, and near the edges of what datetime (and the
-        # database) can hold once converted to UTC.
-        if not (self.EARLIEST <= moment.date() <= self.LATEST):
-            raise serializers.ValidationError(
-                f"Must be between {self.EARLIEST.isoformat()} and {self.LATEST.isoformat()}.")
         return moment
+
+    def openapi_schema(self) -> dict:
+        from dashtam.api.schema import DATE_OR_DATE_TIME
+
+        return dict(DATE_OR_DATE_TIME, pattern=self.YEARS,
+                    description=(self.help_text or DATE_OR_DATE_TIME["description"])
+                    + f" Between {self.EARLIEST.isoformat()} and {self.LATEST.isoformat()}.")
 
 
 # Other spellings clients use for the same filters.

@@ -2,6 +2,7 @@
 
 import base64
 import binascii
+import re
 from datetime import UTC
 
 from django.core.exceptions import FieldDoesNotExist
@@ -10,6 +11,7 @@ from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.pagination import CursorPagination as _CursorPagination
 
 INVALID_CURSOR = {"cursor": ["Invalid cursor."]}
+PAGE_SIZE = re.compile(r"[0-9]{1,4000}")
 
 
 class CursorPagination(_CursorPagination):
@@ -59,3 +61,25 @@ class CursorPagination(_CursorPagination):
                 value.astimezone(UTC)  # an offset that pushes the moment outside year 1..9999
         except (DjangoValidationError, ValueError, TypeError, OverflowError):
             raise ValidationError(INVALID_CURSOR) from None
+
+    def get_page_size(self, request):
+        # DRF falls back to the default size for a page_size it cannot read; a bad parameter
+        # is a 400 here, as for every other parameter. Sizes above the maximum are capped.
+        raw = request.query_params.get(self.page_size_query_param)
+        if not raw:  # absent, or empty (?page_size=) as DRF reads every empty query parameter
+            return self.page_size
+        if not PAGE_SIZE.fullmatch(raw) or int(raw) < 1:
+            raise ValidationError({self.page_size_query_param: [
+                f"A whole number from 1 (at most {self.max_page_size} are returned)."]})
+        return min(int(raw), self.max_page_size)
+
+    def get_schema_operation_parameters(self, view):
+        parameters = super().get_schema_operation_parameters(view)
+        for parameter in parameters:
+            if parameter["name"] == self.page_size_query_param:
+                parameter["schema"] = {"type": "integer", "minimum": 1}
+                parameter["description"] = (
+                    f"Results per page (default {self.page_size}; at most {self.max_page_size} are returned).")
+            elif parameter["name"] == self.cursor_query_param:
+                parameter["description"] = "The opaque cursor from a previous page's next or previous link."
+        return parameters
