@@ -66,7 +66,7 @@ class HttpsOnlyApiMiddleware:
     ``SECURE_PROXY_SSL_HEADER`` counts only when TRUSTED_PROXY_COUNT > 0.
     """
 
-    EXEMPT = ("/healthz", "/readyz")
+    EXEMPT = ("/healthz", "/readyz", "/metrics")  # /metrics has its own guard (observability.views)
 
     def __init__(self, get_response):
         self.get_response = get_response
