@@ -149,7 +149,8 @@ def test_tracing_is_off_unless_an_endpoint_is_set():
 
 @pytest.mark.integration
 def test_a_request_and_its_task_reach_the_collector_under_one_trace(celery_worker, client, traced,
-                                                                     json_log_lines):
+                                                                     json_log_lines, settings):
+    settings.TRUSTED_PROXY_COUNT = 1  # the incoming X-Request-ID is the (trusted) proxy's
     tag = f"trace{uuid.uuid4().hex[:8]}"
     request_id = f"traced-{uuid.uuid4()}"
     with override_settings(ROOT_URLCONF=__name__):
