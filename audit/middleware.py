@@ -6,6 +6,7 @@ import logging
 import time
 
 from audit import context
+from dashtam.checks import forwarded_for_observe
 
 logger = logging.getLogger("dashtam.request")
 
@@ -28,6 +29,7 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         request_id, client_request_id = context.request_ids(request.META)
         request.request_id = request_id
+        forwarded_for_observe(request.META)  # TRUSTED_PROXY_COUNT=0 behind a proxy: warn once
         token = context.set_context(context.context_for_request(request, request_id, client_request_id))
         try:
             response = self.get_response(request)

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.db.models import Q, QuerySet
 
+from accounts.email_address import canonical_email
 from audit.models import AuditEvent
 
 
@@ -42,7 +43,7 @@ def audit_events_filtered(
     if actor:
         qs = qs.filter(actor_id=actor)
     if actor_email:
-        qs = qs.filter(actor_email__in={actor_email, actor_email.lower()})
+        qs = qs.filter(actor_email__in={actor_email, actor_email.lower(), canonical_email(actor_email)})
     if ip:
         qs = qs.filter(ip=ip)
     if q:
@@ -61,5 +62,5 @@ def audit_events_search(*, queryset: QuerySet[AuditEvent], term: str) -> QuerySe
     except ValueError:
         pass
     if "@" in term:
-        return queryset.filter(actor_email__in={term, term.lower()})
+        return queryset.filter(actor_email__in={term, term.lower(), canonical_email(term)})
     return queryset.filter(Q(request_id=term) | Q(client_request_id=term))
