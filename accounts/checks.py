@@ -49,3 +49,20 @@ def check_email_backend(app_configs=None, **kwargs):
         except ImportError:
             return [_err("EMAIL_URL", "anymail://amazon_ses needs boto3 (requirements/prod.txt)", 9)]
     return []
+
+
+@register()
+def check_mfa(app_configs=None, **kwargs):
+    """Second factors (accounts/mfa): lifetimes and counts positive, network prefixes in range."""
+    errors = []
+    for n, variable in enumerate(("MFA_TOKEN_SECONDS", "MFA_TOKEN_MAX_FAILURES", "MFA_RECOVERY_CODE_COUNT"), 20):
+        value = getattr(settings, variable)
+        if value <= 0:
+            errors.append(_err(variable, f"must be a positive number, not {value}", n))
+    for n, (variable, top) in enumerate((("MFA_TOKEN_IPV4_PREFIX", 32), ("MFA_TOKEN_IPV6_PREFIX", 128)), 23):
+        value = getattr(settings, variable)
+        if not 0 <= value <= top:
+            errors.append(_err(variable, f"must be between 0 and {top}, not {value}", n))
+    if not (settings.MFA_TOTP_ISSUER or "").strip() or ":" in settings.MFA_TOTP_ISSUER:
+        errors.append(_err("MFA_TOTP_ISSUER", "must be a non-empty name without ':'", 25))
+    return errors

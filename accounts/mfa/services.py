@@ -447,3 +447,43 @@ def mfa_challenges_cleanup() -> int:
     """Delete login steps that can no longer be used (expired a day ago); returns how many."""
     deleted, _ = MfaChallenge.objects.filter(expires_at__lt=timezone.now() - timedelta(days=1)).delete()
     return deleted
+
+
+def staff_mfa_verify(*, request, user: User, code: str) -> str:
+    """The admin's code step: check and use up ``code``; returns the method ("totp", ...).
+
+    429 ACCOUNT_LOCKED while locked; 401 INVALID_MFA_CODE for a wrong code, which
+    counts toward the lockout. Audits ``auth.mfa.failed``.
+    """
+    _raise_if_locked(request=request, user=user, step="admin")
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            return _factor_use(user=user, code=code, now=now, allow_recovery=True)
+    except _WrongCode as wrong:
+        record(action="auth.mfa.failed", outcome="failure", target=user, actor=user,
+               extra={"reason": wrong.reason, "step": "admin"})
+        _count_failure(request=request, user=user)
+        raise ProblemError("INVALID_MFA_CODE", INVALID_CODE_DETAIL) from None
+
+
+@transaction.atomic
+def totp_demo_device_ensure(*, user: User) -> str:
+    """Development only (``load_demo_data``): a confirmed authenticator for ``user``; its secret.
+
+    Idempotent: an existing confirmed device that still opens is kept (its secret returned).
+    No recovery codes, no email. Audits ``auth.mfa.totp.enabled`` when it creates one.
+    """
+    device = TotpDevice.objects.select_for_update().filter(user_id=user.pk, confirmed_at__isnull=False).first()
+    if device is not None:
+        try:
+            return _open(device)
+        except crypto.DecryptionError:
+            device.delete()  # sealed with a development key that is gone
+    TotpDevice.objects.filter(user_id=user.pk).delete()
+    secret = totp.new_secret()
+    device = TotpDevice(user=user, confirmed_at=timezone.now())
+    _seal(device, secret)
+    device.save(force_insert=True)
+    record(action="auth.mfa.totp.enabled", target=user, actor=None, extra={"demo": True})
+    return secret
