@@ -167,6 +167,8 @@ def _live_challenge(*, request, mfa_token: str) -> MfaChallenge:
 
 def _raise_if_locked(*, request, user: User, step: str) -> None:
     state = lockout.lockout_state_for_request(request, {"email": user.email})
+    # Tells the lockout handler whether a completed sign-in has attempts to delete (see LockoutHandler).
+    request.dashtam_account_attempts = state.account_has_attempts
     if state.locked:
         record(action="auth.mfa.failed", outcome="denied", target=user, actor=user,
                extra={"reason": "locked", "step": step})
