@@ -11,8 +11,8 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 
 from accounts import services
-from accounts.mfa.admin import UserMfaAdminMixin
 from accounts.lockout import lockout_state
+from accounts.mfa.admin import UserMfaAdminMixin
 from accounts.models import User
 from audit.services import record
 

@@ -44,7 +44,12 @@ def main() -> None:
     django.setup()
     from django.conf import settings
     from django.db import connection
-    from django.test.utils import CaptureQueriesContext, setup_databases, setup_test_environment, teardown_databases
+    from django.test.utils import (
+        CaptureQueriesContext,
+        setup_databases,
+        setup_test_environment,
+        teardown_databases,
+    )
 
     settings.RATELIMIT_ENABLE = False  # measure the step, not the limiter's refusals
     setup_test_environment()

@@ -27,7 +27,13 @@ from accounts import lockout
 from accounts.mfa import totp
 from accounts.mfa.models import MfaChallenge, RecoveryCode, TotpDevice
 from accounts.models import User
-from accounts.services import LoginResult, _current_password_check, _login_failed, _mail_context, login_complete
+from accounts.services import (
+    LoginResult,
+    _current_password_check,
+    _login_failed,
+    _mail_context,
+    login_complete,
+)
 from audit import context
 from audit.services import record
 from dashtam.api.exceptions import ProblemError, RetryAfterError
@@ -226,7 +232,7 @@ def _factor_use(*, user: User, code, now, allow_recovery: bool, device: TotpDevi
     if not isinstance(code, str):
         raise _WrongCode("malformed")
     compact = "".join(code.split())
-    if totp.TOTP_CODE.match(compact):
+    if totp.TOTP_CODE.fullmatch(compact):
         device = device or TotpDevice.objects.filter(user_id=user.pk, confirmed_at__isnull=False).first()
         if device is None:
             raise _WrongCode("no_device")

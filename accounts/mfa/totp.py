@@ -15,7 +15,7 @@ import segno
 STEP_SECONDS = 30
 DIGITS = 6
 DRIFT_STEPS = 1  # accept the previous and the next time step too
-TOTP_CODE = re.compile(r"^\d{6}$")
+TOTP_CODE = re.compile(r"^[0-9]{6}$")  # ASCII digits only (\d would take any script's)
 
 # Recovery codes: 16 characters of a 32-letter alphabet without look-alikes (no l, o, 0, 1),
 # 80 random bits, shown in four groups of four: "k7xq-2m9p-wd4h-tn3e".
@@ -41,7 +41,7 @@ def matching_step(secret: str, code: str, *, now: float | None = None) -> int | 
 
     Every candidate is compared in constant time; the newest matching step wins.
     """
-    if not isinstance(code, str) or not TOTP_CODE.match(code):
+    if not isinstance(code, str) or not TOTP_CODE.fullmatch(code):
         return None
     step = current_step(now)
     found = None

@@ -170,7 +170,9 @@ def test_the_mfa_token_is_single_use(auth_client, api_client, user, password):
     _problem(login_mfa(api_client, token, code_for(secret, 1)), 401, "TOKEN_INVALID")
 
 
-@pytest.mark.parametrize("code", ["12345", "1234567", "abcdef", "", "12 34 5x", "x" * 64])
+@pytest.mark.parametrize("code", ["12345", "1234567", "abcdef", "", "12 34 5x", "x" * 64,
+                                  "\u0661\u0662\u0663\u0664\u0665\u0666", "\uff11\uff12\uff13\uff14\uff15\uff16",
+                                  "k7xq-2m9p-wd4h-tn3\u00e9"])
 def test_malformed_codes_are_invalid_mfa_code(auth_client, api_client, user, password, code):
     enable_totp(auth_client, password)
     token = mfa_token_for(api_client, user.email, password)
@@ -365,3 +367,12 @@ def test_unauthenticated_management_is_refused(api_client):
                         ("post", "/api/v1/auth/mfa/totp/confirm"), ("delete", "/api/v1/auth/mfa/totp"),
                         ("post", "/api/v1/auth/mfa/recovery-codes")):
         _problem(getattr(api_client, method)(url, {}, format="json"), 401, "NOT_AUTHENTICATED")
+
+
+@pytest.mark.parametrize("body", [
+    {}, {"mfa_token": "x"}, {"code": "123456"}, {"mfa_token": 123, "code": "123456"},
+    {"mfa_token": "x", "code": 123456}, {"mfa_token": "x" * 300, "code": "123456"},
+    {"mfa_token": "x", "code": "1" * 65}, {"mfa_token": ["x"], "code": {"a": 1}}, {"mfa_token": "x\x00", "code": "1"},
+])
+def test_bad_bodies_at_the_mfa_step_are_validation_errors(api_client, body):
+    _problem(api_client.post("/api/v1/auth/login/mfa", body, format="json"), 400, "VALIDATION_ERROR")
