@@ -132,6 +132,9 @@ def test_login_with_a_factor_answers_mfa_required_and_no_tokens(auth_client, api
     # Stored hashed only.
     assert not MfaChallenge.objects.filter(token_hash=body["mfa_token"]).exists()
     assert MfaChallenge.objects.filter(user=user).count() == 1
+    assert AuditEvent.objects.filter(action="auth.mfa.challenge", actor=user, extra__methods_done=["password"]).count() == 1
+    # Only the auth_client's own login succeeded: the password step started no session.
+    assert AuditEvent.objects.filter(action="auth.login.succeeded", actor=user).count() == 1
 
 
 def test_totp_code_finishes_the_login_with_amr_and_auth_methods(auth_client, api_client, user, password):
