@@ -64,13 +64,15 @@ CATALOGUE: dict[str, str] = {
     "provider.connection.updated": "A provider connection's details (such as its alias) changed.",
     "provider.connection.revoked": "A provider connection's tokens were revoked.",
     "provider.connection.deleted": "A provider connection was deleted by its owner.",
-    "provider.oauth.failed": "An OAuth callback failed (bad state, denied consent or token exchange error).",
+    "provider.oauth.failed": "An OAuth completion failed (bad, expired, replayed or another user's state, "
+                             "denied consent or token exchange error).",
     "provider.token.refreshed": "A provider access token was refreshed.",
     "provider.token.refresh_failed": "A provider token refresh failed.",
     "provider.token.decrypt_failed": "A stored provider token could not be decrypted (key problem).",
     "provider.token.reauth_required": "The provider refused the refresh token: the user must reconnect.",
     "provider.sync.completed": "Accounts and transactions were synced from a provider.",
     "provider.sync.failed": "A provider sync failed.",
+    "provider.sync.requested": "A user asked for a sync and a new sync job was queued.",
     "provider.keys.rotated": "Stored provider tokens were re-encrypted under the newest key.",
     "provider.token.rotation_requested": "Breach rotation: a connection's tokens must be replaced "
                                          "(refreshed, or else re-authorized); the reason is in extra.",

@@ -83,6 +83,25 @@ DEFAULT_RATE_RULES: dict[str, dict] = {
         "rate": "100/m",
     },
     "oauth_callback": {"routes": ["providers-oauth-callback"], "key": "ip", "rate": "20/m"},
+    # Fair use of a provider's shared outbound budget (issue 13 §6): a user's forced token
+    # refreshes and syncs, per user (the scheduled refresh keeps its own reserved share).
+    "provider_refresh": {"routes": ["providers-token-refresh"], "key": "user", "rate": "10/h"},
+    "provider_sync": {"routes": ["providers-sync"], "key": "user", "rate": "10/h"},
+    # --- Emails to addresses that have not proven themselves (email change, registration) ---
+    # An email change is a PATCH of auth/me carrying "email": "methods" and "if_body" narrow
+    # these rules to it (a GET, or a change of names, is not counted). Per user, so one account
+    # cannot mail the world, and per target address, so many accounts cannot flood one inbox.
+    "email_change": {"routes": ["auth-me"], "key": "user", "rate": "3/h",
+                     "methods": ["PATCH", "PUT"], "if_body": "email"},
+    "email_change_daily": {"routes": ["auth-me"], "key": "user", "rate": "10/d",
+                           "methods": ["PATCH", "PUT"], "if_body": "email"},
+    "email_change_address": {"routes": ["auth-me"], "key": "body:email", "rate": "3/h",
+                             "methods": ["PATCH", "PUT"]},
+    "email_change_address_daily": {"routes": ["auth-me"], "key": "body:email", "rate": "10/d",
+                                   "methods": ["PATCH", "PUT"]},
+    # Registration mails the address it is given (a link, or "someone tried to register"):
+    # beside the per-IP rule above, a budget per address that no number of IPs can multiply.
+    "register_email": {"routes": ["auth-register"], "key": "body:email", "rate": "5/h"},
     # Second factors (accounts/mfa): the code step per client IP and per mfa_token (which also
     # dies after MFA_TOKEN_MAX_FAILURES wrong codes), and enrolment/recovery-code changes per user.
     "mfa_login_ip": {"routes": ["auth-login-mfa"], "key": "ip", "rate": "20/m"},

@@ -351,6 +351,8 @@ SIMPLE_JWT = {
 # --- Accounts -------------------------------------------------------------------
 EMAIL_VERIFICATION_TOKEN_HOURS = env.int("EMAIL_VERIFICATION_TOKEN_HOURS", default=24)
 PASSWORD_RESET_TOKEN_MINUTES = env.int("PASSWORD_RESET_TOKEN_MINUTES", default=15)
+# The longest first or last name accepted (accounts/names.py); the column holds 150.
+ACCOUNT_NAME_MAX_LENGTH = env.int("ACCOUNT_NAME_MAX_LENGTH", default=64)
 # Where `make run` serves (it sets this from HOST and PORT); development defaults
 # for FRONTEND_URL and the sandbox provider's URLs follow it.
 DEV_SERVER_URL = env.str("DEV_SERVER_URL", default="http://127.0.0.1:8000").rstrip("/")
@@ -547,12 +549,28 @@ SANDBOX_REDIRECT_URI = env.str(
 )
 SANDBOX_RATE_LIMIT = env.str("SANDBOX_RATE_LIMIT", default="600/m")
 SANDBOX_ACCESS_TOKEN_SECONDS = env.int("SANDBOX_ACCESS_TOKEN_SECONDS", default=600)
-# Where the OAuth callback sends the browser: FRONTEND_URL + this path + ?outcome=&connection_id=
-# (development, where FRONTEND_URL is this app: a small page served with the sandbox).
+# Where the public OAuth callback sends the browser: FRONTEND_URL + this path +
+# ?provider=&state=&code= (or &error=); the front end then POSTs providers/oauth/<key>/complete.
+# In development FRONTEND_URL is this app, and the path is a small page served with the sandbox
+# that shows the body to POST from /api/docs.
 PROVIDER_OAUTH_RESULT_PATH = env.str(
     "PROVIDER_OAUTH_RESULT_PATH",
-    default="/sandbox/oauth-result" if IS_DEVELOPMENT else "/connections/oauth-result",
+    default="/sandbox/oauth-result" if IS_DEVELOPMENT else "/connections/callback",
 )
+# A refresh calls the provider holding no row lock, under a lease on the token row that lasts
+# HTTP_TIMEOUT_CONNECT + HTTP_TIMEOUT_READ + this margin (seconds).
+PROVIDER_REFRESH_LEASE_MARGIN_SECONDS = env.float("PROVIDER_REFRESH_LEASE_MARGIN_SECONDS", default=30)
+# Fair use of a provider's outbound budget (docs/providers.md).
+# A forced refresh (POST token-refresh) of a token obtained less than this ago is answered from
+# the stored state, without calling the provider.
+PROVIDER_TOKEN_FRESH_SECONDS = env.int("PROVIDER_TOKEN_FRESH_SECONDS", default=300)
+# The share of each provider's outbound budget (SCHWAB_RATE_LIMIT, ...) that only the scheduled
+# token refresh may spend; users' forced refreshes, syncs and code exchanges share the rest.
+PROVIDER_REFRESH_RESERVED_SHARE = env.float("PROVIDER_REFRESH_RESERVED_SHARE", default=0.25)
+# POST sync while a job is queued or running (for at most PROVIDER_SYNC_QUEUED_SECONDS), or less
+# than PROVIDER_SYNC_COOLDOWN_SECONDS after one completed, answers 202 with that job.
+PROVIDER_SYNC_QUEUED_SECONDS = env.int("PROVIDER_SYNC_QUEUED_SECONDS", default=900)
+PROVIDER_SYNC_COOLDOWN_SECONDS = env.int("PROVIDER_SYNC_COOLDOWN_SECONDS", default=300)
 
 # --- Benchmarks ------------------------------------------------------------------------------
 # Routes the bare baseline view (dashtam/bench_views.py) that `make bench` compares

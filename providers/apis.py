@@ -25,6 +25,7 @@ from providers.serializers import (
     ConnectionCreateSerializer,
     ConnectionSerializer,
     ConnectionUpdateSerializer,
+    OAuthCompleteSerializer,
     ProviderTypeSerializer,
     SyncAcceptedSerializer,
     TokenRefreshResultSerializer,
@@ -72,7 +73,8 @@ class ConnectionListApi(APIView):
         responses={201: ConnectionCreatedSerializer,
                    409: OpenApiResponse(description="The alias is taken (CONFLICT).")},
         description="Creates a pending connection. Open `authorization_url` in a browser to consent; the "
-                    "provider then redirects to the public callback, which completes the connection.",
+                    "provider then redirects to the public callback, which hands `state` and `code` to the "
+                    "front end; `POST providers/oauth/{provider_key}/complete` (as this user) connects.",
     )
     def post(self, request):
         data = ConnectionCreateSerializer(data=request.data)
@@ -119,7 +121,10 @@ class AuthorizationApi(APIView):
 class TokenRefreshApi(APIView):
     @extend_schema(
         operation_id="providers_token_refresh", tags=TAG, request=None,
-        summary="Refresh the provider token now", responses={
+        summary="Refresh the provider token now",
+        description="A token obtained less than PROVIDER_TOKEN_FRESH_SECONDS ago is answered from the stored "
+                    "state (`refreshed: false`) without calling the provider. Limited per user "
+                    "(rate-limit rule `provider_refresh`).", responses={
             200: TokenRefreshResultSerializer,
             409: OpenApiResponse(description="REAUTH_REQUIRED, or CONFLICT when a refresh is running."),
             502: OpenApiResponse(description="The provider failed (PROVIDER_ERROR)."),
@@ -128,9 +133,11 @@ class TokenRefreshApi(APIView):
     )
     def post(self, request, connection_id):
         connection = selectors.connection_get(user=request.user, connection_id=connection_id)
-        result = services.token_refresh(connection_id=connection.pk, force=True)
-        if result.status == "refreshed":
-            body = {"status": result.connection_status, "expires_at": result.expires_at, "rotation": result.rotation}
+        result = services.token_refresh(connection_id=connection.pk, force=True, fresh_ok=True)
+        if result.status in ("refreshed", "fresh"):
+            refreshed = result.status == "refreshed"
+            body = {"status": result.connection_status, "expires_at": result.expires_at,
+                    "rotation": result.rotation if refreshed else None, "refreshed": refreshed}
             return Response(TokenRefreshResultSerializer(body).data)
         if result.status == "in_progress":
             raise ProblemError("CONFLICT", "A refresh of this connection is already running.")
@@ -144,18 +151,22 @@ class TokenRefreshApi(APIView):
 
 class SyncApi(APIView):
     @extend_schema(operation_id="providers_sync", tags=TAG, request=None, summary="Sync accounts now",
+                   description="202 with the sync job. While one is queued or running, or shortly after one "
+                               "completed (PROVIDER_SYNC_COOLDOWN_SECONDS), that job is the answer "
+                               "(`created: false`) and nothing is queued. Limited per user (rule `provider_sync`).",
                    responses={202: SyncAcceptedSerializer,
                               409: OpenApiResponse(description="REAUTH_REQUIRED"),
                               503: OpenApiResponse(description="PROVIDER_UNAVAILABLE; see Retry-After.")})
     def post(self, request, connection_id):
         connection = selectors.connection_get(user=request.user, connection_id=connection_id)
-        services.connection_sync_request(connection=connection)
-        return Response({"status": "queued", "connection_id": str(connection.pk)}, status=status.HTTP_202_ACCEPTED)
+        job = services.connection_sync_request(connection=connection)
+        body = {"status": job.status, "connection_id": connection.pk, "job_id": job.job_id, "created": job.created,
+                "requested_at": job.requested_at, "last_sync_at": job.last_sync_at}
+        return Response(SyncAcceptedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
 
 
-def _wants_json(request) -> bool:
-    accept = request.META.get("HTTP_ACCEPT", "")
-    return "application/json" in accept and "text/html" not in accept
+# What the public callback passes on; longer values are cut (no provider sends more).
+_CALLBACK_LIMITS = {"state": 512, "code": 4096, "error": 128}
 
 
 class OAuthCallbackApi(APIView):
@@ -168,35 +179,57 @@ class OAuthCallbackApi(APIView):
 
     @extend_schema(
         operation_id="providers_oauth_callback", tags=TAG, auth=[],
-        summary="OAuth redirect target (public; the state is the credential)",
+        summary="OAuth redirect target (public): hands the result to the front end",
         parameters=[OpenApiParameter("code", OpenApiTypes.STR), OpenApiParameter("state", OpenApiTypes.STR),
                     OpenApiParameter("error", OpenApiTypes.STR)],
-        responses={200: CallbackResultSerializer,
-                   302: OpenApiResponse(description="Redirect to FRONTEND_URL with ?outcome=&connection_id="),
-                   400: OpenApiResponse(description="INVALID_TOKEN: unknown, used, expired or mismatched state."),
-                   403: OpenApiResponse(description="PERMISSION_DENIED: consent declined."),
-                   502: OpenApiResponse(description="PROVIDER_ERROR: the code exchange failed.")},
-        description="Browsers get a 302 to FRONTEND_URL; clients sending `Accept: application/json` get JSON.",
+        responses={302: OpenApiResponse(
+            description="Redirect to FRONTEND_URL + PROVIDER_OAUTH_RESULT_PATH with `provider`, `state` and "
+                        "`code` (or `error`); `Cache-Control: no-store`, `Referrer-Policy: no-referrer`.")},
+        description="Never exchanges the code and never spends the state: the signed-in front end does, with "
+                    "`POST providers/oauth/{provider_key}/complete`, so an authorization started by someone "
+                    "else can never connect your brokerage to their connection.",
     )
     def get(self, request, provider_key):
         q = request.query_params
-        outcome = services.oauth_callback_complete(
-            provider_key=provider_key, code=q.get("code", ""), state=q.get("state", ""), error=q.get("error", ""))
+        params = {"provider": provider_key, "state": q.get("state", "")[:_CALLBACK_LIMITS["state"]]}
+        if q.get("error"):
+            params["error"] = q["error"][:_CALLBACK_LIMITS["error"]]
+        else:
+            params["code"] = q.get("code", "")[:_CALLBACK_LIMITS["code"]]
+        response = HttpResponseRedirect(
+            f"{settings.FRONTEND_URL}{settings.PROVIDER_OAUTH_RESULT_PATH}?{urlencode(params)}")
+        # The URL carries a live authorization code: never cached, never sent on as a Referer.
+        response["Cache-Control"] = "no-store"
+        response["Referrer-Policy"] = "no-referrer"
+        return response
+
+
+class OAuthCompleteApi(APIView):
+    @extend_schema(
+        operation_id="providers_oauth_complete", tags=TAG, request=OAuthCompleteSerializer,
+        summary="Complete an authorization (as the user who started it)",
+        responses={200: CallbackResultSerializer,
+                   400: OpenApiResponse(description="INVALID_TOKEN: unknown, used, expired or mismatched state, "
+                                                    "or a state another user started (it is spent)."),
+                   403: OpenApiResponse(description="PERMISSION_DENIED: consent declined (error=access_denied)."),
+                   502: OpenApiResponse(description="PROVIDER_ERROR: the code exchange failed.")},
+        description="Send the `state` and `code` (or `error`) that the callback passed to the front end. The "
+                    "state is single-use and bound to the user who started the flow.",
+    )
+    def post(self, request, provider_key):
+        data = OAuthCompleteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        outcome = services.oauth_authorization_complete(user=request.user, provider_key=provider_key,
+                                                        **data.validated_data)
         body = {"outcome": outcome.outcome, "connection_id": outcome.connection_id, "detail": outcome.detail}
-        if not _wants_json(request):
-            query = urlencode({k: v for k, v in (("outcome", outcome.outcome),
-                                                 ("connection_id", outcome.connection_id or "")) if v})
-            response = HttpResponseRedirect(f"{settings.FRONTEND_URL}{settings.PROVIDER_OAUTH_RESULT_PATH}?{query}")
-            response["Cache-Control"] = "no-store"
-            return response
         if outcome.ok:
             return Response(CallbackResultSerializer(body).data, headers=NO_STORE)
         extra = {"outcome": outcome.outcome, "connection_id": outcome.connection_id}
         if outcome.outcome == "denied":
-            raise ProblemError("PERMISSION_DENIED", outcome.detail, extra=extra)
+            raise ProblemError("PERMISSION_DENIED", outcome.detail, extra=extra, headers=NO_STORE)
         if outcome.outcome == "failed":
-            raise ProblemError("PROVIDER_ERROR", outcome.detail, extra=extra)
-        raise ProblemError("INVALID_TOKEN", outcome.detail, extra=extra)
+            raise ProblemError("PROVIDER_ERROR", outcome.detail, extra=extra, headers=NO_STORE)
+        raise ProblemError("INVALID_TOKEN", outcome.detail, extra=extra, headers=NO_STORE)
 
 
 class AccountListApi(APIView):

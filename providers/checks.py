@@ -40,9 +40,20 @@ def check_provider_settings(app_configs=None, **kwargs):
             errors.append(Error(f"{name}: {exc}", id="providers.E004"))
     for name in ("HTTP_TIMEOUT_CONNECT", "HTTP_TIMEOUT_READ", "CIRCUIT_BREAKER_FAILURE_THRESHOLD",
                  "CIRCUIT_BREAKER_RESET_SECONDS", "OAUTH_STATE_TTL_SECONDS", "PROVIDER_SYNC_MINUTES",
-                 "PROVIDER_MAX_CONSECUTIVE_FAILURES"):
+                 "PROVIDER_MAX_CONSECUTIVE_FAILURES", "PROVIDER_SYNC_QUEUED_SECONDS"):
         if getattr(settings, name) <= 0:
             errors.append(Error(f"{name} must be positive", id="providers.E005"))
+    for name in ("PROVIDER_REFRESH_LEASE_MARGIN_SECONDS", "PROVIDER_TOKEN_FRESH_SECONDS",
+                 "PROVIDER_SYNC_COOLDOWN_SECONDS"):
+        if getattr(settings, name) < 0:
+            errors.append(Error(f"{name} must not be negative", id="providers.E005"))
+    if not 0 <= settings.PROVIDER_REFRESH_RESERVED_SHARE < 1:
+        errors.append(Error("PROVIDER_REFRESH_RESERVED_SHARE must be at least 0 and below 1 (a share of the "
+                            "outbound budget kept for the scheduled token refresh)", id="providers.E008"))
+    path = settings.PROVIDER_OAUTH_RESULT_PATH
+    if not path.startswith("/") or path.startswith("//") or "?" in path or "#" in path:
+        errors.append(Error("PROVIDER_OAUTH_RESULT_PATH must be a path starting with a single / "
+                            "(no query or fragment)", id="providers.E009"))
     if settings.HTTP_MAX_RETRIES < 0:
         errors.append(Error("HTTP_MAX_RETRIES must not be negative", id="providers.E005"))
     if settings.OAUTH_STATE_TTL_SECONDS > 3600:

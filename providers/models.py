@@ -42,12 +42,21 @@ class ProviderConnection(models.Model):
     # Breach rotation: tokens whose version is below this are refreshed or, failing
     # that, the connection goes to reauth_required.
     min_token_version = models.PositiveIntegerField(default=1)
+    # The latest sync job (POST sync, beat, first sync after connecting): a sync asked for while
+    # one is queued, or shortly after one ran, answers with this job instead of queueing another.
+    sync_job_id = models.UUIDField(null=True, blank=True)
+    sync_requested_at = models.DateTimeField(null=True, blank=True)  # set while the job is queued or running
 
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["user", "alias"], name="providers_unique_alias_per_user"),
         ]
         indexes = [models.Index(fields=["user", "-created_at"])]
+        permissions = [
+            ("refresh_connection", "Can force a connection's token refresh"),
+            ("rotate_connection_tokens", "Can replace the tokens of connections (breach rotation)"),
+            ("revoke_connection", "Can revoke a brokerage connection"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.alias} ({self.provider_key})"
@@ -71,6 +80,10 @@ class ProviderToken(models.Model):
     token_version = models.PositiveIntegerField(default=1)
     refresh_count = models.PositiveIntegerField(default=0)
     reauth_warned_at = models.DateTimeField(null=True, blank=True)
+    # A refresh in flight: the caller that set the lease calls the provider with no row lock held,
+    # then writes the answer only while the lease is still its own (services.token_refresh).
+    refresh_lease_id = models.UUIDField(null=True, blank=True)
+    refresh_lease_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,17 +1,18 @@
-"""The token refresh's lock and write, written out once for PostgreSQL.
+"""The token refresh's claim lock, written out once for PostgreSQL.
 
-Every connection is refreshed about every half hour, so these two are the app's most
-frequent statements. Through the ORM, the lock (a ``SELECT ... FOR UPDATE`` of the
-token joined to its connection and user) and the write (an ``UPDATE`` of the token,
-another of the connection) were compiled again on every refresh: about a third of a
-refresh's CPU. Here the SQL is built once per process from the models' metadata, the
-rows become model instances through ``Model.from_db`` (what the ORM does), and the two
-UPDATEs are one statement (one round trip).
+Every connection is refreshed about every half hour, so this is one of the app's most
+frequent statements. Through the ORM, the lock (a ``SELECT ... FOR UPDATE OF`` the
+token, joined to its connection and user) was compiled again on every refresh. Here the
+SQL is built once per process from the models' metadata, and the rows become model
+instances through ``Model.from_db`` (what the ORM does).
 
-Same rows, same locks, same values as the ORM path, which other databases (SQLite in
+Same rows, same lock, same values as the ORM path, which other databases (SQLite in
 tests, where ``select_for_update`` does nothing) keep using, as does any process where
-something listens for the models' save signals. ``auto_now`` fields are set through their
-``pre_save``.
+something listens for the models' save signals.
+
+(The refresh's write used to be one statement here too, updating the token before the
+connection. It now goes through the ORM, connection first: every provider write takes
+the connection's lock before the token's, so a refresh can never deadlock with a revoke.)
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
-from django.db import DatabaseError
 from django.db import connection as db
 from django.db.models.signals import post_save, pre_save
 
@@ -102,40 +102,3 @@ def lock_token(connection_id, *, wait: bool) -> ProviderToken | None:
     connection.user = user
     token.connection = connection
     return token
-
-
-def save_refreshed(token: ProviderToken, token_fields: list[str],
-                   connection: ProviderConnection, connection_fields: list[str]) -> None:
-    """``token.save(update_fields=token_fields)`` and ``connection.save(update_fields=...)``
-    in one statement. Raises DatabaseError when either row is gone, as save() does."""
-    key = (db.alias, tuple(token_fields), tuple(connection_fields))
-    sql = _updates.get(key)
-    q = db.ops.quote_name
-    if sql is None:
-        def assignments(model, names):
-            return ", ".join(f"{q(model._meta.get_field(n).column)} = %s" for n in names)
-
-        sql = _updates[key] = (  # identifiers from the models' metadata, quoted; values are parameters
-            f"WITH tok AS (UPDATE {q(ProviderToken._meta.db_table)} "  # noqa: S608  # nosec B608
-            f"SET {assignments(ProviderToken, token_fields)}"
-            f" WHERE {q(ProviderToken._meta.pk.column)} = %s RETURNING 1)"
-            f" UPDATE {q(ProviderConnection._meta.db_table)} SET {assignments(ProviderConnection, connection_fields)}"
-            f" WHERE {q(ProviderConnection._meta.pk.column)} = %s AND EXISTS (SELECT 1 FROM tok)"
-        )
-    params = _values(token, token_fields) + [_pk(token)] + _values(connection, connection_fields) + [_pk(connection)]
-    with db.cursor() as cursor:
-        cursor.execute(sql, params)
-        if cursor.rowcount != 1:
-            raise DatabaseError("Save with update_fields did not affect any rows.")
-
-
-def _values(obj, names: list[str]) -> list:
-    out = []
-    for name in names:
-        field = obj._meta.get_field(name)
-        out.append(field.get_db_prep_save(field.pre_save(obj, False), connection=db))
-    return out
-
-
-def _pk(obj):
-    return obj._meta.pk.get_db_prep_value(obj.pk, db)

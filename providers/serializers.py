@@ -71,12 +71,40 @@ class AuthorizationUrlSerializer(serializers.Serializer):
 class TokenRefreshResultSerializer(serializers.Serializer):
     status = serializers.CharField(help_text="The connection's status after the refresh.")
     expires_at = serializers.DateTimeField(allow_null=True)
-    rotation = serializers.ChoiceField(choices=["rotated", "same_token_returned", "not_included"])
+    rotation = serializers.ChoiceField(
+        choices=["rotated", "same_token_returned", "not_included"], allow_null=True,
+        help_text="What the provider did with the refresh token; null when the token was still fresh "
+                  "and the provider was not called.")
+    refreshed = serializers.BooleanField(
+        help_text="False when the token was obtained less than PROVIDER_TOKEN_FRESH_SECONDS ago: the answer "
+                  "is the stored state and the provider was not called.")
 
 
 class SyncAcceptedSerializer(serializers.Serializer):
-    status = serializers.CharField(default="queued")
+    status = serializers.ChoiceField(
+        choices=["queued", "completed"],
+        help_text="queued: the job waits or runs; completed: it finished moments ago, so none was queued.")
     connection_id = serializers.UUIDField()
+    job_id = serializers.UUIDField()
+    created = serializers.BooleanField(help_text="False when an existing job answers this request.")
+    requested_at = serializers.DateTimeField(allow_null=True)
+    last_sync_at = serializers.DateTimeField(allow_null=True)
+
+
+class OAuthCompleteSerializer(serializers.Serializer):
+    state = serializers.CharField(max_length=512, help_text="The `state` the callback passed to the front end.")
+    code = serializers.CharField(max_length=4096, required=False, allow_blank=True,
+                                 help_text="The authorization code the callback passed on.")
+    error = serializers.CharField(max_length=128, required=False, allow_blank=True,
+                                  help_text="The provider's error instead of a code, e.g. access_denied. "
+                                            "When both are sent, the error wins (as at the callback).")
+
+    def validate(self, attrs):
+        if not attrs.get("code") and not attrs.get("error"):
+            raise serializers.ValidationError({"code": ["Send the code, or the error, that the callback passed on."]})
+        if attrs.get("error"):
+            attrs["code"] = ""
+        return attrs
 
 
 class CallbackResultSerializer(serializers.Serializer):

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from dashtam.ratelimit.core import redis_client
 from providers import services
+from providers.clients.base import reserved_budget
 
 logger = logging.getLogger("dashtam.providers")
 
@@ -102,8 +103,10 @@ def refresh_connection_token(self, connection_id: str, force: bool = False) -> s
 
     Transient failures are retried with exponential backoff and jitter (the
     provider's Retry-After when it gave one) until the connection is in error.
+    Background work: it spends the reserved share of the provider's outbound budget.
     """
-    result = services.token_refresh(connection_id=connection_id, force=force)
+    with reserved_budget():
+        result = services.token_refresh(connection_id=connection_id, force=force)
     if result.retryable and not self.request.is_eager and self.request.retries < self.max_retries:
         raise self.retry(countdown=_retry_countdown(result, self.request.retries))
     _release(connection_id)
@@ -120,14 +123,17 @@ def refresh_connection_tokens(self, connection_ids: list[str]) -> dict[str, int]
     transient failure is handed to ``refresh_connection_token`` as its first retry
     (same backoff and limit); an unexpected error in one connection does not stop
     the others (its queue claim is kept, so it is enqueued again when the claim
-    expires). Returns how many connections ended in each status.
+    expires). Background work: it spends the reserved share of the provider's outbound
+    budget (PROVIDER_REFRESH_RESERVED_SHARE), which users' forced refreshes and syncs cannot
+    take. Returns how many connections ended in each status.
     """
     counts: dict[str, int] = {}
     done: list[str] = []
     try:
         for connection_id in connection_ids:
             try:
-                result = services.token_refresh(connection_id=connection_id)
+                with reserved_budget():
+                    result = services.token_refresh(connection_id=connection_id)
             except Exception:  # noqa: BLE001 - one broken connection must not strand the batch
                 logger.exception("provider token refresh crashed", extra={"connection": connection_id})
                 counts["crashed"] = counts.get("crashed", 0) + 1
@@ -167,23 +173,21 @@ def refresh_due_tokens() -> int:
 
 
 @shared_task(acks_late=True, autoretry_for=(), max_retries=0)
-def sync_connection(connection_id: str) -> str:
-    """Sync one connection's accounts and transactions (idempotent upserts)."""
+def sync_connection(connection_id: str, job_id: str | None = None) -> str:
+    """Sync one connection's accounts and transactions (idempotent upserts); ends job ``job_id``."""
     from providers.exceptions import ProviderUnavailable
 
     try:
-        return services.connection_sync(connection_id=connection_id).status
+        return services.connection_sync(connection_id=connection_id, job_id=job_id).status
     except ProviderUnavailable:
         return "unavailable"
 
 
 @shared_task(acks_late=True)
 def sync_due_connections() -> int:
-    """Beat: a sync task for each active connection not synced for PROVIDER_SYNC_MINUTES."""
-    ids = services.connections_due_for_sync()
-    for connection_id in ids:
-        sync_connection.delay(connection_id)
-    return len(ids)
+    """Beat: a sync job for each active connection not synced for PROVIDER_SYNC_MINUTES
+    (none for a connection that already has one queued)."""
+    return services.connections_sync_due_enqueue()
 
 
 @shared_task(acks_late=True)

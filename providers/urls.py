@@ -9,6 +9,8 @@ urlpatterns = [
     path("providers", apis.ConnectionListApi.as_view(), name="providers-list"),
     path("providers/oauth/<slug:provider_key>/callback", apis.OAuthCallbackApi.as_view(),
          name="providers-oauth-callback"),
+    path("providers/oauth/<slug:provider_key>/complete", apis.OAuthCompleteApi.as_view(),
+         name="providers-oauth-complete"),
     path("providers/<uuid:connection_id>", apis.ConnectionDetailApi.as_view(), name="providers-detail"),
     path("providers/<uuid:connection_id>/authorization", apis.AuthorizationApi.as_view(),
          name="providers-authorization"),

@@ -16,6 +16,7 @@ Error messages never contain tokens, codes or client secrets.
 from __future__ import annotations
 
 import base64
+import contextvars
 import hashlib
 import logging
 import os
@@ -23,6 +24,7 @@ import random
 import secrets
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode, urlsplit
@@ -42,6 +44,33 @@ from providers.exceptions import (
 logger = logging.getLogger("dashtam.providers")
 
 RETRYABLE_STATUS = {429, 500, 502, 503, 504}
+
+# Which share of a provider's outbound budget the calls in this context spend: "shared" (users'
+# forced refreshes, syncs, code exchanges) or "reserved" (the scheduled token refresh).
+_budget_share: contextvars.ContextVar[str] = contextvars.ContextVar("provider_budget_share", default="shared")
+
+
+@contextmanager
+def reserved_budget():
+    """Provider calls made inside spend the whole outbound budget, including the share
+    (PROVIDER_REFRESH_RESERVED_SHARE) that other calls cannot take: the scheduled token
+    refresh keeps working however hard users force refreshes and syncs."""
+    reset = _budget_share.set("reserved")
+    try:
+        yield
+    finally:
+        _budget_share.reset(reset)
+
+
+def shared_rate(rate: str, reserved_share: float) -> str | None:
+    """The part of ``rate`` that calls outside ``reserved_budget`` may spend, or None when
+    nothing is reserved: ``shared_rate("120/m", 0.25) == "90/60s"`` (at least 1)."""
+    from dashtam.ratelimit.core import parse_rate
+
+    if reserved_share <= 0:
+        return None
+    limit, period = parse_rate(rate)
+    return f"{max(1, int(limit * (1 - reserved_share)))}/{period}s"
 
 
 @dataclass(frozen=True)
@@ -240,10 +269,25 @@ class BaseClient:
         return (settings.HTTP_TIMEOUT_CONNECT, settings.HTTP_TIMEOUT_READ)
 
     def _spend_budget(self) -> None:
+        """Count one call against the provider's outbound budget (all processes share it).
+
+        Calls outside ``reserved_budget`` must first fit in the shared part of it, counted
+        on its own key, so that they can never take the scheduled refresh's reserved share;
+        a call refused there does not touch the whole budget's counter.
+        """
         if not self.rate_limit:
             return
         from dashtam.ratelimit.core import consume
 
+        if _budget_share.get() != "reserved":
+            shared = shared_rate(self.rate_limit, settings.PROVIDER_REFRESH_RESERVED_SHARE)
+            if shared is not None:
+                decision = consume(f"provider-out:{self.key}:shared", shared)
+                if not decision.allowed:
+                    raise ProviderUnavailable(
+                        f"{self.key}: shared outbound rate limit {shared} reached",
+                        retry_after=decision.reset_in, code="provider_rate_limited",
+                    )
         decision = consume(f"provider-out:{self.key}", self.rate_limit)
         if not decision.allowed:
             raise ProviderUnavailable(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import secrets
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -232,28 +233,41 @@ def transactions(request, account_hash: str):
 
 
 
-OUTCOME_TEXT = {
-    "connected": "Connected. Your accounts are being synced: GET /api/v1/accounts in a few seconds.",
-    "denied": "You declined the authorization.",
-    "expired": "The authorization took too long. Start again with POST /api/v1/providers/{id}/authorization.",
-    "replayed": "This authorization link was already used.",
-    "invalid_state": "This authorization link is not valid.",
-    "mismatch": "The authorization came back from a different provider.",
-    "failed": "The provider did not complete the authorization.",
-}
-
-
 @require_GET
 def oauth_result(request):
-    """Where the OAuth callback lands in development, when FRONTEND_URL is this app."""
+    """Where the OAuth callback lands in development, when FRONTEND_URL is this app.
+
+    A stand-in for the front end's landing page: the callback hands it ``provider``,
+    ``state`` and ``code`` (or ``error``), and the signed-in user completes the flow with
+    ``POST /api/v1/providers/oauth/{provider}/complete``. With no front end here, the page
+    shows that request's body, ready to paste into /api/docs. The page carries a live code:
+    no-store, and no Referer leaves it.
+    """
     _enabled()
-    outcome = request.GET.get("outcome", "")
-    text = OUTCOME_TEXT.get(outcome, "Unknown outcome.")
-    connection_id = request.GET.get("connection_id", "")
+    q = request.GET
+    provider = q.get("provider", "")[:32]
+    body = {"state": q.get("state", "")[:512]}
+    if q.get("error"):
+        body["error"] = q["error"][:128]
+    else:
+        body["code"] = q.get("code", "")[:4096]
+    path = f"/api/v1/providers/oauth/{provider or '{provider_key}'}/complete"
     page = (
-        "<!doctype html><title>Dashtam: connection</title><body style='font-family:sans-serif'>"
-        f"<h1>{escape(outcome or 'unknown')}</h1><p>{escape(text)}</p>"
-        + (f"<p>Connection id: <code>{escape(connection_id)}</code></p>" if connection_id else "")
-        + "<p><a href='/api/docs/'>Back to the API docs</a></p></body>"
+        "<!doctype html><title>Dashtam: finish connecting</title>"
+        "<link rel='icon' href='data:,'><body style='font-family:sans-serif'>"
+        f"<h1>Finish connecting {escape(provider or 'the provider')}</h1>"
+        + ("<p>The provider reports: <strong>" + escape(body["error"]) + "</strong>. Send it on anyway, so "
+           "the connection records the outcome.</p>" if "error" in body else
+           "<p>The provider approved. One step is left, as the user who started the connection.</p>")
+        + "<ol><li>Open <a href='/api/docs/'>/api/docs/</a> (signed in with <strong>Authorize</strong>, as "
+        "for <code>POST /api/v1/providers</code>).</li>"
+        f"<li>Call <code>POST {escape(path)}</code> with this body:</li></ol>"
+        f"<pre id='complete-body'>{escape(json.dumps(body, indent=2))}</pre>"
+        "<p>The answer is <code>{\"outcome\": \"connected\", \"connection_id\": ...}</code>; the first sync "
+        "follows in a few seconds (<code>GET /api/v1/accounts</code>). The state works once, for its own user, "
+        f"for {settings.OAUTH_STATE_TTL_SECONDS // 60} minutes.</p></body>"
     )
-    return HttpResponse(page)
+    response = HttpResponse(page)
+    response["Cache-Control"] = "no-store"
+    response["Referrer-Policy"] = "no-referrer"
+    return response

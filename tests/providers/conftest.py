@@ -6,7 +6,8 @@ script is empty, ``schwab.default_mode`` answers):
 
 - ``rotate``: a new refresh token; ``same``: the same refresh token again;
   ``omit``: no refresh token in the answer;
-- ``invalid_grant`` (401), ``429`` (with Retry-After), ``500``, ``slow`` (past the read timeout).
+- ``invalid_grant`` (401), ``429`` (with Retry-After), ``500``, ``slow`` (past the read timeout);
+- ``gate``: the answer waits until the test sets ``schwab.gate`` (at most ``gate_timeout`` seconds).
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class FakeSchwab:
         self.data_calls: list[str] = []
         self.issued: list[dict] = []
         self.slow_seconds = 0.6
+        self.gate = threading.Event()
+        self.gate_timeout = 10.0
         self.transactions = [
             {"activityId": 1001, "time": "2026-11-01T15:00:00+0000", "type": "TRADE",
              "description": "Buy AAPL", "netAmount": -1900.5,
@@ -104,6 +107,8 @@ class FakeSchwab:
             return _json({"error": "server_error"}, 500)
         if mode == "slow":
             time.sleep(self.slow_seconds)
+        if mode == "gate":
+            self.gate.wait(self.gate_timeout)
         if form.get("grant_type") == "authorization_code":
             with self.lock:
                 redirect = self.codes.pop(form.get("code", ""), None)
@@ -228,12 +233,27 @@ def auth_client(user):
     return client_for(user)
 
 
+def callback(client, params: dict, *, provider_key: str = "schwab") -> dict:
+    """What the browser does on coming back: the public callback, which only redirects to the
+    front end. Returns the query the front end receives (provider, state, code or error)."""
+    response = client.get(f"/api/v1/providers/oauth/{provider_key}/callback", params)
+    assert response.status_code == 302, response.content
+    return {k: v[0] for k, v in parse_qs(urlparse(response["Location"]).query).items()}
+
+
+def complete(client, landing: dict, *, provider_key: str | None = None):
+    """What the front end does with the callback's query: POST complete as the signed-in user."""
+    body = {k: v for k, v in landing.items() if k in ("state", "code", "error")}
+    return client.post(f"/api/v1/providers/oauth/{provider_key or landing['provider']}/complete", body,
+                       format="json")
+
+
 def connect(client, schwab: FakeSchwab, *, alias: str = "My Schwab", capture=None):
-    """POST providers, follow the authorization URL, call back (JSON). Returns the connection id."""
+    """POST providers, follow the authorization URL, call back, complete. Returns the connection id."""
     created = client.post("/api/v1/providers", {"provider_key": "schwab", "alias": alias}, format="json")
     assert created.status_code == 201, created.content
     params = schwab.follow_authorization(created.json()["authorization_url"])
-    response = client.get("/api/v1/providers/oauth/schwab/callback", params, HTTP_ACCEPT="application/json")
+    response = complete(client, callback(client, params))
     assert response.status_code == 200, response.content
     assert response.json()["outcome"] == "connected"
     return created.json()["id"]

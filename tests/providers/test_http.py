@@ -73,6 +73,7 @@ def test_slow_reads_time_out_and_are_retried(settings, schwab, connection_id):
 
 def test_the_outbound_budget_is_shared_and_refuses_when_spent(settings, schwab):
     settings.SCHWAB_RATE_LIMIT = "2/m"
+    settings.PROVIDER_REFRESH_RESERVED_SHARE = 0  # the whole budget, for this test of sharing it
     client = SchwabClient.from_settings()
     other_process_client = SchwabClient.from_settings()
     for c in (client, other_process_client):
@@ -86,6 +87,10 @@ def test_the_outbound_budget_is_shared_and_refuses_when_spent(settings, schwab):
 
 def test_the_circuit_opens_after_consecutive_failures_and_answers_503(
         settings, auth_client, schwab, connection_id, api_client):
+    from datetime import timedelta
+
+    # Obtained an hour ago: a forced refresh must call the provider (a fresh one would not).
+    ProviderConnection.objects.filter(pk=connection_id).update(last_refreshed_at=timezone.now() - timedelta(hours=1))
     settings.CIRCUIT_BREAKER_FAILURE_THRESHOLD = 3
     settings.CIRCUIT_BREAKER_RESET_SECONDS = 30
     settings.HTTP_MAX_RETRIES = 0

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 import pytest
 
 from audit.models import AuditEvent
 from providers.models import ConnectionStatus, FinancialAccount, OAuthState, ProviderConnection, ProviderToken
 from tests.factories import UserFactory
-from tests.providers.conftest import REDIRECT_URI, client_for, connect
+from tests.providers.conftest import REDIRECT_URI, callback, client_for, complete, connect
 
 pytestmark = pytest.mark.django_db
 
@@ -24,10 +26,11 @@ def test_connecting_schwab_stores_encrypted_tokens_and_syncs_accounts(
 
     params = schwab.follow_authorization(url)
     assert len(params["state"]) >= 43  # 32 random bytes, base64url
+    landing = callback(auth_client, params)
     with django_capture_on_commit_callbacks(execute=True):
-        response = auth_client.get("/api/v1/providers/oauth/schwab/callback", params,
-                                   HTTP_ACCEPT="application/json")
+        response = complete(auth_client, landing)
     assert response.status_code == 200
+    assert response["Cache-Control"] == "no-store"
     assert response.json() == {"outcome": "connected", "connection_id": body["id"],
                                "detail": "The provider is connected."}
 
@@ -80,96 +83,166 @@ def test_sync_twice_does_not_duplicate(auth_client, schwab, django_capture_on_co
     assert FinancialAccount.objects.count() == 1
 
 
-def test_callback_in_a_browser_redirects_to_the_frontend(auth_client, schwab):
+def test_the_callback_only_redirects_to_the_frontend_with_the_code(api_client, auth_client, schwab):
     created = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "A"}, format="json").json()
     params = schwab.follow_authorization(created["authorization_url"])
-    response = auth_client.get("/api/v1/providers/oauth/schwab/callback", params, HTTP_ACCEPT="text/html")
+    # Public: the browser coming back from the provider has no bearer token. JSON or not, it redirects.
+    for accept in ("text/html", "application/json"):
+        response = api_client.get("/api/v1/providers/oauth/schwab/callback", params, HTTP_ACCEPT=accept)
+        assert response.status_code == 302
+        assert response["Location"] == (
+            "https://app.example.test/connections/callback?"
+            + urlencode({"provider": "schwab", "state": params["state"], "code": params["code"]}))
+        assert response["Cache-Control"] == "no-store"
+        assert response["Referrer-Policy"] == "no-referrer"
+    # Nothing was exchanged or spent: the connection waits for its user's completion.
+    assert schwab.token_calls == []
+    assert OAuthState.objects.get().used_at is None
+    assert ProviderConnection.objects.get(pk=created["id"]).status == ConnectionStatus.PENDING
+    assert not AuditEvent.objects.filter(action__in=["provider.connection.connected", "provider.oauth.failed"])
+
+
+def test_the_callback_passes_an_error_on_instead_of_a_code(api_client, schwab):
+    response = api_client.get("/api/v1/providers/oauth/schwab/callback",
+                              {"error": "access_denied", "state": "s", "code": "ignored"})
     assert response.status_code == 302
-    assert response["Location"] == (
-        f"https://app.example.test/connections/oauth-result?outcome=connected&connection_id={created['id']}")
+    assert response["Location"].endswith("?provider=schwab&state=s&error=access_denied")
 
 
-def test_callback_needs_no_bearer_token(auth_client, api_client, schwab):
+def test_completing_needs_the_bearer_token_of_a_signed_in_user(api_client, auth_client, schwab):
     created = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "A"}, format="json").json()
-    params = schwab.follow_authorization(created["authorization_url"])
-    response = api_client.get("/api/v1/providers/oauth/schwab/callback", params, HTTP_ACCEPT="application/json")
-    assert response.status_code == 200
-    assert response.json()["outcome"] == "connected"
+    landing = callback(api_client, schwab.follow_authorization(created["authorization_url"]))
+    response = complete(api_client, landing)
+    assert response.status_code == 401 and response.json()["code"] == "NOT_AUTHENTICATED"
+    assert schwab.token_calls == [] and OAuthState.objects.get().used_at is None
 
 
-def test_a_replayed_state_is_refused_and_the_connection_stays_connected(auth_client, api_client, schwab):
+def test_another_users_state_is_spent_refused_and_leaves_the_connection_pending(
+        auth_client, user, schwab, django_capture_on_commit_callbacks):
+    """The hijack: an attacker sends their authorization URL to a victim, who approves at the
+    genuine provider. The victim's completion must not land the victim's tokens on the
+    attacker's connection, and the attacker cannot use the state afterwards either."""
+    attacker = client_for(UserFactory())
+    created = attacker.post("/api/v1/providers", {"provider_key": "schwab", "alias": "Bait"}, format="json").json()
+    landing = callback(auth_client, schwab.follow_authorization(created["authorization_url"]))
+
+    with django_capture_on_commit_callbacks(execute=True):
+        victim = complete(auth_client, landing)  # the victim's front end, with the victim's bearer
+
+    assert victim.status_code == 400
+    assert victim["Content-Type"] == "application/problem+json"
+    body = victim.json()
+    assert body["code"] == "INVALID_TOKEN" and body["outcome"] == "invalid_state"
+    assert body["connection_id"] is None  # the attacker's connection is not named
+    assert schwab.token_calls == []  # the victim's code was never exchanged
+    assert not ProviderToken.objects.exists()
+    connection = ProviderConnection.objects.get(pk=created["id"])
+    assert connection.status == ConnectionStatus.PENDING
+    assert connection.last_error_code == "" and connection.connected_at is None
+    assert OAuthState.objects.get().used_at is not None  # spent
+    event = AuditEvent.objects.get(action="provider.oauth.failed", target_id=created["id"])
+    assert event.outcome == "denied" and event.extra["reason"] == "oauth_state_wrong_user"
+    assert event.actor_id == user.pk
+
+    # The attacker, handed the victim's code and state, finds the state spent.
+    again = complete(attacker, landing)
+    assert again.status_code == 400 and again.json()["outcome"] == "replayed"
+    assert schwab.token_calls == [] and not ProviderToken.objects.exists()
+    assert ProviderConnection.objects.get(pk=created["id"]).status == ConnectionStatus.PENDING
+    assert not FinancialAccount.objects.exists()
+
+
+def test_a_replayed_state_is_refused_and_the_connection_stays_connected(auth_client, schwab):
     created = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "A"}, format="json").json()
-    params = schwab.follow_authorization(created["authorization_url"])
-    assert api_client.get("/api/v1/providers/oauth/schwab/callback", params,
-                          HTTP_ACCEPT="application/json").status_code == 200
-    again = api_client.get("/api/v1/providers/oauth/schwab/callback", params, HTTP_ACCEPT="application/json")
+    landing = callback(auth_client, schwab.follow_authorization(created["authorization_url"]))
+    assert complete(auth_client, landing).status_code == 200
+    again = complete(auth_client, landing)
     assert again.status_code == 400
     assert again["Content-Type"] == "application/problem+json"
-    assert again.json()["outcome"] == "replayed"
+    assert again.json()["code"] == "INVALID_TOKEN" and again.json()["outcome"] == "replayed"
+    assert len(schwab.token_calls) == 1
     connection = ProviderConnection.objects.get(pk=created["id"])
     assert connection.status == ConnectionStatus.ACTIVE
     assert connection.last_error_code == "oauth_state_replayed"
+    assert AuditEvent.objects.filter(action="provider.connection.connected", target_id=created["id"]).count() == 1
     assert AuditEvent.objects.filter(action="provider.oauth.failed", target_id=created["id"],
                                      extra__reason="oauth_state_replayed").exists()
 
 
-def test_an_expired_state_is_refused(auth_client, api_client, schwab):
+def test_an_expired_state_is_refused(auth_client, schwab):
     created = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "A"}, format="json").json()
-    params = schwab.follow_authorization(created["authorization_url"])
+    landing = callback(auth_client, schwab.follow_authorization(created["authorization_url"]))
     from datetime import timedelta
 
     from django.utils import timezone
 
     OAuthState.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
-    response = api_client.get("/api/v1/providers/oauth/schwab/callback", params, HTTP_ACCEPT="application/json")
-    assert response.status_code == 400 and response.json()["outcome"] == "expired"
+    response = complete(auth_client, landing)
+    assert response.status_code == 400
+    assert response.json()["code"] == "INVALID_TOKEN" and response.json()["outcome"] == "expired"
     connection = ProviderConnection.objects.get(pk=created["id"])
     assert connection.status == ConnectionStatus.PENDING
     assert connection.last_error_code == "oauth_state_expired"
-    assert not ProviderToken.objects.exists()
+    assert not ProviderToken.objects.exists() and schwab.token_calls == []
+    assert OAuthState.objects.get().used_at is not None
+    assert AuditEvent.objects.filter(action="provider.oauth.failed", target_id=created["id"],
+                                     extra__reason="oauth_state_expired").exists()
 
 
-def test_a_state_for_another_provider_is_refused(auth_client, api_client, schwab, settings):
+def test_a_state_for_another_provider_is_refused(auth_client, schwab, settings):
     settings.SANDBOX_PROVIDER_ENABLED = True
     created = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "A"}, format="json").json()
-    params = schwab.follow_authorization(created["authorization_url"])
-    response = api_client.get("/api/v1/providers/oauth/sandbox/callback", params, HTTP_ACCEPT="application/json")
+    landing = callback(auth_client, schwab.follow_authorization(created["authorization_url"]))
+    response = complete(auth_client, landing, provider_key="sandbox")
     assert response.status_code == 400 and response.json()["outcome"] == "mismatch"
     assert not ProviderToken.objects.exists()
 
 
-def test_an_unknown_or_missing_state_is_refused(api_client, schwab):
-    for params in ({"code": "x", "state": "forged"}, {"code": "x"}):
-        response = api_client.get("/api/v1/providers/oauth/schwab/callback", params,
-                                  HTTP_ACCEPT="application/json")
-        assert response.status_code == 400
-        assert response.json()["outcome"] == "invalid_state"
-        assert response.json()["code"] == "INVALID_TOKEN"
+def test_an_unknown_or_missing_state_is_refused(auth_client, user, schwab):
+    response = auth_client.post("/api/v1/providers/oauth/schwab/complete", {"code": "x", "state": "forged"},
+                                format="json")
+    assert response.status_code == 400
+    assert response.json()["outcome"] == "invalid_state"
+    assert response.json()["code"] == "INVALID_TOKEN"
+    assert AuditEvent.objects.filter(action="provider.oauth.failed", actor_id=user.pk,
+                                     extra__reason="unknown_state").exists()
+    for body in ({"code": "x"}, {"state": "s"}, {"state": "s", "code": "", "error": ""}, {"state": "", "code": "x"}):
+        response = auth_client.post("/api/v1/providers/oauth/schwab/complete", body, format="json")
+        assert response.status_code == 400 and response.json()["code"] == "VALIDATION_ERROR", body
 
 
-def test_declined_consent_is_recorded_on_the_connection(auth_client, api_client, schwab):
+def test_declined_consent_is_refused_and_recorded_on_the_connection(auth_client, schwab):
     created = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "A"}, format="json").json()
     params = schwab.follow_authorization(created["authorization_url"])
-    response = api_client.get("/api/v1/providers/oauth/schwab/callback",
-                              {"error": "access_denied", "state": params["state"]})
-    assert response.status_code == 302
-    assert "outcome=denied" in response["Location"]
+    landing = callback(auth_client, {"error": "access_denied", "state": params["state"]})
+    assert landing == {"provider": "schwab", "state": params["state"], "error": "access_denied"}
+    response = complete(auth_client, landing)
+    assert response.status_code == 403
+    assert response.json()["code"] == "PERMISSION_DENIED" and response.json()["outcome"] == "denied"
     connection = ProviderConnection.objects.get(pk=created["id"])
     assert connection.last_error_code == "access_denied"
     assert connection.status == ConnectionStatus.PENDING
+    assert schwab.token_calls == []
+    assert AuditEvent.objects.filter(action="provider.oauth.failed", target_id=created["id"],
+                                     extra__reason="access_denied").exists()
 
 
-def test_a_failed_code_exchange_is_an_error_on_the_connection(auth_client, api_client, schwab):
+def test_a_failed_code_exchange_is_an_error_on_the_connection(auth_client, schwab):
     created = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "A"}, format="json").json()
-    params = schwab.follow_authorization(created["authorization_url"])
+    landing = callback(auth_client, schwab.follow_authorization(created["authorization_url"]))
     schwab.token_script = ["500"]
-    response = api_client.get("/api/v1/providers/oauth/schwab/callback", params, HTTP_ACCEPT="application/json")
+    response = complete(auth_client, landing)
     assert response.status_code == 502
-    assert response.json()["code"] == "PROVIDER_ERROR"
+    assert response.json()["code"] == "PROVIDER_ERROR" and response.json()["outcome"] == "failed"
     connection = ProviderConnection.objects.get(pk=created["id"])
     assert connection.status == ConnectionStatus.ERROR
     assert connection.last_error_code == "server_error"
     assert len(schwab.token_calls) == 1  # a token request is never retried
+    assert not ProviderToken.objects.exists()
+    assert AuditEvent.objects.filter(action="provider.oauth.failed", target_id=created["id"], outcome="failure",
+                                     extra__reason="server_error").exists()
+    # The state was spent before the exchange: it cannot be tried again.
+    assert complete(auth_client, landing).json()["outcome"] == "replayed"
 
 
 def test_alias_is_unique_per_user(auth_client, schwab):
@@ -195,14 +268,12 @@ def test_unknown_and_unconfigured_providers_are_refused(auth_client, settings):
 
 def test_reconnect_issues_a_new_state_and_kills_the_old_one(auth_client, api_client, schwab):
     created = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "A"}, format="json").json()
-    old = schwab.follow_authorization(created["authorization_url"])
+    old = callback(api_client, schwab.follow_authorization(created["authorization_url"]))
     again = auth_client.post(f"/api/v1/providers/{created['id']}/authorization")
     assert again.status_code == 200
-    new = schwab.follow_authorization(again.json()["authorization_url"])
-    assert api_client.get("/api/v1/providers/oauth/schwab/callback", old,
-                          HTTP_ACCEPT="application/json").json()["outcome"] == "invalid_state"
-    assert api_client.get("/api/v1/providers/oauth/schwab/callback", new,
-                          HTTP_ACCEPT="application/json").json()["outcome"] == "connected"
+    new = callback(api_client, schwab.follow_authorization(again.json()["authorization_url"]))
+    assert complete(auth_client, old).json()["outcome"] == "invalid_state"
+    assert complete(auth_client, new).json()["outcome"] == "connected"
 
 
 def test_another_users_connection_and_accounts_are_404(auth_client, schwab, django_capture_on_commit_callbacks):
@@ -309,38 +380,40 @@ def test_transaction_filters_accept_dates_and_common_spellings(auth_client, schw
     assert auth_client.get(url, {"start": "yesterday"}).status_code == 400
 
 
-def test_a_deactivated_users_authorization_in_flight_does_not_connect(auth_client, api_client, schwab, user):
-    """A reconnect of a revoked connection, then deactivation: the late callback must not connect."""
+def test_a_deactivated_users_authorization_in_flight_does_not_connect(auth_client, schwab, user):
+    """A reconnect of a revoked connection, then deactivation: the late completion must not connect."""
     from accounts.services import user_deactivate
     from providers.services import connection_revoke
 
     created = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "A"}, format="json").json()
     connection_revoke(connection=ProviderConnection.objects.get(pk=created["id"]), reason="admin")
     url = auth_client.post(f"/api/v1/providers/{created['id']}/authorization").json()["authorization_url"]
-    params = schwab.follow_authorization(url)
+    landing = callback(auth_client, schwab.follow_authorization(url))
     user_deactivate(user=user, reason="staff")
 
-    response = api_client.get("/api/v1/providers/oauth/schwab/callback", params, HTTP_ACCEPT="application/json")
+    response = complete(auth_client, landing)
 
-    assert response.status_code == 400
+    assert response.status_code == 401  # the deactivated user's sessions are over
     assert response["Content-Type"] == "application/problem+json"
-    assert response.json()["code"] == "INVALID_TOKEN"
     assert schwab.token_calls == []
     assert not ProviderToken.objects.exists()
     assert ProviderConnection.objects.get(pk=created["id"]).status == ConnectionStatus.REVOKED
     assert not OAuthState.objects.filter(used_at__isnull=True).exists()
 
 
-def test_the_callback_refuses_a_state_whose_user_is_inactive(auth_client, api_client, schwab, user):
+def test_the_service_refuses_a_state_whose_user_is_inactive(auth_client, schwab, user):
     from accounts.models import User
+    from providers.services import oauth_authorization_complete
 
     created = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "A"}, format="json").json()
-    params = schwab.follow_authorization(created["authorization_url"])
+    landing = callback(auth_client, schwab.follow_authorization(created["authorization_url"]))
     User.objects.filter(pk=user.pk).update(is_active=False)
+    user.refresh_from_db()
 
-    response = api_client.get("/api/v1/providers/oauth/schwab/callback", params, HTTP_ACCEPT="application/json")
+    outcome = oauth_authorization_complete(user=user, provider_key="schwab", state=landing["state"],
+                                           code=landing["code"])
 
-    assert response.status_code == 400 and response.json()["outcome"] == "invalid_state"
+    assert outcome.outcome == "invalid_state"
     assert schwab.token_calls == []
     assert not ProviderToken.objects.exists()
     assert OAuthState.objects.get().used_at is not None
@@ -364,14 +437,14 @@ def test_a_rename_racing_another_to_the_same_alias_is_a_conflict_not_a_500(auth_
     assert ProviderConnection.objects.get(pk=first["id"]).alias == "A"
 
 
-def test_a_state_used_by_a_concurrent_callback_meanwhile_is_a_replay(auth_client, api_client, schwab, monkeypatch):
-    """Using the state is a compare-and-swap: a callback that read it before another one used it
-    (SQLite ignores the row lock) must not connect a second time or downgrade the connection."""
+def test_a_state_used_by_a_concurrent_completion_meanwhile_is_a_replay(auth_client, api_client, schwab, monkeypatch):
+    """Using the state is a compare-and-swap: a completion that read it before another one used it
+    must not connect a second time or downgrade the connection."""
     from django.db.models.query import QuerySet
     from django.utils import timezone
 
     created = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "A"}, format="json").json()
-    params = schwab.follow_authorization(created["authorization_url"])
+    landing = callback(api_client, schwab.follow_authorization(created["authorization_url"]))
     real_first = QuerySet.first
 
     def first_then_used_elsewhere(self):
@@ -382,7 +455,7 @@ def test_a_state_used_by_a_concurrent_callback_meanwhile_is_a_replay(auth_client
         return row
 
     monkeypatch.setattr(QuerySet, "first", first_then_used_elsewhere)
-    response = api_client.get("/api/v1/providers/oauth/schwab/callback", params, HTTP_ACCEPT="application/json")
+    response = complete(auth_client, landing)
     monkeypatch.undo()
     assert response.status_code == 400 and response.json()["outcome"] == "replayed"
     assert not ProviderToken.objects.exists()

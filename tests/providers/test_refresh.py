@@ -19,7 +19,11 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def connection_id(auth_client, schwab):
-    return connect(auth_client, schwab)
+    connection_id = connect(auth_client, schwab)
+    # Obtained an hour ago, so a user's forced refresh calls the provider (a token obtained
+    # moments ago is answered from the stored state: tests/providers/test_fair_use.py).
+    ProviderConnection.objects.filter(pk=connection_id).update(last_refreshed_at=timezone.now() - timedelta(hours=1))
+    return connection_id
 
 
 def _refresh_plain(connection_id) -> str:

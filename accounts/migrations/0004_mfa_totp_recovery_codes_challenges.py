@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0002_accounttoken'),
+        ('accounts', '0003_staff_action_permissions'),
     ]
 
     operations = [

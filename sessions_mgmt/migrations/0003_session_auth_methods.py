@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('sessions_mgmt', '0001_initial'),
+        ('sessions_mgmt', '0002_staff_action_permissions'),
     ]
 
     operations = [
