@@ -154,7 +154,7 @@ def mfa_challenge_start(*, request, user: User, methods_done: list[str], methods
 
 def _live_challenge(*, request, mfa_token: str) -> MfaChallenge:
     now = timezone.now()
-    if not isinstance(mfa_token, str) or not mfa_token or len(mfa_token) > 256:
+    if not isinstance(mfa_token, str) or not mfa_token or len(mfa_token) > 256 or not mfa_token.isascii():
         raise ProblemError("TOKEN_INVALID", DEAD_TOKEN_DETAIL)
     challenge = (MfaChallenge.objects.select_related("user")
                  .filter(token_hash=totp.token_hash(mfa_token), used_at__isnull=True, expires_at__gt=now,

@@ -218,6 +218,12 @@ def test_an_expired_or_unknown_mfa_token_is_token_invalid(auth_client, api_clien
     MfaChallenge.objects.filter(user=user).update(expires_at=timezone.now() - timedelta(seconds=1))
     _problem(login_mfa(api_client, token, code_for(secret)), 401, "TOKEN_INVALID")
     _problem(login_mfa(api_client, "not-a-token", code_for(secret)), 401, "TOKEN_INVALID")
+    # JSON escapes (a lone surrogate is refused by the parser's field, never a 500).
+    for odd, status, code in (("\\ud800", 400, "VALIDATION_ERROR"), ("t\\u00f6ken", 401, "TOKEN_INVALID"),
+                              ("\\ud83d\\ude00", 401, "TOKEN_INVALID")):
+        raw = '{"mfa_token": "' + odd + '", "code": "' + code_for(secret) + '"}'
+        _problem(api_client.post("/api/v1/auth/login/mfa", data=raw, content_type="application/json"),
+                 status, code)
 
 
 def test_the_mfa_token_is_bound_to_the_client(auth_client, api_client, user, password):
