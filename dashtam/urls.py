@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from accounts.mfa.admin_login import admin_login, admin_mfa_step
+from accounts.mfa.admin_login import admin_mfa_step
 from dashtam import health
 
 api_v1 = [
@@ -22,8 +22,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("sandbox/", include("providers.sandbox.urls")),
-    # The admin's sign-in with its second-factor step (accounts/mfa), ahead of the admin site's own.
-    path("admin/login/", admin_login, name="admin-login"),
+    # The admin's second-factor step (accounts/mfa); its password step is the site's own login/.
     path("admin/mfa/", admin_mfa_step, name="admin-mfa"),
     path("admin/", admin.site.urls),
 ]

@@ -7,7 +7,12 @@ from django.contrib import admin, messages
 from django.db.models import Exists, OuterRef
 
 from accounts.mfa import services
+from accounts.mfa.admin_login import admin_login
 from accounts.mfa.models import RecoveryCode, TotpDevice
+
+# The admin site's own login/ route (still "admin:login") serves the password step that
+# leads to the code step (accounts/mfa/admin_login.py) instead of logging in at once.
+admin.site.login = admin_login
 
 
 class UserMfaAdminMixin:

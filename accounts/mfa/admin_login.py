@@ -1,7 +1,8 @@
 """The admin's sign-in: the password, then (for staff with a factor, or for every staff
 member under ADMIN_REQUIRE_MFA) a TOTP or recovery code before Django's login happens.
 
-``/admin/login/`` is served by ``admin_login`` (routed before the admin site). A
+``/admin/login/`` ("admin:login") is served by ``admin_login``, installed as the admin
+site's ``login`` by ``accounts/mfa/admin.py``; ``/admin/mfa/`` is ``admin_mfa_step``. A
 correct password does not log the staff member in: it leaves a pending step in the
 Django session (a new session key, MFA_TOKEN_SECONDS, MFA_TOKEN_MAX_FAILURES wrong
 codes) and redirects to ``/admin/mfa/``. Only a correct code there calls Django's

@@ -223,3 +223,13 @@ def test_one_recovery_code_used_concurrently_succeeds_exactly_once(settings):
     assert RecoveryCode.objects.filter(user=user, used_at__isnull=False).count() == 1
     assert AuditEvent.objects.filter(action="auth.mfa.recovery_code.used").count() == 1
     assert mfa_services.mfa_status(user=user)["recovery_codes"]["remaining"] == 9
+
+
+def test_the_admin_login_route_keeps_its_name_and_serves_the_two_step_login():
+    from django.urls import resolve
+
+    from accounts.mfa.admin_login import admin_login
+
+    match = resolve("/admin/login/")
+    assert match.view_name == "admin:login"  # what the login rate limit and lockout rules name
+    assert match.func is admin_login
