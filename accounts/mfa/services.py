@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -39,6 +40,8 @@ from audit.services import record
 from dashtam.api.exceptions import ProblemError, RetryAfterError
 from dashtam.mail import send_templated_email
 from providers import crypto
+
+logger = logging.getLogger("dashtam.accounts.mfa")
 
 TOTP = "totp"
 RECOVERY_CODE = "recovery_code"
@@ -236,7 +239,14 @@ def _factor_use(*, user: User, code, now, allow_recovery: bool, device: TotpDevi
         device = device or TotpDevice.objects.filter(user_id=user.pk, confirmed_at__isnull=False).first()
         if device is None:
             raise _WrongCode("no_device")
-        step = totp.matching_step(_open(device), compact)
+        try:
+            secret = _open(device)
+        except crypto.DecryptionError:
+            # Its key left FIELD_ENCRYPTION_KEYS before rotate_encryption_keys re-sealed it:
+            # an operator's problem, said in the log; recovery codes still work.
+            logger.error("a TOTP seed could not be decrypted", extra={"device_id": str(device.pk)})
+            raise _WrongCode("seed_unreadable") from None
+        step = totp.matching_step(secret, compact)
         if step is None:
             raise _WrongCode("wrong_code")
         fresh = TotpDevice.objects.filter(pk=device.pk).filter(
