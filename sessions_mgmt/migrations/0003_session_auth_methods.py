@@ -3,6 +3,11 @@
 from django.db import migrations, models
 
 
+def sessions_before_mfa_were_password_logins(apps, schema_editor):
+    """Every session older than second factors was signed in with a password alone."""
+    apps.get_model("sessions_mgmt", "Session").objects.update(auth_methods=["password"])
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -15,4 +20,6 @@ class Migration(migrations.Migration):
             name='auth_methods',
             field=models.JSONField(blank=True, default=list),
         ),
+        migrations.RunPython(sessions_before_mfa_were_password_logins, migrations.RunPython.noop,
+                             elidable=True),
     ]
