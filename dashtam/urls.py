@@ -3,10 +3,11 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from accounts.mfa.admin_login import admin_mfa_step
 from dashtam import health
+from dashtam.docs_views import SwaggerUiView, favicon, home
 
 api_v1 = [
     path("auth/", include("accounts.urls")),
@@ -16,11 +17,13 @@ api_v1 = [
 ]
 
 urlpatterns = [
+    path("", home, name="home"),
+    path("favicon.ico", favicon, name="favicon"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/docs/", SwaggerUiView.as_view(url_name="schema"), name="swagger-ui"),
     path("sandbox/", include("providers.sandbox.urls")),
     # The admin's second-factor step (accounts/mfa); its password step is the site's own login/.
     path("admin/mfa/", admin_mfa_step, name="admin-mfa"),
