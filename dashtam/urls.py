@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView
 from accounts.mfa.admin_login import admin_mfa_step
 from dashtam import health
 from dashtam.docs_views import SwaggerUiView, favicon, home
+from dashtam.observability.views import metrics
 
 api_v1 = [
     path("auth/", include("accounts.urls")),
@@ -21,6 +22,7 @@ urlpatterns = [
     path("favicon.ico", favicon, name="favicon"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SwaggerUiView.as_view(url_name="schema"), name="swagger-ui"),
