@@ -117,6 +117,27 @@ class LoginApi(PublicApi):
         return login_response(result)
 
 
+class UnlockApi(PublicApi):
+    @extend_schema(
+        operation_id="auth_unlock", tags=["auth"], auth=[],
+        summary="Unlock a locked account with the link from the lockout email, and sign in",
+        request=s.TokenSerializer,
+        responses={200: s.LoginResponseSerializer,
+                   400: OpenApiResponse(description="INVALID_TOKEN (bad, expired, used or replaced), "
+                                                    "or VALIDATION_ERROR.")},
+        description=(
+            "The \"account locked\" email carries a single-use link to FRONTEND_URL/unlock?token=...; "
+            "its token, posted here, ends the account's lock and answers like a successful login. "
+            "Valid UNLOCK_TOKEN_MINUTES (15); only the newest link works."
+        ),
+    )
+    def post(self, request):
+        data = s.TokenSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = services.lockout_unlock(request=request._request, token=data.validated_data["token"])
+        return login_response(result)
+
+
 class RequestPasswordResetApi(PublicApi):
     @extend_schema(
         operation_id="auth_request_password_reset", tags=["auth"], auth=[],

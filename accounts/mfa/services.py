@@ -178,7 +178,11 @@ def _raise_if_locked(*, request, user: User, step: str) -> None:
     state = lockout.lockout_state_for_request(request, {"email": user.email})
     # Tells the lockout handler whether a completed sign-in has attempts to delete (see LockoutHandler).
     request.dashtam_account_attempts = state.account_has_attempts
-    if state.locked:
+    # As at the password step: a client that signed in to this account before is held by the
+    # account's lock only, not by its IP's (accounts/lockout.py, known_client).
+    ip_locked = state.ip_locked and not lockout.known_client(request, username=lockout.axes_username(
+        request, {"email": user.email}))
+    if state.account_locked or ip_locked:
         record(action="auth.mfa.failed", outcome="denied", target=user, actor=user,
                extra={"reason": "locked", "step": step})
         raise RetryAfterError("ACCOUNT_LOCKED", lockout.LOCKED_DETAIL, retry_after=max(1, state.retry_after))

@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0003_staff_action_permissions'),
+        ('accounts', '0005_accounttoken_unlock_purpose'),
     ]
 
     operations = [
