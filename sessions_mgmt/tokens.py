@@ -164,7 +164,7 @@ def decode_access(raw: str) -> AccessToken:
 def forget_verified_tokens(**kwargs) -> None:
     """Drop the verified-token cache (the signing settings changed)."""
     setting = kwargs.get("setting")
-    if setting is None or setting in ("SIMPLE_JWT", "JWT_SIGNING_KEY", "SECRET_KEY"):
+    if setting is None or setting in ("SIMPLE_JWT", "JWT_SIGNING_KEY", "SECRET_KEY", "JWT_ISSUER", "JWT_AUDIENCE"):
         _verified_payload.cache_clear()
         _verified_refresh_payload.cache_clear()
 
