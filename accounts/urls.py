@@ -1,6 +1,6 @@
 """Mounted at /api/v1/auth/. The names are what the rate-limit rules match."""
 
-from django.urls import path
+from django.urls import include, path
 
 from accounts import apis
 
@@ -16,4 +16,5 @@ urlpatterns = [
     path("magic-link/verify", apis.MagicLinkVerifyApi.as_view(), name="auth-magic-link-verify"),
     path("me", apis.MeApi.as_view(), name="auth-me"),
     path("change-password", apis.ChangePasswordApi.as_view(), name="auth-change-password"),
+    path("", include("accounts.mfa.urls")),  # second factors: login/mfa, mfa, mfa/totp, ...
 ]

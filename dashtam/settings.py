@@ -410,6 +410,19 @@ FRONTEND_URL = env.str(
     "FRONTEND_URL", default="" if IS_PRODUCTION else browser_url(DEV_SERVER_URL) + "/account"
 ).rstrip("/")
 
+# --- Second factors (accounts/mfa: TOTP, recovery codes, the login step) -------------
+# Staff enter /admin/ only after a TOTP code (on in production, off in development and test).
+ADMIN_REQUIRE_MFA = env.bool("ADMIN_REQUIRE_MFA", default=IS_PRODUCTION)
+MFA_TOKEN_SECONDS = env.int("MFA_TOKEN_SECONDS", default=300)  # life of a login step's mfa_token
+MFA_TOKEN_MAX_FAILURES = env.int("MFA_TOKEN_MAX_FAILURES", default=5)  # wrong codes before it dies
+# The mfa_token is bound to the client's network: its IPv4 /24 or IPv6 /64, and its user agent.
+MFA_TOKEN_IPV4_PREFIX = env.int("MFA_TOKEN_IPV4_PREFIX", default=24)
+MFA_TOKEN_IPV6_PREFIX = env.int("MFA_TOKEN_IPV6_PREFIX", default=64)
+MFA_RECOVERY_CODE_COUNT = env.int("MFA_RECOVERY_CODE_COUNT", default=10)
+MFA_TOTP_ISSUER = env.str("MFA_TOTP_ISSUER", default="Dashtam")
+# axes keeps the POST data of a failed attempt: the admin's code step must not leave codes there.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "code"]
+
 # --- Lockout (django-axes, database handler: the lock survives a Redis outage) -----
 LOCKOUT_FAILURE_LIMIT = env.int("LOCKOUT_FAILURE_LIMIT", default=10)
 LOCKOUT_IP_FAILURE_LIMIT = env.int("LOCKOUT_IP_FAILURE_LIMIT", default=50)
