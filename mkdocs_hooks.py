@@ -1,0 +1,91 @@
+"""MkDocs hooks for the documentation site (mkdocs.yml ``hooks:``).
+
+* Swagger UI for the HTTP API page is copied from the drf-spectacular-sidecar package (the
+  same files the running API serves), so the site loads nothing from a CDN and vendors no
+  second copy of them.
+* Every Mermaid diagram is rendered in headless Chromium with the site's own Mermaid; a
+  diagram that does not render is logged as a warning, which fails ``mkdocs build --strict``.
+  Set ``DOCS_SKIP_DIAGRAM_CHECK=1`` to skip this (``make docs`` does, for quick reloads).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+from pathlib import Path
+
+log = logging.getLogger("mkdocs.hooks.dashtam")
+
+SWAGGER_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "swagger-ui-standalone-preset.js", "LICENSE")
+MERMAID_JS = Path(__file__).parent / "docs" / "assets" / "javascripts" / "vendor" / "mermaid.min.js"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+_FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>```|~~~)mermaid[ \t]*\n(?P<body>.*?)^(?P=indent)(?P=fence)[ \t]*$", re.M | re.S)
+
+_diagrams: list[tuple[str, int, str]] = []
+
+
+def on_pre_build(config, **kwargs) -> None:
+    _diagrams.clear()
+
+
+def on_page_markdown(markdown: str, page, config, files, **kwargs) -> str:
+    for number, match in enumerate(_FENCE.finditer(markdown), start=1):
+        _diagrams.append((page.file.src_uri, number, match.group("body")))
+    return markdown
+
+
+def on_post_build(config, **kwargs) -> None:
+    _copy_swagger_ui(Path(config["site_dir"]))
+    if os.environ.get("DOCS_SKIP_DIAGRAM_CHECK") == "1":
+        log.info("Mermaid diagrams not checked (DOCS_SKIP_DIAGRAM_CHECK=1)")
+        return
+    _check_diagrams()
+
+
+def _copy_swagger_ui(site_dir: Path) -> None:
+    import drf_spectacular_sidecar
+
+    source = Path(drf_spectacular_sidecar.__file__).parent / "static" / "drf_spectacular_sidecar" / "swagger-ui-dist"
+    target = site_dir / "assets" / "swagger-ui"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in SWAGGER_FILES:
+        shutil.copyfile(source / name, target / name)
+
+
+_RENDER = """async ([id, text]) => {
+  try {
+    await mermaid.parse(text);
+    const { svg } = await mermaid.render(id, text);
+    return svg.includes("Syntax error") ? "rendered as a syntax error" : "";
+  } catch (e) {
+    return String(e && e.message || e);
+  }
+}"""
+
+
+def _check_diagrams() -> None:
+    if not _diagrams:
+        return
+    if not os.path.exists(CHROMIUM):
+        log.warning("cannot check %d Mermaid diagrams: no Chromium at %s (set DOCS_SKIP_DIAGRAM_CHECK=1 to skip)",
+                    len(_diagrams), CHROMIUM)
+        return
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                    args=["--headless", "--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page()
+            page.set_content("<!doctype html><html><body></body></html>")
+            page.add_script_tag(path=str(MERMAID_JS))
+            page.evaluate("mermaid.initialize({startOnLoad: false})")
+            for index, (src, number, text) in enumerate(_diagrams):
+                error = page.evaluate(_RENDER, [f"check{index}", text])
+                if error:
+                    log.warning("Mermaid diagram %d in %s does not render: %s", number, src, error.splitlines()[0:3])
+        finally:
+            browser.close()
+    log.info("rendered %d Mermaid diagrams in Chromium", len(_diagrams))
