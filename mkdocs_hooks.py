@@ -3,6 +3,9 @@
 * Swagger UI for the HTTP API page is copied from the drf-spectacular-sidecar package (the
   same files the running API serves), so the site loads nothing from a CDN and vendors no
   second copy of them.
+* ``<!-- readme:NAME -->`` in a page is replaced by the README's section between
+  ``<!-- docs:NAME -->`` and ``<!-- /docs:NAME -->``, its ``docs/...`` links made relative to
+  the page: the README's first screen (the two commands, the demo logins) is written once.
 * Every Mermaid diagram is rendered in headless Chromium with the site's own Mermaid; a
   diagram that does not render is logged as a warning, which fails ``mkdocs build --strict``.
   Set ``DOCS_SKIP_DIAGRAM_CHECK=1`` to skip this (``make docs`` does, for quick reloads).
@@ -30,7 +33,24 @@ def on_pre_build(config, **kwargs) -> None:
     _diagrams.clear()
 
 
+README = Path(__file__).parent / "README.md"
+_INCLUDE = re.compile(r"<!-- readme:(?P<name>[a-z-]+) -->")
+_DOCS_LINK = re.compile(r"\]\(docs/(?P<target>[^)]+)\)")
+
+
+def _readme_section(name: str, page_src: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    start, end = f"<!-- docs:{name} -->", f"<!-- /docs:{name} -->"
+    if start not in text or end not in text:
+        log.warning("README.md has no section %s (included by %s)", name, page_src)
+        return ""
+    section = text.split(start, 1)[1].split(end, 1)[0]
+    up = "../" * page_src.count("/")
+    return _DOCS_LINK.sub(lambda m: f"]({up}{m.group('target')})", section)
+
+
 def on_page_markdown(markdown: str, page, config, files, **kwargs) -> str:
+    markdown = _INCLUDE.sub(lambda m: _readme_section(m.group("name"), page.file.src_uri), markdown)
     for number, match in enumerate(_FENCE.finditer(markdown), start=1):
         _diagrams.append((page.file.src_uri, number, match.group("body")))
     return markdown
