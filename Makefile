@@ -80,10 +80,10 @@ lint: install-dev
 # broken link, or Mermaid diagram that does not render in Chromium.
 DOCS_PORT ?= 8001
 docs: install-docs openapi
-	DOCS_SKIP_DIAGRAM_CHECK=1 $(VENV)/bin/mkdocs serve --dev-addr $(HOST):$(DOCS_PORT)
+	NO_MKDOCS_2_WARNING=1 DOCS_SKIP_DIAGRAM_CHECK=1 $(VENV)/bin/mkdocs serve --dev-addr $(HOST):$(DOCS_PORT)
 
 docs-build: install-docs
-	$(VENV)/bin/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 # docs/openapi.yaml is the schema the API serves, generated; `openapi-check` fails when the
 # committed copy is stale (CI runs it).

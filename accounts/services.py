@@ -194,6 +194,9 @@ def verification_resend(*, email: str) -> bool:
 # instead of tokens when the user has one enrolled; clients without one see no change.
 @dataclass(frozen=True)
 class LoginResult:
+    """What a completed login answers with: the user, the session's first token pair, the
+    access token's lifetime in seconds and the new session's id."""
+
     user: User
     access: str
     refresh: str
