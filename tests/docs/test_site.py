@@ -42,3 +42,21 @@ def test_the_getting_started_page_includes_the_readme_quickstart_with_links_that
     assert "](docs/" not in section
     # From a page one level down, the same links climb one level.
     assert "](../providers.md" in mkdocs_hooks._readme_section("quickstart", "operations/x.md")
+
+
+def test_every_command_the_runbooks_name_exists_with_the_options_they_use():
+    """A runbook whose command was renamed, or whose option was dropped, fails here."""
+    from django.core.management import get_commands, load_command_class
+
+    text = (ROOT / "docs" / "operations" / "runbooks.md").read_text()
+    uses = re.findall(r"python manage\.py ([a-z_]+)((?: --[a-z-]+)*)", text)
+    assert len(uses) >= 10
+    commands = get_commands()
+    for name, flags in uses:
+        assert name in commands, f"runbooks name manage.py {name}, which does not exist"
+        parser = load_command_class(commands[name], name).create_parser("manage.py", name)
+        known = {opt for action in parser._actions for opt in action.option_strings}
+        for flag in flags.split():
+            assert flag in known, f"manage.py {name} has no option {flag}"
+    for script in re.findall(r"scripts/[a-z_]+\.sh", text):
+        assert (ROOT / script).is_file(), script
