@@ -97,9 +97,10 @@ openapi-check: install
 	@diff -u docs/openapi.yaml var/openapi.check.yaml \
 		|| { echo "docs/openapi.yaml is stale: run make openapi and commit it"; exit 1; }
 
-# Screenshots in docs/img/ come from the browser tests (DOCS_SCREENSHOTS=1 makes them save).
+# Screenshots in docs/img/ come from the browser tests (DOCS_SCREENSHOTS=1, and
+# UPDATE_DOCS_SCREENSHOTS=1 for the audit console's, make them save).
 docs-screenshots: install-dev
-	DOCS_SCREENSHOTS=1 REQUIRE_BROWSER=1 DJANGO_ENV=test $(VENV)/bin/pytest -p no:cacheprovider -q -m browser $(PYTEST_ARGS)
+	DOCS_SCREENSHOTS=1 UPDATE_DOCS_SCREENSHOTS=1 REQUIRE_BROWSER=1 DJANGO_ENV=test $(VENV)/bin/pytest -p no:cacheprovider -q -m browser $(PYTEST_ARGS)
 
 bench: install-dev
 	$(PY) bench/run.py
