@@ -6,6 +6,9 @@
 * ``<!-- readme:NAME -->`` in a page is replaced by the README's section between
   ``<!-- docs:NAME -->`` and ``<!-- /docs:NAME -->``, its ``docs/...`` links made relative to
   the page: the README's first screen (the two commands, the demo logins) is written once.
+* ``<!-- python-reference:APP -->`` expands to a mkdocstrings ``::: module`` directive for every
+  ``services.py`` and ``selectors.py`` of that app and its sub-packages (``accounts.mfa``...),
+  so a new module appears in the Python reference without anyone remembering to add it.
 * Every Mermaid diagram is rendered in headless Chromium with the site's own Mermaid; a
   diagram that does not render is logged as a warning, which fails ``mkdocs build --strict``.
   Set ``DOCS_SKIP_DIAGRAM_CHECK=1`` to skip this (``make docs`` does, for quick reloads).
@@ -49,7 +52,24 @@ def _readme_section(name: str, page_src: str) -> str:
     return _DOCS_LINK.sub(lambda m: f"]({up}{m.group('target')})", section)
 
 
+_PYREF = re.compile(r"<!-- python-reference:(?P<app>[a-z_]+) -->")
+ROOT = Path(__file__).parent
+
+
+def _python_reference(app: str) -> str:
+    modules = sorted(
+        ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for name in ("services.py", "selectors.py")
+        for path in (ROOT / app).rglob(name)
+        if "migrations" not in path.parts and "tests" not in path.parts
+    )
+    if not modules:
+        log.warning("no services or selectors found for the app %s", app)
+    return "\n\n".join(f"::: {module}" for module in modules)
+
+
 def on_page_markdown(markdown: str, page, config, files, **kwargs) -> str:
+    markdown = _PYREF.sub(lambda m: _python_reference(m.group("app")), markdown)
     markdown = _INCLUDE.sub(lambda m: _readme_section(m.group("name"), page.file.src_uri), markdown)
     for number, match in enumerate(_FENCE.finditer(markdown), start=1):
         _diagrams.append((page.file.src_uri, number, match.group("body")))
