@@ -1,6 +1,6 @@
 """Mounted at /api/v1/auth/. The names are what the rate-limit rules match."""
 
-from django.urls import path
+from django.urls import include, path
 
 from accounts import apis
 
@@ -13,4 +13,5 @@ urlpatterns = [
     path("reset-password", apis.ResetPasswordApi.as_view(), name="auth-reset-password"),
     path("me", apis.MeApi.as_view(), name="auth-me"),
     path("change-password", apis.ChangePasswordApi.as_view(), name="auth-change-password"),
+    path("", include("accounts.passkeys.urls")),  # passkeys (WebAuthn)
 ]

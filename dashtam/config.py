@@ -87,6 +87,11 @@ DEFAULT_RATE_RULES: dict[str, dict] = {
     # refreshes and syncs, per user (the scheduled refresh keeps its own reserved share).
     "provider_refresh": {"routes": ["providers-token-refresh"], "key": "user", "rate": "10/h"},
     "provider_sync": {"routes": ["providers-sync"], "key": "user", "rate": "10/h"},
+    # Passkeys (accounts/passkeys): asking for options, and verifying a registration or a sign-in, per IP.
+    "passkey_options": {"routes": ["auth-passkeys-registration-options", "auth-passkeys-authentication-options"],
+                        "key": "ip", "rate": "10/m"},
+    "passkey_verify": {"routes": ["auth-passkeys-registration", "auth-passkeys-authentication"],
+                       "key": "ip", "rate": "20/m"},
     "api": {"routes": ["*"], "key": "user_or_ip", "rate": "1000/m"},
 }
 RATE_OFF = ("off", "none", "disabled")
