@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from axes.helpers import get_cool_off, get_failure_limit
 from axes.models import AccessAttempt
+from django import forms
 from django.contrib import admin, messages
 from django.db.models import IntegerField, OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
@@ -13,6 +14,7 @@ from django.utils.html import format_html_join
 from accounts import services
 from accounts.lockout import lockout_state
 from accounts.models import User
+from accounts.names import name_problems
 from audit.services import record
 
 
@@ -55,8 +57,26 @@ class LockedFilter(admin.SimpleListFilter):
         return queryset
 
 
+class UserForm(forms.ModelForm):
+    """Names set by staff follow the API's rule: plain single-line text, no link (accounts/names.py)."""
+
+    def _clean_name(self, field: str) -> str:
+        value = (self.cleaned_data.get(field) or "").strip()
+        problems = name_problems(value)
+        if problems:
+            raise forms.ValidationError(problems)
+        return value
+
+    def clean_first_name(self):
+        return self._clean_name("first_name")
+
+    def clean_last_name(self):
+        return self._clean_name("last_name")
+
+
 @admin.register(User)
 class UserAdmin(admin.ModelAdmin):
+    form = UserForm
     list_display = ("email", "first_name", "last_name", "verified", "is_active", "is_staff",
                     "locked", "date_joined", "last_login")
     list_filter = (VerifiedFilter, LockedFilter, "is_active", "is_staff", "is_superuser")
@@ -96,6 +116,16 @@ class UserAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(recent_failures=_recent_failures())
 
+    # Each action needs its own permission (allowed_permissions): "view" alone runs none of them.
+    def has_unlock_permission(self, request) -> bool:
+        return request.user.has_perm("accounts.unlock_user")
+
+    def has_send_password_reset_permission(self, request) -> bool:
+        return request.user.has_perm("accounts.send_password_reset")
+
+    def has_deactivate_permission(self, request) -> bool:
+        return request.user.has_perm("accounts.deactivate_user")
+
     def save_related(self, request, form, formsets, change):
         # Runs after save_model, inside the admin's transaction: one audit row names every
         # field a staff member changed (permissions and groups included), never their values.
@@ -130,17 +160,49 @@ class UserAdmin(admin.ModelAdmin):
               a.user_agent[:80]) for a in rows),
         )
 
-    @admin.action(description="Unlock selected accounts (same as manage.py axes_reset_username)")
+    @admin.action(description="Unlock selected accounts (same as manage.py axes_reset_username)",
+                  permissions=["unlock"])
     def unlock_accounts(self, request, queryset):
         removed = sum(services.lockout_clear(email=u.email, actor=request.user) for u in queryset)
         self.message_user(request, f"Removed {removed} failed login attempt(s).", messages.SUCCESS)
 
-    @admin.action(description="Send a password reset email")
+    @admin.action(description="Send a password reset email", permissions=["send_password_reset"])
     def send_password_reset(self, request, queryset):
         sent = sum(services.password_reset_request(email=u.email, actor=request.user) for u in queryset)
         self.message_user(request, f"Sent {sent} password reset email(s).", messages.SUCCESS)
 
-    @admin.action(description="Deactivate selected accounts (ends sessions, revokes provider connections)")
+    @admin.action(description="Deactivate selected accounts (ends sessions, revokes provider connections)",
+                  permissions=["deactivate"])
     def deactivate_accounts(self, request, queryset):
+        if not request.user.is_superuser and queryset.filter(is_superuser=True).exists():
+            # Only a superuser may deactivate a superuser; nothing of the selection is done.
+            self.message_user(request, "Only a superuser can deactivate a superuser: nothing was changed.",
+                              messages.ERROR)
+            return
         done = sum(services.user_deactivate(user=u, reason="staff", actor=request.user) for u in queryset)
         self.message_user(request, f"Deactivated {done} account(s).", messages.SUCCESS)
+
+
+# --- django-axes' own admin: read-only ------------------------------------------------------
+# Deleting an attempt row unlocks an account with no audit row, and axes' "clean up" action
+# declares no permission. Locks end through the audited unlock action above (or by expiry);
+# staff with axes' view permissions can still read the attempts.
+def _axes_read_only() -> None:
+    import axes.admin as axes_admin  # registers axes' admins first, whatever the app order
+    from axes.models import AccessFailureLog, AccessLog
+
+    for model, base in ((AccessAttempt, axes_admin.AccessAttemptAdmin), (AccessLog, axes_admin.AccessLogAdmin),
+                        (AccessFailureLog, axes_admin.AccessFailureLogAdmin)):
+        if not admin.site.is_registered(model):
+            continue  # AXES_ENABLE_ADMIN = False
+        admin.site.unregister(model)
+        read_only = type(base.__name__, (base,), {
+            "__module__": __name__,
+            "actions": (),
+            "has_change_permission": lambda self, request, obj=None: False,
+            "has_delete_permission": lambda self, request, obj=None: False,
+        })
+        admin.site.register(model, read_only)
+
+
+_axes_read_only()

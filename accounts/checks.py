@@ -49,3 +49,11 @@ def check_email_backend(app_configs=None, **kwargs):
         except ImportError:
             return [_err("EMAIL_URL", "anymail://amazon_ses needs boto3 (requirements/prod.txt)", 9)]
     return []
+
+
+@register()
+def check_name_length(app_configs=None, **kwargs):
+    value = settings.ACCOUNT_NAME_MAX_LENGTH
+    if not 1 <= value <= 150:
+        return [_err("ACCOUNT_NAME_MAX_LENGTH", f"must be between 1 and 150 (the column's size), not {value}", 20)]
+    return []

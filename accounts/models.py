@@ -66,6 +66,12 @@ class User(AbstractBaseUser, PermissionsMixin):
             models.UniqueConstraint(Lower("email"), name="accounts_user_email_ci_unique"),
         ]
         ordering = ["-date_joined"]
+        # Staff powers beyond Django's add/change/delete/view (the admin's actions need them).
+        permissions = [
+            ("unlock_user", "Can unlock a user's login"),
+            ("send_password_reset", "Can send a user a password reset email"),
+            ("deactivate_user", "Can deactivate a user"),
+        ]
 
     def __str__(self) -> str:
         return self.email

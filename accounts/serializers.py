@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from rest_framework import serializers
 
 from accounts.models import User, normalize_email
+from accounts.names import NAME_RULE, name_problems
 from accounts.tokens import TOKEN_MAX_LENGTH
 from accounts.validators import MAX_LENGTH as PASSWORD_MAX_LENGTH
 
@@ -31,6 +33,24 @@ class PasswordField(StrictCharField):
         super().__init__(**kwargs)
 
 
+class NameField(StrictCharField):
+    """A first or last name: plain single-line text, no URL or email address (accounts/names.py)."""
+
+    def __init__(self, **kwargs):
+        # For the schema; name_problems reads ACCOUNT_NAME_MAX_LENGTH again at request time.
+        kwargs.setdefault("max_length", min(settings.ACCOUNT_NAME_MAX_LENGTH, 150))
+        kwargs.setdefault("allow_blank", True)
+        kwargs.setdefault("help_text", NAME_RULE)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data):
+        value = super().to_internal_value(data)
+        problems = name_problems(value)
+        if problems:
+            raise serializers.ValidationError(problems)
+        return value
+
+
 class StrictEmailField(serializers.EmailField):
     def __init__(self, **kwargs):
         kwargs.setdefault("max_length", 254)
@@ -45,8 +65,8 @@ class StrictEmailField(serializers.EmailField):
 class RegisterSerializer(serializers.Serializer):
     email = StrictEmailField()
     password = PasswordField(max_length=PASSWORD_INPUT_LIMIT)
-    first_name = StrictCharField(max_length=150, required=False, allow_blank=True, default="")
-    last_name = StrictCharField(max_length=150, required=False, allow_blank=True, default="")
+    first_name = NameField(required=False, default="")
+    last_name = NameField(required=False, default="")
 
     def validate(self, attrs):
         from accounts.services import password_policy_check
@@ -87,8 +107,8 @@ class DeactivateSerializer(serializers.Serializer):
 class MeUpdateSerializer(serializers.Serializer):
     """Names, and an email change (which needs ``current_password``). Other fields are ignored."""
 
-    first_name = StrictCharField(max_length=150, required=False, allow_blank=True)
-    last_name = StrictCharField(max_length=150, required=False, allow_blank=True)
+    first_name = NameField(required=False)
+    last_name = NameField(required=False)
     email = StrictEmailField(required=False)
     current_password = PasswordField(max_length=PASSWORD_INPUT_LIMIT, required=False)
 

@@ -49,7 +49,10 @@ def _link(path: str, token: str) -> str:
 
 
 def _mail_context(user: User, **extra) -> dict:
-    return {"email": user.email, "first_name": user.first_name, **extra}
+    # A name is text its account chose: it is printed only once the address has proven
+    # itself, so an account opened in someone else's name cannot put words in their inbox.
+    # (The emails to unproven addresses print no name in any case: templates/email.)
+    return {"email": user.email, "first_name": user.first_name if user.is_verified else "", **extra}
 
 
 def _valid_for(purpose: str) -> str:

@@ -319,7 +319,10 @@ class AuditEventAdmin(ReadOnlyAdmin):  # read-only for everyone
         return format_html("<pre>{}</pre>", json.dumps(obj.extra, indent=2, sort_keys=True, ensure_ascii=False))
 
     # --- export ------------------------------------------------------------------------------
-    @admin.action(description="Export the selected events as CSV (streamed)")
+    def has_export_permission(self, request) -> bool:
+        return request.user.has_perm("audit.export_auditevent")
+
+    @admin.action(description="Export the selected events as CSV (streamed)", permissions=["export"])
     def export_csv(self, request, queryset):
         """Streams rows in keyset-free chunks (a server-side cursor); audited as admin.action."""
         with transaction.atomic():

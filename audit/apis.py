@@ -8,7 +8,7 @@ from rest_framework.generics import ListAPIView
 from audit.selectors import audit_events_filtered
 from audit.serializers import AuditEventFilterSerializer, AuditEventSerializer
 from dashtam.api.pagination import CursorPagination
-from dashtam.api.permissions import IsStaff
+from dashtam.api.permissions import staff_with
 
 
 class AuditEventPagination(CursorPagination):
@@ -17,17 +17,19 @@ class AuditEventPagination(CursorPagination):
 
 
 class AuditEventListApi(ListAPIView):
-    permission_classes = [IsStaff]
+    # As the admin's audit log: staff holding audit.view_auditevent, not every staff member.
+    permission_classes = [staff_with("audit.view_auditevent")]
     serializer_class = AuditEventSerializer
     pagination_class = AuditEventPagination
 
     @extend_schema(
         operation_id="audit_events_list", tags=["admin"],
-        summary="Search the audit trail (staff only)",
+        summary="Search the audit trail (staff with audit.view_auditevent)",
         parameters=[AuditEventFilterSerializer],
         responses={
             200: AuditEventSerializer(many=True),
-            403: OpenApiResponse(description="PERMISSION_DENIED: the caller is not staff."),
+            403: OpenApiResponse(description="PERMISSION_DENIED: the caller is not staff with the "
+                                             "audit.view_auditevent permission."),
         },
         description=(
             "Audit events, newest first, cursor-paginated (follow `next`; there is no total count). "

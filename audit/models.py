@@ -102,6 +102,7 @@ class AuditEvent(models.Model):
             # The sealing task's work queue: small, because sealed rows leave it.
             models.Index(fields=["id"], condition=models.Q(seq__isnull=True), name="audit_unsealed_idx"),
         ]
+        permissions = [("export_auditevent", "Can export audit events as CSV")]
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M:%S} {self.action} {self.outcome}"

@@ -87,6 +87,21 @@ DEFAULT_RATE_RULES: dict[str, dict] = {
     # refreshes and syncs, per user (the scheduled refresh keeps its own reserved share).
     "provider_refresh": {"routes": ["providers-token-refresh"], "key": "user", "rate": "10/h"},
     "provider_sync": {"routes": ["providers-sync"], "key": "user", "rate": "10/h"},
+    # --- Emails to addresses that have not proven themselves (email change, registration) ---
+    # An email change is a PATCH of auth/me carrying "email": "methods" and "if_body" narrow
+    # these rules to it (a GET, or a change of names, is not counted). Per user, so one account
+    # cannot mail the world, and per target address, so many accounts cannot flood one inbox.
+    "email_change": {"routes": ["auth-me"], "key": "user", "rate": "3/h",
+                     "methods": ["PATCH", "PUT"], "if_body": "email"},
+    "email_change_daily": {"routes": ["auth-me"], "key": "user", "rate": "10/d",
+                           "methods": ["PATCH", "PUT"], "if_body": "email"},
+    "email_change_address": {"routes": ["auth-me"], "key": "body:email", "rate": "3/h",
+                             "methods": ["PATCH", "PUT"]},
+    "email_change_address_daily": {"routes": ["auth-me"], "key": "body:email", "rate": "10/d",
+                                   "methods": ["PATCH", "PUT"]},
+    # Registration mails the address it is given (a link, or "someone tried to register"):
+    # beside the per-IP rule above, a budget per address that no number of IPs can multiply.
+    "register_email": {"routes": ["auth-register"], "key": "body:email", "rate": "5/h"},
     # Passkeys (accounts/passkeys): asking for options, and verifying a registration or a sign-in, per IP.
     "passkey_options": {"routes": ["auth-passkeys-registration-options", "auth-passkeys-authentication-options"],
                         "key": "ip", "rate": "10/m"},

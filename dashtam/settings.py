@@ -352,6 +352,8 @@ SIMPLE_JWT = {
 # --- Accounts -------------------------------------------------------------------
 EMAIL_VERIFICATION_TOKEN_HOURS = env.int("EMAIL_VERIFICATION_TOKEN_HOURS", default=24)
 PASSWORD_RESET_TOKEN_MINUTES = env.int("PASSWORD_RESET_TOKEN_MINUTES", default=15)
+# The longest first or last name accepted (accounts/names.py); the column holds 150.
+ACCOUNT_NAME_MAX_LENGTH = env.int("ACCOUNT_NAME_MAX_LENGTH", default=64)
 # Where `make run` serves (it sets this from HOST and PORT); development defaults
 # for FRONTEND_URL and the sandbox provider's URLs follow it.
 DEV_SERVER_URL = env.str("DEV_SERVER_URL", default="http://127.0.0.1:8000").rstrip("/")

@@ -81,7 +81,17 @@ class ProviderConnectionAdmin(ReadOnlyAdmin):
         state = _circuit_states().get(obj.provider_key) or breaker.state(obj.provider_key).as_dict()
         return state["state"] + (f" ({state['retry_after']}s)" if state["retry_after"] else "")
 
-    @admin.action(description="Force a token refresh now")
+    # Each action needs its own permission (allowed_permissions): "view" alone runs none of them.
+    def has_refresh_permission(self, request) -> bool:
+        return request.user.has_perm("providers.refresh_connection")
+
+    def has_rotate_tokens_permission(self, request) -> bool:
+        return request.user.has_perm("providers.rotate_connection_tokens")
+
+    def has_revoke_permission(self, request) -> bool:
+        return request.user.has_perm("providers.revoke_connection")
+
+    @admin.action(description="Force a token refresh now", permissions=["refresh"])
     def force_refresh(self, request, queryset):
         results = [services.token_refresh(connection_id=c.pk, force=True) for c in queryset.select_related(None).only("pk")]
         ok = sum(r.status == "refreshed" for r in results)
@@ -90,7 +100,8 @@ class ProviderConnectionAdmin(ReadOnlyAdmin):
         self.message_user(request, f"{ok} of {len(results)} connection(s) refreshed.",
                           messages.SUCCESS if ok == len(results) else messages.WARNING)
 
-    @admin.action(description="Breach rotation: replace the tokens of the selected connections' users")
+    @admin.action(description="Breach rotation: replace the tokens of the selected connections' users",
+                  permissions=["rotate_tokens"])
     def rotate_tokens(self, request, queryset):
         from django.contrib.auth import get_user_model
 
@@ -102,7 +113,7 @@ class ProviderConnectionAdmin(ReadOnlyAdmin):
         self.message_user(request, f"{count} connection(s) will get new tokens (or need re-authorization).",
                           messages.SUCCESS)
 
-    @admin.action(description="Revoke (destroy the tokens; the user must reconnect)")
+    @admin.action(description="Revoke (destroy the tokens; the user must reconnect)", permissions=["revoke"])
     def revoke(self, request, queryset):
         with transaction.atomic():
             count = sum(services.connection_revoke(connection=c, reason="admin", actor=request.user)

@@ -52,6 +52,11 @@ class ProviderConnection(models.Model):
             models.UniqueConstraint(fields=["user", "alias"], name="providers_unique_alias_per_user"),
         ]
         indexes = [models.Index(fields=["user", "-created_at"])]
+        permissions = [
+            ("refresh_connection", "Can force a connection's token refresh"),
+            ("rotate_connection_tokens", "Can replace the tokens of connections (breach rotation)"),
+            ("revoke_connection", "Can revoke a brokerage connection"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.alias} ({self.provider_key})"

@@ -84,7 +84,10 @@ class SessionAdmin(ReadOnlyAdmin):
         query = urlencode({"user": str(obj.user_id)})
         return format_html('<a href="?{}">{}</a>', query, obj.user.email)
 
-    @admin.action(description="Revoke the selected sessions")
+    def has_revoke_permission(self, request) -> bool:
+        return request.user.has_perm("sessions_mgmt.revoke_session")
+
+    @admin.action(description="Revoke the selected sessions", permissions=["revoke"])
     def revoke_sessions(self, request, queryset):
         with transaction.atomic():
             count = sum(
@@ -94,7 +97,8 @@ class SessionAdmin(ReadOnlyAdmin):
             _admin_action(request, action="sessions.revoke", count=count)
         self.message_user(request, f"{count} session(s) revoked.", messages.SUCCESS)
 
-    @admin.action(description="Revoke every token of the selected sessions' users (breach rotation)")
+    @admin.action(description="Revoke every token of the selected sessions' users (breach rotation)",
+                  permissions=["revoke"])
     def revoke_user_tokens(self, request, queryset):
         from django.contrib.auth import get_user_model
 
@@ -111,7 +115,11 @@ class SecurityConfigAdmin(ReadOnlyAdmin):
     list_display = ("id", "min_token_version", "updated_at")
     actions = ["revoke_all_tokens"]
 
-    @admin.action(description="Revoke every token of every user (breach rotation)")
+    def has_superuser_permission(self, request) -> bool:
+        # Logs out everyone, staff included: no permission short of superuser grants it.
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    @admin.action(description="Revoke every token of every user (breach rotation)", permissions=["superuser"])
     def revoke_all_tokens(self, request, queryset):
         with transaction.atomic():
             version = services.tokens_revoke_all(reason="admin", actor=request.user)

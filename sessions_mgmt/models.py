@@ -50,6 +50,7 @@ class Session(models.Model):
 
     class Meta:
         ordering = ["-last_used_at"]
+        permissions = [("revoke_session", "Can revoke login sessions and every token of their users")]
         indexes = [
             models.Index(fields=["user", "-last_used_at"], name="session_user_activity"),
             models.Index(fields=["revoked_at"], name="session_revoked_at",

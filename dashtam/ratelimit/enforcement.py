@@ -130,6 +130,11 @@ def _body_field(data, field: str) -> str | None:
     return f"{field}:{digest}"
 
 
+def _has_field(data, field: str) -> bool:
+    """Whether the body carries ``field`` with a value (a rule's ``if_body`` condition)."""
+    return hasattr(data, "get") and data.get(field) not in (None, "")
+
+
 def key_for(rule: Rule, *, django_request, user, data_loader) -> str | None:
     """The bucket of this request under ``rule``, or None when the rule does not apply."""
     kind = rule.key
@@ -174,7 +179,9 @@ def count_request(*, django_request, url_name: str | None, user, data_loader) ->
     if not settings.RATELIMIT_ENABLE:
         return None  # off: nothing counted, and no headers that would pretend otherwise
     pairs: list[tuple[Rule, str]] = []
-    for rule in rules_for(url_name):
+    for rule in rules_for(url_name, django_request.method):
+        if rule.if_body and not _has_field(data_loader(), rule.if_body):
+            continue
         key = key_for(rule, django_request=django_request, user=user, data_loader=data_loader)
         if key is not None:
             pairs.append((rule, f"{rule.name}:{key}"))
@@ -232,8 +239,8 @@ def early_count(*, django_request, view, user_id: str) -> EarlyCount | None:
     match = getattr(django_request, "resolver_match", None)
     if match is None:
         return None
-    rules = rules_for(match.url_name)
-    if not rules or any(rule.key not in _EARLY_KEYS for rule in rules):
+    rules = rules_for(match.url_name, django_request.method)
+    if not rules or any(rule.key not in _EARLY_KEYS or rule.if_body for rule in rules):
         return None
     pairs = []
     for rule in rules:

@@ -21,6 +21,14 @@ class Rule:
     limit: int
     period: int
     lockout_first: bool = False
+    # Optional narrowing: only these HTTP methods (empty: any), and only requests whose
+    # body carries this field (empty: any), e.g. the email change is a PATCH of auth/me
+    # with an "email", while a plain GET or a change of names is not one.
+    methods: tuple[str, ...] = ()
+    if_body: str = ""
+
+    def applies_to(self, method: str | None) -> bool:
+        return not self.methods or (method or "").upper() in self.methods
 
     def matches(self, url_name: str | None) -> bool:
         for route in self.routes:
@@ -57,6 +65,11 @@ def rule_problems(rules: dict) -> list[str]:
         if not routes or isinstance(routes, str):
             problems.append(f"{rate_rule_env_var(name)}_ROUTES is empty: list URL names, "
                             "prefixes such as sessions-*, or *")
+        methods = rule.get("methods") or ()
+        if isinstance(methods, str) or not all(isinstance(m, str) and m.isalpha() for m in methods):
+            problems.append(f"rule {name!r}: methods must be a list of HTTP methods such as ['PATCH']")
+        if not isinstance(rule.get("if_body") or "", str):
+            problems.append(f"rule {name!r}: if_body must be the name of a body field")
     return problems
 
 
@@ -73,6 +86,8 @@ def _compile(rules: dict) -> tuple[Rule, ...]:
         compiled.append(Rule(
             name=name, routes=tuple(rule.get("routes") or ()), key=str(rule.get("key", "ip")),
             rate=rate, limit=limit, period=period, lockout_first=bool(rule.get("lockout_first")),
+            methods=tuple(str(m).upper() for m in rule.get("methods") or ()),
+            if_body=str(rule.get("if_body") or ""),
         ))
     return tuple(compiled)
 
@@ -81,16 +96,17 @@ def _signature(rules: dict) -> tuple:
     """A hashable snapshot of the table: a rule changed in place is a new table too."""
     return tuple(
         (name, str(rule.get("rate", "")), str(rule.get("key", "")), tuple(rule.get("routes") or ()),
-         bool(rule.get("lockout_first")))
+         bool(rule.get("lockout_first")), tuple(rule.get("methods") or ()), str(rule.get("if_body") or ""))
         for name, rule in rules.items()
     )
 
 
 @lru_cache(maxsize=1024)
-def _for(signature: tuple, url_name: str | None) -> tuple[Rule, ...]:
-    table = _compile({name: {"rate": rate, "key": key, "routes": routes, "lockout_first": first}
-                      for name, rate, key, routes, first in signature})
-    return tuple(rule for rule in table if rule.matches(url_name))
+def _for(signature: tuple, url_name: str | None, method: str | None) -> tuple[Rule, ...]:
+    table = _compile({name: {"rate": rate, "key": key, "routes": routes, "lockout_first": first,
+                             "methods": methods, "if_body": if_body}
+                      for name, rate, key, routes, first, methods, if_body in signature})
+    return tuple(rule for rule in table if rule.matches(url_name) and (method is None or rule.applies_to(method)))
 
 
 # (the table object, its signature): building the signature walks the whole table, which
@@ -98,8 +114,9 @@ def _for(signature: tuple, url_name: str | None) -> tuple[Rule, ...]:
 _signed: list = [None, ()]
 
 
-def rules_for(url_name: str | None) -> tuple[Rule, ...]:
-    """The rules that cover a route under /api/ (``None``: a path no route matched).
+def rules_for(url_name: str | None, method: str | None = None) -> tuple[Rule, ...]:
+    """The rules that cover a route under /api/ (``None``: a path no route matched),
+    for requests of ``method`` when given (rules narrowed to other methods left out).
 
     Matched once per table and route. ``settings.RATE_LIMIT_RULES`` is read on every
     request, so a test or override_settings that assigns a new table is obeyed at once,
@@ -111,7 +128,7 @@ def rules_for(url_name: str | None) -> tuple[Rule, ...]:
     if holder is not table:
         signature = _signature(table)
         _signed[:] = [table, signature]
-    return _for(signature, url_name)
+    return _for(signature, url_name, method.upper() if method else None)
 
 
 def clear_caches() -> None:

@@ -107,3 +107,19 @@ def test_the_endpoint_is_in_the_openapi_schema(api_client):
     names = {p["name"] for p in operation["parameters"]}
     assert {"action", "outcome", "created_from", "created_to", "request_id", "actor", "actor_email",
             "ip", "q", "cursor"} <= names
+
+
+def test_staff_need_the_audit_view_permission_as_in_the_admin(api_client, password):
+    from django.contrib.auth.models import Permission
+
+    _write("req-perm-1")
+    staff = UserFactory(password=password, is_staff=True)
+    response = _login(api_client, staff, password).get(URL)
+    assert response.status_code == 403
+    assert response.json()["code"] == "PERMISSION_DENIED"
+    assert "req-perm-1" not in response.content.decode()
+
+    staff.user_permissions.add(Permission.objects.get(codename="view_auditevent"))
+    response = api_client.get(URL, {"request_id": "req-perm-1"})
+    assert response.status_code == 200
+    assert [e["request_id"] for e in response.json()["results"]] == ["req-perm-1"]
