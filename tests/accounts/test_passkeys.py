@@ -438,3 +438,16 @@ def test_options_and_verification_are_rate_limited_per_ip(db, settings):
     codes = [client.post(f"{BASE}/authentication", {"credential": {}}, format="json").status_code
              for _ in range(21)]
     assert 429 not in codes[:20] and codes[20] == 429
+
+
+def test_staff_see_passkeys_read_only_without_key_material(enrolled, user, staff_user, client):
+    client.force_login(staff_user)
+    passkey = Passkey.objects.get(user=user)
+    listing = client.get("/admin/passkeys/passkey/")
+    assert listing.status_code == 200 and user.email in listing.content.decode()
+    page = client.get(f"/admin/passkeys/passkey/{passkey.pk}/change/")
+    assert page.status_code == 200
+    assert passkey.credential_id not in page.content.decode()
+    assert client.get("/admin/passkeys/passkey/add/").status_code == 403
+    assert client.post(f"/admin/passkeys/passkey/{passkey.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert Passkey.objects.filter(pk=passkey.pk).exists()
