@@ -434,3 +434,41 @@ def passkey_mfa_options(*, request, mfa_token: str) -> dict:
     if not Passkey.objects.filter(user_id=step.user_id).exists():
         raise ProblemError("CONFLICT", "This account has no passkey: finish with a code.")
     return passkey_authentication_options(mfa_user=step.user, mfa_token_hash=token_hash(mfa_token))
+
+
+def passkey_mfa_verify(*, request, mfa_token: str, credential) -> LoginResult:
+    """POST auth/login/mfa {mfa_token, passkey}: a passkey as the second factor.
+
+    The assertion must answer options issued for this mfa_token and come from one of
+    the account's passkeys. 401 TOKEN_INVALID for a dead mfa_token (as for codes) and
+    for a sign counter that went backwards; 429 ACCOUNT_LOCKED while locked; any other
+    failure is a wrong code: 401 INVALID_MFA_CODE, counted toward the lockout and the
+    token's MFA_TOKEN_MAX_FAILURES. On success the token is spent and the session
+    starts in one transaction, its auth_methods the first factor's plus "passkey".
+    """
+    from django.db.models import F
+
+    from accounts.mfa import services as mfa
+    from accounts.mfa.models import MfaChallenge
+    from accounts.mfa.totp import token_hash
+
+    step = mfa._live_challenge(request=request, mfa_token=mfa_token)
+    user = step.user
+    mfa._raise_if_locked(request=request, user=user, step="login")
+    try:
+        passkey_assertion_verify(credential=credential, purposes=(challenges.MFA,), user=user,
+                                 mfa_token_hash=token_hash(mfa_token), step="mfa", request=request)
+    except _Failure as failure:
+        MfaChallenge.objects.filter(pk=step.pk).update(failures=F("failures") + 1)
+        if not failure.reason.startswith("sign_count"):
+            mfa._count_failure(request=request, user=user)
+            raise ProblemError("INVALID_MFA_CODE", mfa.INVALID_CODE_DETAIL) from None
+        raise ProblemError(failure.code, failure.detail) from None
+    now = timezone.now()
+    with transaction.atomic():
+        spent = MfaChallenge.objects.filter(
+            pk=step.pk, used_at__isnull=True, expires_at__gt=now, failures__lt=settings.MFA_TOKEN_MAX_FAILURES,
+        ).update(used_at=now)
+        if not spent:
+            raise ProblemError("TOKEN_INVALID", mfa.DEAD_TOKEN_DETAIL)
+        return login_complete(request=request, user=user, auth_methods=[*step.methods_done, PASSKEY])

@@ -451,3 +451,39 @@ def test_staff_see_passkeys_read_only_without_key_material(enrolled, user, staff
     assert client.get("/admin/passkeys/passkey/add/").status_code == 403
     assert client.post(f"/admin/passkeys/passkey/{passkey.pk}/delete/", {"post": "yes"}).status_code == 403
     assert Passkey.objects.filter(pk=passkey.pk).exists()
+
+
+def test_one_assertion_sent_concurrently_signs_in_once(transactional_db, password, authenticator):
+    """The challenge is spent by one request only (PostgreSQL + Redis; the cache's delete decides)."""
+    import threading
+
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("threads against one database need PostgreSQL")
+    user = UserFactory(password=password)
+    assert register(bearer(anonymous(), user, password), authenticator).status_code == 201
+    options = anonymous().post(f"{BASE}/authentication/options", {}, format="json").json()
+    assertion = authenticator.get(options)
+    count = 5
+    barrier = threading.Barrier(count)
+    statuses: list[int] = []
+    lock = threading.Lock()
+
+    def attempt():
+        client = anonymous()
+        barrier.wait()
+        try:
+            status = client.post(f"{BASE}/authentication", {"credential": assertion}, format="json").status_code
+            with lock:
+                statuses.append(status)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=attempt) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [200] + [401] * (count - 1)
+    assert AuditEvent.objects.filter(action="auth.login.succeeded", actor=user).count() == 2  # password + passkey
