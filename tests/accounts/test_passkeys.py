@@ -487,3 +487,14 @@ def test_one_assertion_sent_concurrently_signs_in_once(transactional_db, passwor
         thread.join()
     assert sorted(statuses) == [200] + [401] * (count - 1)
     assert AuditEvent.objects.filter(action="auth.login.succeeded", actor=user).count() == 2  # password + passkey
+
+
+def test_an_expired_challenge_is_refused(enrolled, authenticator, settings):
+    import time
+
+    settings.WEBAUTHN_CHALLENGE_SECONDS = 1
+    client = anonymous()
+    options = client.post(f"{BASE}/authentication/options", {}, format="json").json()
+    time.sleep(1.5)  # waits out the cache entry's lifetime; nothing is measured
+    response = client.post(f"{BASE}/authentication", {"credential": authenticator.get(options)}, format="json")
+    assert response.status_code == 401 and response.json()["code"] == "TOKEN_INVALID"
