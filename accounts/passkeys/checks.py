@@ -18,11 +18,13 @@ def check_webauthn(app_configs=None, **kwargs):
     rp_id = settings.WEBAUTHN_RP_ID
     if not rp_id or any(c in rp_id for c in "/:@ ") or rp_id != rp_id.lower():
         errors.append(_err("WEBAUTHN_RP_ID", f"{rp_id!r} is not a lower-case host name", 1,
-                           "The relying party ID is a domain such as example.com (no scheme, port or path)."))
+                           "The relying party ID is a domain such as example.com (no scheme, port or path); "
+                           "in production it defaults to FRONTEND_URL's host."))
     if not settings.WEBAUTHN_RP_NAME:
         errors.append(_err("WEBAUTHN_RP_NAME", "must not be empty", 2))
     if not settings.WEBAUTHN_ORIGINS:
-        errors.append(_err("WEBAUTHN_ORIGINS", "must name at least one origin", 3))
+        errors.append(_err("WEBAUTHN_ORIGINS", "must name at least one origin", 3,
+                           "In production it defaults to FRONTEND_URL's origin."))
     for origin in settings.WEBAUTHN_ORIGINS:
         parts = urlsplit(origin)
         host = parts.hostname or ""
