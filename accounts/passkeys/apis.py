@@ -119,7 +119,7 @@ class AuthenticationApi(PublicApi):
         responses={200: LoginResponseSerializer,
                    401: OpenApiResponse(description="TOKEN_INVALID (challenge expired or used; sign counter "
                                                     "went backwards) or INVALID_CREDENTIALS (did not verify)."),
-                   429: OpenApiResponse(description="ACCOUNT_LOCKED")},
+                   429: OpenApiResponse(description="ACCOUNT_LOCKED (+Retry-After), or RATE_LIMITED.")},
         description="A passkey alone signs in (phishing-resistant: no second step). The session's "
                     "auth_methods are [\"passkey\"].",
     )
