@@ -159,15 +159,17 @@ def verification_resend_enqueue(*, email: str) -> None:
     the same time for a registered and an unknown address.
     """
     from accounts.tasks import verification_resend_for
+    from dashtam.outbox.services import enqueue
 
-    transaction.on_commit(lambda: verification_resend_for.delay(normalize_email(email)))
+    enqueue(verification_resend_for, normalize_email(email))
 
 
 def password_reset_request_enqueue(*, email: str) -> None:
     """The API's reset request: one task enqueued on commit, whatever the address."""
     from accounts.tasks import password_reset_request_for
+    from dashtam.outbox.services import enqueue
 
-    transaction.on_commit(lambda: password_reset_request_for.delay(normalize_email(email)))
+    enqueue(password_reset_request_for, normalize_email(email))
 
 
 @transaction.atomic

@@ -82,6 +82,8 @@ CATALOGUE: dict[str, str] = {
     "audit.verified": "The audit hash chain was verified (the result is in extra).",
     "audit.tamper_detected": "An audit event no longer matched the hash taken when it was written "
                              "(found while sealing it into the chain); its id is in extra.",
+    "audit.head_published": "The hash chain's head (head_seq, head_hash in extra) was published to the "
+                            "log; keep it outside the database and check it with audit_verify --against.",
 }
 
 

@@ -1,9 +1,10 @@
 """Tamper evidence: the row hash taken at insert, and the hash chain taken at sealing.
 
 Row hash: every event gets ``row_hash`` when it is inserted, an HMAC-SHA256 (keyed
-from SECRET_KEY, so the database alone cannot forge it) of a canonical JSON of
-its content. It covers the short time before the event is sealed: an edit in
-that window is found by the sealer and by ``audit_verify``.
+with AUDIT_HMAC_KEY, which defaults to SECRET_KEY: a secret the database never
+holds, so the database alone cannot forge it) of a canonical JSON of its content.
+``audit_verify`` re-checks it on every event, sealed or not: someone who edits a
+sealed event and recomputes the (unkeyed) chain after it is still found.
 
 Chain: the sealing task gives each event a ``seq`` (1, 2, 3, ... with no gaps),
 the ``prev_hash`` of the event before it, and ``chain_hash = SHA-256(prev_hash +
@@ -65,16 +66,27 @@ def link_hash(prev_hash: str, row: dict) -> str:
     return hashlib.sha256(f"{prev_hash}\n{payload(row)}".encode()).hexdigest()
 
 
+def hmac_keys() -> list[str]:
+    """The row-hash keys, newest first: AUDIT_HMAC_KEY (else SECRET_KEY), then
+    AUDIT_HMAC_KEY_FALLBACKS, then SECRET_KEY_FALLBACKS (rows hashed before a rotation)."""
+    current = getattr(settings, "AUDIT_HMAC_KEY", "") or settings.SECRET_KEY
+    keys = [current, *getattr(settings, "AUDIT_HMAC_KEY_FALLBACKS", []),
+            *getattr(settings, "SECRET_KEY_FALLBACKS", [])]
+    return list(dict.fromkeys(k for k in keys if k))
+
+
 def row_digest(row: dict, *, secret: str | None = None) -> str:
-    return salted_hmac(ROW_HASH_SALT, payload(row, ROW_FIELDS), secret=secret,
+    return salted_hmac(ROW_HASH_SALT, payload(row, ROW_FIELDS), secret=secret or hmac_keys()[0],
                        algorithm="sha256").hexdigest()
 
 
 def row_digest_matches(row: dict, digest: str) -> bool:
-    """True when ``digest`` is the row's hash under SECRET_KEY or one of SECRET_KEY_FALLBACKS."""
+    """True when ``digest`` is the row's hash under one of ``hmac_keys()``."""
     if not digest:
         return False
-    for secret in [settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", [])]:
-        if constant_time_compare(row_digest(row, secret=secret), digest):
+    text = payload(row, ROW_FIELDS)
+    for secret in hmac_keys():
+        if constant_time_compare(salted_hmac(ROW_HASH_SALT, text, secret=secret, algorithm="sha256").hexdigest(),
+                                 digest):
             return True
     return False

@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import connection, connections, router, transaction
 from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from audit import chain, context
 from audit.catalogue import validate
@@ -208,6 +209,31 @@ def audit_chain_head() -> tuple[int, str]:
     return _chain_head()
 
 
+PUBLISHED_ACTION = "audit.head_published"
+
+
+def audit_chain_head_publish() -> tuple[int, str]:
+    """Publish the chain's head (seq, chain_hash): a log line for storage the database
+    cannot reach, and an ``audit.head_published`` event staff see in the admin.
+
+    ``audit_verify --against SEQ:HASH`` later proves that nothing up to a published
+    head changed. The event is written only when events other than earlier
+    publications were sealed since the last one, so an idle trail does not grow by
+    its own publications; the log line is written every time. Returns the head.
+    """
+    seq, head = _chain_head()
+    logger.warning("audit chain head", extra={"head_seq": seq, "head_hash": head})
+    if not seq:
+        return seq, head
+    last = (AuditEvent.objects.filter(action=PUBLISHED_ACTION).order_by("-id")
+            .values_list("extra", flat=True).first())
+    last_seq = int((last or {}).get("head_seq") or 0)
+    if AuditEvent.objects.filter(seq__gt=last_seq, seq__lte=seq).exclude(action=PUBLISHED_ACTION).exists():
+        with transaction.atomic():
+            record(action=PUBLISHED_ACTION, extra={"head_seq": seq, "head_hash": head})
+    return seq, head
+
+
 def _seal_batch(batch_size: int) -> int | None:
     with transaction.atomic():
         if not _chain_lock(wait=False):
@@ -276,26 +302,33 @@ class ChainReport:
     broken_event_id: int | None = None
     broken_seq: int | None = None
     reason: str = ""
+    note: str = ""  # what was proven against a published head
 
     def __str__(self) -> str:
         if self.ok:
             tail = (f" ({self.unsealed} of them not sealed yet, checked against their row hash)"
                     if self.unsealed else "")
-            return f"OK: {self.checked} event(s) checked{tail}."
+            note = f" {self.note}" if self.note else ""
+            return f"OK: {self.checked} event(s) checked{tail}.{note}"
         where = f"event id {self.broken_event_id}"
         if self.broken_seq is not None:
             where += f" (seq {self.broken_seq})"
         return f"BROKEN at {where}: {self.reason}. {self.checked} sealed event(s) were checked before it."
 
 
-def audit_chain_verify(*, chunk_size: int = 2000) -> ChainReport:
+def audit_chain_verify(*, chunk_size: int = 2000, against: list[tuple[int, str]] | None = None) -> ChainReport:
     """Walk the trail and report the first broken link; writes nothing.
 
     1. The sealed events, in chain order: a link is broken when an event's
        contents no longer hash to its chain hash (edited), when its prev_hash is
-       not the previous event's hash, or when seq numbers are missing (deleted).
+       not the previous event's hash, when seq numbers are missing (deleted), or
+       when its contents no longer match its row hash (an HMAC keyed with a secret
+       the database does not hold: an edit followed by a recomputed chain).
        The first event may start after seq 1 only if a retention purge recorded,
        in its ``audit.purged`` event, the seq and hash it purged through.
+    1b. ``against``: published chain heads ``(seq, chain_hash)``. The event with
+       that seq must still carry that hash (or the purge that removed it must
+       name it): nothing up to a published head was changed, removed or relinked.
     2. ``audit.tamper_detected`` events: the sealer found an event changed
        between its insert and its sealing.
     3. The events not sealed yet: each must still match the row hash taken at insert.
@@ -307,7 +340,7 @@ def audit_chain_verify(*, chunk_size: int = 2000) -> ChainReport:
     expected_seq: int | None = None
     expected_prev = ""
     last_seq = 0
-    fields = ["seq", "prev_hash", "chain_hash", *[f for f in _HASHED if f != "seq"]]
+    fields = ["seq", "prev_hash", "chain_hash", "row_hash", *[f for f in _HASHED if f != "seq"]]
     while True:
         rows = list(AuditEvent.objects.filter(seq__gt=last_seq).order_by("seq").values(*fields)[:chunk_size])
         if not rows:
@@ -333,10 +366,25 @@ def audit_chain_verify(*, chunk_size: int = 2000) -> ChainReport:
             if chain.link_hash(row["prev_hash"], row) != row["chain_hash"]:
                 return ChainReport(False, checked, unsealed, row["id"], row["seq"],
                                    "its contents were changed after it was sealed")
+            if not chain.row_digest_matches(row, row["row_hash"]):
+                reported = (AuditEvent.objects.filter(action="audit.tamper_detected", extra__event_id=row["id"])
+                            .order_by("id").values_list("id", flat=True).first())
+                reason = (f"its contents were changed before it was sealed (reported by event {reported})"
+                          if reported else "its contents do not match its row hash (changed, and the chain "
+                          "recomputed, after it was written)")
+                return ChainReport(False, checked, unsealed, row["id"], row["seq"], reason)
             checked += 1
             expected_prev = row["chain_hash"]
             expected_seq = row["seq"] + 1
             last_seq = row["seq"]
+
+    notes = []
+    for head_seq, head_hash in against or ():
+        problem, note = _check_published_head(head_seq, head_hash)
+        if problem is not None:
+            event_id = AuditEvent.objects.filter(seq=head_seq).values_list("id", flat=True).first()
+            return ChainReport(False, checked, unsealed, event_id, head_seq, problem)
+        notes.append(note)
 
     found = (AuditEvent.objects.filter(action="audit.tamper_detected", extra__has_key="event_id").order_by("id")
              .values_list("id", "extra").first())
@@ -359,7 +407,28 @@ def audit_chain_verify(*, chunk_size: int = 2000) -> ChainReport:
                                    "its contents were changed since it was written (not sealed yet)")
             checked += 1
             last_id = row["id"]
-    return ChainReport(True, checked, unsealed)
+    return ChainReport(True, checked, unsealed, note=" ".join(notes))
+
+
+def _check_published_head(seq: int, head_hash: str) -> tuple[str | None, str]:
+    """(problem, None) when the trail no longer contains the published head ``seq:head_hash``,
+    else (None, what was proven). Called after the chain walk found every link intact, so a
+    matching head proves every event up to it unchanged."""
+    found = AuditEvent.objects.filter(seq=seq).values_list("chain_hash", flat=True).first()
+    if found is not None:
+        if not constant_time_compare(found, head_hash):
+            return (f"the published head seq {seq} had hash {head_hash[:16]}..., the trail now has "
+                    f"{found[:16]}...: events up to it were changed, removed or relinked"), ""
+        return None, f"Published head seq {seq} matches: nothing before it changed."
+    anchor = (AuditEvent.objects.filter(action="audit.purged", extra__through_seq__gte=seq)
+              .order_by("id").values_list("extra", flat=True).first())
+    if anchor is not None:
+        if int(anchor["through_seq"]) == seq and not constant_time_compare(str(anchor["through_hash"]), head_hash):
+            return (f"the published head seq {seq} had hash {head_hash[:16]}..., the purge that removed "
+                    "it recorded another: events up to it were changed before the purge"), ""
+        return None, f"Published head seq {seq} was removed by the retention purge."
+    return (f"the published head seq {seq} is not in the trail: the newest sealed events were "
+            "removed"), ""
 
 
 # --- Retention --------------------------------------------------------------------------

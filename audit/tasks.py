@@ -6,7 +6,7 @@ import logging
 
 from celery import shared_task
 
-from audit.services import audit_chain_head, audit_chain_seal, audit_events_purge
+from audit.services import audit_chain_head, audit_chain_head_publish, audit_chain_seal, audit_events_purge
 
 logger = logging.getLogger("dashtam.audit")
 
@@ -32,6 +32,20 @@ def purge_audit_events() -> int:
     Each batch records one ``audit.purged`` event. Idempotent: a second run finds
     nothing old enough.
     """
+    from django.conf import settings
+
+    if not settings.AUDIT_PURGE_ENABLED:
+        # The deployment purges under a separate database role (docs/audit.md), not from beat.
+        return 0
     purged = audit_events_purge()
     logger.info("audit retention purge", extra={"purged": purged})
     return purged
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def publish_audit_chain_head() -> int:
+    """Every AUDIT_HEAD_PUBLISH_INTERVAL seconds: seal what is pending, then publish the chain's
+    head (seq and hash) to the log and the admin (``audit.head_published``). Idempotent."""
+    audit_chain_seal()
+    seq, _ = audit_chain_head_publish()
+    return seq

@@ -1,8 +1,9 @@
 """Transactional email: rendered from templates, sent by a Celery task after commit.
 
 Every app sends mail through ``send_templated_email``. The task is enqueued on
-transaction commit, so a rolled-back change sends nothing, and a failing mail
-server is retried with backoff by the task without ever failing the request.
+transaction commit (``dashtam.outbox.services.enqueue``), so a rolled-back change
+sends nothing, a dead broker delays the email instead of losing it, and a failing
+mail server is retried with backoff by the task without ever failing the request.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.db import transaction
 from django.template.loader import render_to_string
 
 logger = logging.getLogger("dashtam.mail")
@@ -29,16 +29,11 @@ def send_templated_email(*, to: str, template: str, context: dict | None = None)
     """Enqueue one email on commit. Context values must be JSON-serialisable.
 
     Links in the context may carry one-time tokens: the context travels in the
-    broker message, which is why tokens are single-use and short-lived.
+    broker message (and, during a broker outage, sealed in the task outbox), which
+    is why tokens are single-use and short-lived. A dead broker never fails the
+    request: the email waits in the outbox (``dashtam.outbox``).
     """
+    from dashtam.outbox.services import enqueue
     from dashtam.tasks import send_email
 
-    payload = {"to": to, "template": template, "context": context or {}}
-
-    def enqueue():
-        try:
-            send_email.delay(**payload)
-        except Exception:  # noqa: BLE001 - mail must never fail the user's request
-            logger.exception("could not enqueue email", extra={"template": template})
-
-    transaction.on_commit(enqueue)
+    enqueue(send_email, to=to, template=template, context=context or {})

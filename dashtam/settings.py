@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "dashtam",
     "django_ratelimit",
     "dashtam.ratelimit",
+    "dashtam.outbox",
     "audit",
     "accounts",
     "accounts.passkeys",
@@ -501,7 +502,21 @@ CELERY_BEAT_SCHEDULE = {
         "task": "audit.tasks.purge_audit_events",
         "schedule": env.int("AUDIT_PURGE_INTERVAL", default=24 * 3600),
     },
+    "audit-publish-head": {  # audit: the chain's head to the log and the admin (audit_verify --against)
+        "task": "audit.tasks.publish_audit_chain_head",
+        "schedule": env.int("AUDIT_HEAD_PUBLISH_INTERVAL", default=300),
+    },
+    "outbox-sweep": {  # dashtam.outbox: publish the tasks a broker outage kept back
+        "task": "dashtam.outbox.tasks.sweep_outbox",
+        "schedule": env.int("OUTBOX_SWEEP_INTERVAL", default=30),
+    },
 }
+# --- Task outbox (dashtam.outbox): what a broker outage cannot lose ---------------------------
+OUTBOX_SWEEP_INTERVAL = env.int("OUTBOX_SWEEP_INTERVAL", default=30)  # seconds between sweeps
+OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=500)  # rows published per transaction
+# After a failed publish, a process writes tasks straight to the outbox for this long.
+OUTBOX_BROKER_RETRY_SECONDS = env.float("OUTBOX_BROKER_RETRY_SECONDS", default=5)
+OUTBOX_RETRY_MAX_SECONDS = env.int("OUTBOX_RETRY_MAX_SECONDS", default=600)  # longest wait between tries
 
 # --- Audit -----------------------------------------------------------------------------
 AUDIT_RETENTION_DAYS = env.int("AUDIT_RETENTION_DAYS", default=400)
@@ -510,6 +525,14 @@ AUDIT_SEAL_INTERVAL = env.int("AUDIT_SEAL_INTERVAL", default=60)  # seconds
 AUDIT_SEAL_BATCH_SIZE = env.int("AUDIT_SEAL_BATCH_SIZE", default=1000)
 AUDIT_PURGE_INTERVAL = env.int("AUDIT_PURGE_INTERVAL", default=24 * 3600)  # seconds
 AUDIT_PURGE_BATCH_SIZE = env.int("AUDIT_PURGE_BATCH_SIZE", default=5000)
+# Off when the purge runs under its own database role (manage.py audit_purge), not from beat.
+AUDIT_PURGE_ENABLED = env.bool("AUDIT_PURGE_ENABLED", default=True)
+# Seconds between publications of the chain's head (seq, hash) to the log and the admin.
+AUDIT_HEAD_PUBLISH_INTERVAL = env.int("AUDIT_HEAD_PUBLISH_INTERVAL", default=300)
+# The row-hash key (HMAC-SHA256), never stored in the database; SECRET_KEY when unset.
+# Older keys stay in AUDIT_HMAC_KEY_FALLBACKS for as long as rows hashed with them are kept.
+AUDIT_HMAC_KEY = env.str("AUDIT_HMAC_KEY", default="")
+AUDIT_HMAC_KEY_FALLBACKS = env.list("AUDIT_HMAC_KEY_FALLBACKS", default=[])
 # The admin counts at most this many matching rows (no COUNT(*) over the whole table).
 AUDIT_ADMIN_COUNT_LIMIT = env.int("AUDIT_ADMIN_COUNT_LIMIT", default=10000)
 

@@ -268,15 +268,17 @@ def provider_tokens_rotate_for_user(*, user, reason: str) -> int:
 
 
 def _enqueue_refresh(connection_id, *, force: bool = False) -> None:
+    from dashtam.outbox.services import enqueue
     from providers.tasks import refresh_connection_token
 
-    transaction.on_commit(lambda: refresh_connection_token.delay(str(connection_id), force=force))
+    enqueue(refresh_connection_token, str(connection_id), force=force)
 
 
 def _enqueue_sync(connection_id, job_id) -> None:
+    from dashtam.outbox.services import enqueue
     from providers.tasks import sync_connection
 
-    transaction.on_commit(lambda: sync_connection.delay(str(connection_id), job_id=str(job_id)))
+    enqueue(sync_connection, str(connection_id), job_id=str(job_id))
 
 
 def _sync_job_start(connection: ProviderConnection, *, now) -> list[str]:

@@ -95,9 +95,7 @@ class SessionJWTAuthentication(JWTAuthentication):
             )
             fill["global_version"] = global_version
         if fill and found.cache_ok:
-            revocation.fill(generation=found.generation, session_id=sid, user_id=uid,
-                            replace_session=found.session_stale, add_only=True,
-                            replace_keys=found.stale_keys, **fill)
+            revocation.fill(lookup=found, session_id=sid, user_id=uid, **fill)
 
         if state.user_id != uid:
             raise _invalid()
@@ -118,8 +116,9 @@ class SessionJWTAuthentication(JWTAuthentication):
             if user is None:
                 raise _invalid()
             if found.cache_ok:
-                # Read from the database just now: the freshest answer, written over the stale one.
-                revocation.fill(generation=found.generation, session_id=sid, user_id=uid,
+                # Read from the database just now: the freshest answer, written over the stale one
+                # (unless a change landed meanwhile: the fill is a compare-and-set on the lookup).
+                revocation.fill(lookup=found, session_id=sid, user_id=uid,
                                 user=user, global_version=global_version)
             if not user.is_active:
                 raise _invalid("This account is inactive.")

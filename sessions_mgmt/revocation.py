@@ -15,26 +15,36 @@ It never fails open:
   write a revocation to the cache (Redis unreachable), it changes the
   generation as soon as the cache answers again, which turns every entry
   written before into a miss.
+- A fill (what a request read from the database, written back) is a
+  compare-and-set against what that request's lookup found: the generation
+  and each key's exact stored value (absent, an older generation's entry, or a
+  CHANGED marker). One Lua script on Redis; a process lock around every write on
+  the local-memory cache. A revocation or a change that landed in between (a
+  "revoked" pin, a new marker, a new generation) makes the fill write nothing,
+  so state read before a revocation committed can never replace it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import hashlib
 import logging
+import pickle
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.db import transaction
 from django.utils import timezone
 from django_redis.exceptions import ConnectionInterrupted
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
-from dashtam.ratelimit.core import consume_many_and_read
+from dashtam.ratelimit.core import consume_many_and_read, redis_client
 
 logger = logging.getLogger("dashtam.sessions")
 
@@ -42,11 +52,15 @@ CACHE_ERRORS = (ConnectionInterrupted, RedisError)
 
 GEN_KEY = "sessions:gen"
 GLOBAL_VERSION_KEY = "sessions:gver"
-# Written over a user or global-version entry once a change of it commits. It reads as a
-# miss, and the authentication class only *adds* those entries except over this marker
-# (or an older generation's entry): a request that read the row just before the change
-# committed cannot put the old row back, while one that read it afterwards can refill it.
+# Written over a user or global-version entry once a change of it commits, unique per
+# write (CHANGED + ":" + a random id). It reads as a miss; a fill replaces it only if it
+# is still the very marker its lookup read: a request that read the row before a second
+# change committed finds that change's new marker and writes nothing.
 CHANGED = "changed"
+
+
+def changed_marker() -> str:
+    return f"{CHANGED}:{uuid.uuid4().hex}"
 
 
 def session_key(session_id) -> str:
@@ -61,6 +75,18 @@ def user_key(user_id) -> str:
 # paying a timeout on every request; remember to bump the generation afterwards.
 _lock = threading.Lock()
 _state = {"down_until": 0.0, "pending_generation_bump": False}
+# On a cache that is not Redis (the embedded default's local memory, one process), every
+# write of this module holds this lock, which makes a fill's compare-and-set atomic.
+_local_write_lock = threading.RLock()
+
+
+def _backend():
+    return caches["default"]
+
+
+def _writes_exclusive():
+    """The lock every write takes on a local cache; nothing on Redis (its scripts are atomic)."""
+    return contextlib.nullcontext() if redis_client(_backend()) is not None else _local_write_lock
 
 
 def _cache_usable() -> bool:
@@ -85,7 +111,8 @@ def _bump_generation_if_pending() -> str | None:
         return None
     generation = uuid.uuid4().hex
     try:
-        cache.set(GEN_KEY, generation, timeout=None)
+        with _writes_exclusive():
+            cache.set(GEN_KEY, generation, timeout=None)
     except CACHE_ERRORS as exc:
         _cache_failed(exc)
         return None
@@ -153,22 +180,38 @@ class Lookup:
     stale_keys: frozenset = frozenset()
     # The rate-limit decisions when the request was counted in the same round trip, else None.
     decisions: list | None = None
+    # What each key read held, as stored (None: absent): ``fill`` writes a key only while it
+    # still holds exactly this, and only while the generation key does too.
+    seen: dict = field(default_factory=dict)
 
 
-def _read(keys: list[str], count) -> tuple[dict | None, list | None]:
-    """The cache's values of ``keys`` (None: the cache failed) and, when ``count`` was
-    given and could share the round trip, the rate-limit decisions."""
+def _local_stamp(value) -> bytes | None:
+    """What a local-memory entry holds, comparable across reads (its pickle, as the cache keeps it)."""
+    return None if value is None else pickle.dumps(value, pickle.HIGHEST_PROTOCOL)
+
+
+def _read(keys: list[str], count) -> tuple[dict | None, list | None, dict]:
+    """The cache's values of ``keys`` (None: the cache failed), the rate-limit decisions when
+    ``count`` was given and could share the round trip, and each key's stored form."""
     if count:
         counted = consume_many_and_read(count, keys)
         if counted is not None:
             if counted.error is not None:
                 _cache_failed(counted.error)
-            return counted.values, counted.decisions
+            return counted.values, counted.decisions, counted.raw or {}
+    backend = _backend()
+    client = redis_client(backend)
     try:
-        return cache.get_many(keys), None
+        if client is not None:
+            raw = client.mget([backend.make_key(key) for key in keys])
+            values = {key: backend.client.decode(value) for key, value in zip(keys, raw, strict=True)
+                      if value is not None}
+            return values, None, dict(zip(keys, raw, strict=True))
+        values = cache.get_many(keys)
+        return values, None, {key: _local_stamp(values.get(key)) for key in keys}
     except CACHE_ERRORS as exc:
         _cache_failed(exc)
-        return None, None
+        return None, None, {}
 
 
 def lookup(*, session_id: str, user_id: str, count: list[tuple[str, str]] | None = None) -> Lookup:
@@ -180,7 +223,7 @@ def lookup(*, session_id: str, user_id: str, count: list[tuple[str, str]] | None
     if not _cache_usable():
         return Lookup(cache_ok=False)
     skey, ukey = session_key(session_id), user_key(user_id)
-    values, decisions = _read([GEN_KEY, skey, ukey, GLOBAL_VERSION_KEY], count)
+    values, decisions, seen = _read([GEN_KEY, skey, ukey, GLOBAL_VERSION_KEY], count)
     if values is None:
         return Lookup(cache_ok=False, decisions=decisions)
     if _state["pending_generation_bump"]:
@@ -189,10 +232,12 @@ def lookup(*, session_id: str, user_id: str, count: list[tuple[str, str]] | None
             # The cache answered the read but refused the new generation (a read-only
             # replica, out of memory): what it holds may predate a revocation. Database.
             return Lookup(cache_ok=False, decisions=decisions)
-        # Everything just read was written before the generation change: all misses.
-        return Lookup(cache_ok=True, generation=bumped, decisions=decisions)
+        # Everything just read was written before the generation change: all misses, each
+        # replaceable by a fill while it still holds what was read.
+        seen = {**seen, GEN_KEY: _stored_form(bumped)}
+        return Lookup(cache_ok=True, generation=bumped, decisions=decisions, seen=seen)
     gen = values.get(GEN_KEY) or ""
-    result = Lookup(cache_ok=True, generation=gen, decisions=decisions)
+    result = Lookup(cache_ok=True, generation=gen, decisions=decisions, seen=seen)
     stale = set()
     for key, attr in ((skey, "session"), (ukey, "user"), (GLOBAL_VERSION_KEY, "global_version")):
         entry = values.get(key)
@@ -217,58 +262,110 @@ def _without_password(user):
     return cached
 
 
-def fill(*, generation: str, session_id: str, user_id: str, session: SessionState | None = None,
-         user=None, global_version: int | None = None, replace_session: bool = False,
-         add_only: bool = False, replace_keys=frozenset()) -> None:
-    """Write what the database said back to the cache (best effort).
+def _stored_form(value):
+    """``value`` as the cache stores it (what ``Lookup.seen`` holds)."""
+    backend = _backend()
+    if redis_client(backend) is not None:
+        return backend.client.encode(value)
+    return _local_stamp(value)
 
-    A live session state is only *added*: a request that read the session just
-    before a revocation committed must not overwrite the "revoked" entry the
-    revocation pinned meanwhile (that would let the session's access tokens work
-    for another REVOCATION_CACHE_SECONDS). ``replace_session`` overwrites an
-    entry the lookup found unusable (an older generation).
 
-    With ``add_only`` (the authentication class) the user row and the global version
-    are only added as well, except over the ``replace_keys`` the lookup found stale
-    (an older generation, or the CHANGED marker a committed change left).
+# KEYS[1]: the generation key, then the keys to write. ARGV[1]: "1" when the lookup found a
+# generation (ARGV[2] its stored form), "0" when none. Then per key: mode ("set": always,
+# "new": only when absent, "cas": only while it holds exactly the expected value), the
+# expected value, the new value, the TTL in ms. Returns how many keys were written, or -1
+# when the generation changed since the lookup (nothing is written then).
+LUA_FILL = """
+local gen = redis.call('GET', KEYS[1])
+if ARGV[1] == '0' then
+  if gen then return -1 end
+elseif gen ~= ARGV[2] then
+  return -1
+end
+local written = 0
+for i = 2, #KEYS do
+  local a = 3 + (i - 2) * 4
+  local mode = ARGV[a]
+  local ok
+  if mode == 'set' then
+    ok = true
+  elseif mode == 'new' then
+    ok = redis.call('EXISTS', KEYS[i]) == 0
+  else
+    ok = redis.call('GET', KEYS[i]) == ARGV[a + 1]
+  end
+  if ok then
+    redis.call('SET', KEYS[i], ARGV[a + 2], 'PX', ARGV[a + 3])
+    written = written + 1
+  end
+end
+return written
+"""
+_FILL_SHA = hashlib.sha1(LUA_FILL.encode(), usedforsecurity=False).hexdigest()
+
+
+def fill(*, lookup: Lookup, session_id: str, user_id: str, session: SessionState | None = None,
+         user=None, global_version: int | None = None) -> None:
+    """Write what the database said back to the cache (best effort), as a compare-and-set.
+
+    Each key is written only while it still holds what ``lookup`` read there
+    (absent, an older generation's entry, a CHANGED marker, or the entry being
+    corrected), and only while the generation is still the one ``lookup`` read.
+    A request that read the session or the user just before a revocation or a
+    change committed therefore never overwrites the "revoked" entry or the
+    CHANGED marker that change left meanwhile (that would let old access tokens
+    work for another REVOCATION_CACHE_SECONDS). A "revoked" session state is
+    written unconditionally: a revocation is final.
     """
-    data: dict[str, tuple] = {}
-    ttl_by_key: dict[str, int] = {}
+    generation = lookup.generation
     if user is not None:
         user = _without_password(user)
+    writes: list[tuple[str, str, object, int]] = []  # key, mode, value, ttl seconds
     if session is not None:
         key = session_key(session_id)
-        if session.revoked or replace_session:
-            data[key] = (generation, session)
-            ttl_by_key[key] = _state_ttl(session)
-        else:
-            try:
-                cache.add(key, (generation, session), timeout=_state_ttl(session))
-            except CACHE_ERRORS as exc:
-                _cache_failed(exc)
-                return
+        mode = "set" if session.revoked else ("new" if lookup.seen.get(key) is None else "cas")
+        writes.append((key, mode, (generation, session), _state_ttl(session)))
     for key, value in ((user_key(user_id), user), (GLOBAL_VERSION_KEY, global_version)):
-        if value is None:
-            continue
-        if add_only and key not in replace_keys:
-            try:
-                cache.add(key, (generation, value), timeout=settings.REVOCATION_CACHE_SECONDS)
-            except CACHE_ERRORS as exc:
-                _cache_failed(exc)
-                return
-            continue
-        data[key] = (generation, value)
-        ttl_by_key[key] = settings.REVOCATION_CACHE_SECONDS
-    if not data:
+        if value is not None:
+            mode = "new" if lookup.seen.get(key) is None else "cas"
+            writes.append((key, mode, (generation, value), settings.REVOCATION_CACHE_SECONDS))
+    if not writes:
         return
     try:
-        if len({*ttl_by_key.values()}) == 1:
-            cache.set_many(data, timeout=next(iter(ttl_by_key.values())))
+        backend = _backend()
+        client = redis_client(backend)
+        if client is not None:
+            _fill_redis(backend, client, lookup, writes)
         else:
-            for key, value in data.items():
-                cache.set(key, value, timeout=ttl_by_key[key])
+            _fill_local(lookup, writes)
     except CACHE_ERRORS as exc:
         _cache_failed(exc)
+
+
+def _fill_redis(backend, client, lookup: Lookup, writes) -> None:
+    gen_seen = lookup.seen.get(GEN_KEY)
+    keys = [backend.make_key(GEN_KEY)]
+    argv: list = ["0" if gen_seen is None else "1", b"" if gen_seen is None else gen_seen]
+    for key, mode, value, ttl in writes:
+        keys.append(backend.make_key(key))
+        expected = lookup.seen.get(key)
+        argv.extend([mode, b"" if expected is None else expected, backend.client.encode(value), int(ttl * 1000)])
+    try:
+        client.evalsha(_FILL_SHA, len(keys), *keys, *argv)
+    except NoScriptError:
+        client.script_load(LUA_FILL)
+        client.evalsha(_FILL_SHA, len(keys), *keys, *argv)
+
+
+def _fill_local(lookup: Lookup, writes) -> None:
+    with _local_write_lock:
+        if _local_stamp(cache.get(GEN_KEY)) != lookup.seen.get(GEN_KEY):
+            return
+        for key, mode, value, ttl in writes:
+            current = _local_stamp(cache.get(key))
+            if mode == "set" or (mode == "new" and current is None) or (
+                    mode == "cas" and current is not None and current == lookup.seen.get(key)):
+                cache.set(key, value, timeout=ttl)
 
 
 def _forget(keys: list[str]) -> None:
@@ -276,7 +373,8 @@ def _forget(keys: list[str]) -> None:
     if not keys:
         return
     try:
-        cache.delete_many(keys)
+        with _writes_exclusive():
+            cache.delete_many(keys)
     except CACHE_ERRORS as exc:
         _revocation_write_failed(exc)
 
@@ -288,8 +386,9 @@ def session_revoked(*, session_id, user_id) -> None:
 
     def pin():
         try:
-            gen = cache.get(GEN_KEY) or ""
-            cache.set(session_key(session_id), (gen, state), timeout=revoked_ttl())
+            with _writes_exclusive():
+                gen = cache.get(GEN_KEY) or ""
+                cache.set(session_key(session_id), (gen, state), timeout=revoked_ttl())
         except CACHE_ERRORS as exc:
             _revocation_write_failed(exc)
 
@@ -308,7 +407,8 @@ def _mark_changed(keys: list[str], *, at_once: bool = True) -> None:
 
     def mark():
         try:
-            cache.set_many(dict.fromkeys(keys, CHANGED), timeout=settings.REVOCATION_CACHE_SECONDS)
+            with _writes_exclusive():
+                cache.set_many(dict.fromkeys(keys, changed_marker()), timeout=settings.REVOCATION_CACHE_SECONDS)
         except CACHE_ERRORS as exc:
             _revocation_write_failed(exc)
 

@@ -320,6 +320,9 @@ class CountedRead:
     decisions: list[Decision]
     values: dict | None
     error: BaseException | None = None
+    # The same values as the cache stored them (bytes, None when absent), for a caller
+    # that writes back only over exactly what it read (the revocation cache's fill).
+    raw: dict | None = None
 
 
 def consume_many_and_read(items: list[tuple[str, str]], read: list[str], *,
@@ -350,7 +353,8 @@ def consume_many_and_read(items: list[tuple[str, str]], read: list[str], *,
         _cache_failed()
         _warn_failing_open(exc)
         return CountedRead(decisions=_uncounted(parsed, degraded=True), values=None, error=exc)
-    return CountedRead(decisions=_decisions(parsed, counts), values=values)
+    return CountedRead(decisions=_decisions(parsed, counts), values=values,
+                       raw=dict(zip(read, raw, strict=True)))
 
 
 LUA_REFUND = """
