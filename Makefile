@@ -8,12 +8,13 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: help venv install install-dev run migrate demo worker test test-embedded lint check-deploy bench bench-ci clean
+.PHONY: help venv install install-dev run migrate demo worker test test-embedded schemathesis lint check-deploy bench bench-ci clean
 
 help:
 	@echo "make run    - install, migrate, load demo data, serve http://$(HOST):$(PORT) with a Celery worker+beat"
 	@echo "make test   - install test tools and run the whole suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set)"
 	@echo "make lint   - ruff, bandit, makemigrations --check"
+	@echo "make schemathesis - the OpenAPI schema against a live server (needs DATABASE_URL=postgres://..., REDIS_URL)"
 	@echo "make bench  - benchmarks in the production configuration (see docs/performance.md)"
 
 $(VENV)/bin/python:
@@ -56,6 +57,11 @@ test: install-dev
 # The suite on the embedded default even when the shell has DATABASE_URL/REDIS_URL set.
 test-embedded: install-dev
 	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL DJANGO_ENV=test $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# Schemathesis (every phase, every check) against gunicorn on PostgreSQL + Redis, with a
+# database of its own; see .ci/schemathesis.
+schemathesis: install install-dev
+	bash .ci/schemathesis
 
 lint: install-dev
 	$(VENV)/bin/ruff check .

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import RegexValidator
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from accounts.models import User, normalize_email
@@ -31,6 +33,30 @@ class PasswordField(StrictCharField):
         kwargs.setdefault("write_only", True)
         kwargs.setdefault("style", {"input_type": "password"})
         super().__init__(**kwargs)
+
+
+class NewPasswordField(PasswordField):
+    """A password being chosen. Its OpenAPI schema states the policy, so that clients (and
+    generated test bodies) can meet it: the length limits and, under
+    PASSWORD_POLICY=composition, the four character classes, written with ASCII classes
+    (and a printable ASCII symbol or space) so that any value the pattern allows passes
+    the policy. The common-password and similarity checks cannot be written as a schema.
+    """
+
+    COMPOSITION_PATTERN = (
+        r"^(?=[\s\S]*[a-z])(?=[\s\S]*[A-Z])(?=[\s\S]*[0-9])(?=[\s\S]*[ -/:-@\[-`{-~])[\s\S]*$"
+    )
+
+    def openapi_schema(self) -> dict:
+        from accounts.validators import MAX_LENGTH
+
+        if settings.PASSWORD_POLICY == "nist":
+            return {"minLength": 15, "maxLength": MAX_LENGTH, "description": (
+                "At least 15 characters, any Unicode including spaces; not a common password "
+                "and not too similar to your email or name.")}
+        return {"minLength": 8, "maxLength": MAX_LENGTH, "pattern": self.COMPOSITION_PATTERN, "description": (
+            "8 to 128 characters with an upper-case letter, a lower-case letter, a digit and a "
+            "special character; not a common password and not too similar to your email or name.")}
 
 
 class NameField(StrictCharField):
@@ -62,9 +88,12 @@ class StrictEmailField(serializers.EmailField):
         return normalize_email(super().to_internal_value(data))
 
 
+@extend_schema_serializer(examples=[OpenApiExample(
+    "A new account", request_only=True,
+    value={"email": "new.user@example.com", "password": "Correct-Horse-9!", "first_name": "Ada"})])
 class RegisterSerializer(serializers.Serializer):
     email = StrictEmailField()
-    password = PasswordField(max_length=PASSWORD_INPUT_LIMIT)
+    password = NewPasswordField(max_length=PASSWORD_INPUT_LIMIT)
     first_name = NameField(required=False, default="")
     last_name = NameField(required=False, default="")
 
@@ -81,23 +110,30 @@ class EmailSerializer(serializers.Serializer):
     email = StrictEmailField()
 
 
+# Emailed tokens are URL-safe base64 (secrets.token_urlsafe).
+TOKEN_VALIDATORS = [RegexValidator(r"^[A-Za-z0-9_-]+\Z", "The link is invalid or has expired.")]
+
+
 class TokenSerializer(serializers.Serializer):
-    token = StrictCharField(max_length=TOKEN_MAX_LENGTH)
+    token = StrictCharField(max_length=TOKEN_MAX_LENGTH, validators=TOKEN_VALIDATORS)
 
 
+@extend_schema_serializer(examples=[OpenApiExample(
+    "The demo user (make run)", request_only=True,
+    value={"email": "demo@dashtam.local", "password": "Demo-Passw0rd!"})])
 class LoginSerializer(serializers.Serializer):
     email = StrictEmailField()
     password = PasswordField(max_length=PASSWORD_MAX_LENGTH)
 
 
 class ResetPasswordSerializer(serializers.Serializer):
-    token = StrictCharField(max_length=TOKEN_MAX_LENGTH)
-    new_password = PasswordField(max_length=PASSWORD_INPUT_LIMIT)
+    token = StrictCharField(max_length=TOKEN_MAX_LENGTH, validators=TOKEN_VALIDATORS)
+    new_password = NewPasswordField(max_length=PASSWORD_INPUT_LIMIT)
 
 
 class ChangePasswordSerializer(serializers.Serializer):
     current_password = PasswordField(max_length=PASSWORD_INPUT_LIMIT)
-    new_password = PasswordField(max_length=PASSWORD_INPUT_LIMIT)
+    new_password = NewPasswordField(max_length=PASSWORD_INPUT_LIMIT)
 
 
 class DeactivateSerializer(serializers.Serializer):

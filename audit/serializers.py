@@ -27,12 +27,21 @@ class _Bound(serializers.CharField):
             day = None if moment else parse_date(text)
         except ValueError:
             moment = day = None
-        if moment is not None:
-            return moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)
-        if day is None:
-            raise serializers.ValidationError("Use YYYY-MM-DD or an ISO 8601 date-time.")
-        start = datetime.combine(day, time.min, tzinfo=UTC)
-        return start + timedelta(days=1) if self.end else start
+        try:
+            if moment is not None:
+                # In UTC: PostgreSQL refuses offsets beyond +-15:59 that ISO 8601 allows.
+                return (moment if timezone.is_aware(moment) else timezone.make_aware(moment, UTC)).astimezone(UTC)
+            if day is None:
+                raise serializers.ValidationError("Use YYYY-MM-DD or an ISO 8601 date-time.")
+            start = datetime.combine(day, time.min, tzinfo=UTC)
+            return start + timedelta(days=1) if self.end else start
+        except OverflowError:
+            raise serializers.ValidationError("This date is out of range.") from None
+
+    def openapi_schema(self) -> dict:
+        from dashtam.api.schema import DATE_OR_DATE_TIME
+
+        return dict(DATE_OR_DATE_TIME, description=self.help_text or DATE_OR_DATE_TIME["description"])
 
 
 class AuditEventFilterSerializer(serializers.Serializer):

@@ -297,7 +297,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "dashtam.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "dashtam.api.exceptions.problem_exception_handler",
     # Rate limits run after authentication, so user keys know the JWT's user.
     "DEFAULT_THROTTLE_CLASSES": ["dashtam.ratelimit.throttling.RateLimitRulesThrottle"],

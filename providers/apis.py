@@ -93,12 +93,16 @@ class ConnectionDetailApi(APIView):
                                                                       connection_id=connection_id)).data)
 
     @extend_schema(operation_id="providers_update", tags=TAG, summary="Rename a connection",
-                   request=ConnectionUpdateSerializer, responses={200: ConnectionSerializer})
+                   request=ConnectionUpdateSerializer, responses={
+                       200: ConnectionSerializer,
+                       409: OpenApiResponse(description="The alias is taken (CONFLICT).")})
     def patch(self, request, connection_id):
         connection = selectors.connection_get(user=request.user, connection_id=connection_id)
-        data = ConnectionUpdateSerializer(data=request.data)
+        # A partial update, as PATCH is: a body without alias changes nothing.
+        data = ConnectionUpdateSerializer(data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        connection = services.connection_update(connection=connection, alias=data.validated_data["alias"])
+        if "alias" in data.validated_data:
+            connection = services.connection_update(connection=connection, alias=data.validated_data["alias"])
         return Response(ConnectionSerializer(connection).data)
 
     @extend_schema(operation_id="providers_destroy", tags=TAG, summary="Disconnect and delete",
@@ -236,7 +240,9 @@ class AccountListApi(APIView):
     pagination_class = ConnectionPagination
 
     @extend_schema(operation_id="accounts_list", tags=["accounts"], summary="Your synced accounts",
-                   parameters=[AccountFilterSerializer], responses={200: AccountSerializer(many=True)})
+                   parameters=[AccountFilterSerializer], responses={
+                       200: AccountSerializer(many=True),
+                       404: OpenApiResponse(description="NOT_FOUND: connection_id is not one of yours.")})
     def get(self, request):
         filters = AccountFilterSerializer(data=request.query_params)
         filters.is_valid(raise_exception=True)

@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
 from providers.models import FinancialAccount, ProviderConnection, Transaction
+
+
+class TextField(serializers.CharField):
+    """A CharField that refuses numbers and other non-strings instead of converting them."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
 
 
 class ProviderTypeSerializer(serializers.Serializer):
@@ -46,10 +56,20 @@ class ConnectionSerializer(serializers.ModelSerializer):
         return {"code": obj.last_error_code, "message": obj.last_error_message}
 
 
+@extend_schema_serializer(examples=[OpenApiExample(
+    "The sandbox (no credentials needed)", request_only=True, value={"provider_key": "sandbox", "alias": "Play money"})])
 class ConnectionCreateSerializer(serializers.Serializer):
-    provider_key = serializers.CharField(max_length=32)
-    alias = serializers.CharField(max_length=100, required=False, allow_blank=False, trim_whitespace=True,
+    provider_key = serializers.ChoiceField(choices=[], error_messages={"invalid_choice": "Unknown provider."},
+                                           help_text="One of the provider types' keys (GET provider-types).")
+    alias = TextField(max_length=100, required=False, allow_blank=False, trim_whitespace=True,
                                   help_text="Unique among your connections; defaults to the provider's name.")
+
+    def __init__(self, *args, **kwargs):
+        from providers import registry
+
+        super().__init__(*args, **kwargs)
+        # The registered providers, read when used (the sandbox is off in production).
+        self.fields["provider_key"].choices = [t.key for t in registry.provider_types()]
 
 
 class ConnectionCreatedSerializer(serializers.Serializer):
@@ -61,7 +81,7 @@ class ConnectionCreatedSerializer(serializers.Serializer):
 
 
 class ConnectionUpdateSerializer(serializers.Serializer):
-    alias = serializers.CharField(max_length=100, allow_blank=False, trim_whitespace=True)
+    alias = TextField(max_length=100, allow_blank=False, trim_whitespace=True)
 
 
 class AuthorizationUrlSerializer(serializers.Serializer):
@@ -151,6 +171,11 @@ class DateOrDateTimeField(serializers.DateTimeField):
             moment = datetime.combine(day, time.max if self.end_of_day else time.min)
             return timezone.make_aware(moment, timezone.get_default_timezone())
         return super().to_internal_value(value)
+
+    def openapi_schema(self) -> dict:
+        from dashtam.api.schema import DATE_OR_DATE_TIME
+
+        return dict(DATE_OR_DATE_TIME, description=self.help_text or DATE_OR_DATE_TIME["description"])
 
 
 # Other spellings clients use for the same filters.

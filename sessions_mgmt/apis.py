@@ -33,7 +33,9 @@ class RefreshApi(APIView):
         operation_id="auth_refresh", tags=["auth"], auth=[],
         summary="Exchange a refresh token for a new pair (always rotates)",
         request=RefreshRequestSerializer,
-        responses={200: RefreshResponseSerializer},
+        responses={200: RefreshResponseSerializer,
+                   401: OpenApiResponse(description="TOKEN_INVALID (unknown or expired refresh token), "
+                                                    "TOKEN_REUSED, or SESSION_REVOKED.")},
         description=(
             "The presented refresh token dies the moment the new pair is issued. Presenting an "
             "already-rotated refresh token again ends the whole session (401 TOKEN_REUSED)."
@@ -80,7 +82,9 @@ class SessionDetailApi(APIView):
         operation_id="sessions_revoke", tags=["sessions"],
         summary="End one of my other sessions",
         request=None,
-        responses={204: OpenApiResponse(description="The session was ended (or had already ended).")},
+        responses={204: OpenApiResponse(description="The session was ended (or had already ended)."),
+                   400: OpenApiResponse(description="CANNOT_REVOKE_CURRENT_SESSION (use logout), "
+                                                    "or VALIDATION_ERROR.")},
     )
     def delete(self, request, session_id):
         if str(session_id) == _current_session_id(request):

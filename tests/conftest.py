@@ -23,6 +23,7 @@ from email import policy  # noqa: E402
 
 import pytest  # noqa: E402
 
+from tests.browser import browser, browser_page  # noqa: E402, F401 - shared browser fixtures
 from tests.factories import UserFactory  # noqa: E402
 
 PASSWORD = "Correct-Horse-9-Battery"
