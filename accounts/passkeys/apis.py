@@ -93,9 +93,10 @@ class AuthenticationOptionsApi(PublicApi):
     @extend_schema(
         operation_id="auth_passkeys_authentication_options", tags=["passkeys"], auth=[],
         summary="Options to sign in with a passkey (PublicKeyCredentialRequestOptions)",
-        request=s.AuthenticationOptionsSerializer, responses={200: OpenApiTypes.OBJECT,
-                                                              401: OpenApiResponse(description="TOKEN_INVALID: "
-                                                                                   "a dead mfa_token.")},
+        request=s.AuthenticationOptionsSerializer,
+        responses={200: OpenApiTypes.OBJECT,
+                   401: OpenApiResponse(description="TOKEN_INVALID: a dead mfa_token."),
+                   409: OpenApiResponse(description="CONFLICT: the mfa_token's account has no passkey.")},
         description="`{}`: usernameless (discoverable passkeys). `{email}`: that account's passkeys (the "
                     "answer looks the same for an unknown address). `{mfa_token}`: the second step of a "
                     "password login, finished with POST auth/login/mfa {mfa_token, passkey}. " + OPTIONS_HELP,
@@ -119,6 +120,7 @@ class AuthenticationApi(PublicApi):
         responses={200: LoginResponseSerializer,
                    401: OpenApiResponse(description="TOKEN_INVALID (challenge expired or used; sign counter "
                                                     "went backwards) or INVALID_CREDENTIALS (did not verify)."),
+                   403: OpenApiResponse(description="EMAIL_NOT_VERIFIED"),
                    429: OpenApiResponse(description="ACCOUNT_LOCKED (+Retry-After), or RATE_LIMITED.")},
         description="A passkey alone signs in (phishing-resistant: no second step). The session's "
                     "auth_methods are [\"passkey\"].",

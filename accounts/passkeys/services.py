@@ -427,8 +427,11 @@ def passkey_mfa_options(*, request, mfa_token: str) -> dict:
     401 TOKEN_INVALID for a dead token (or another client's); 409 CONFLICT when the
     account has no passkey (finish with a code instead).
     """
-    from accounts.mfa.services import _live_challenge
-    from accounts.mfa.totp import token_hash
+    try:
+        from accounts.mfa.services import _live_challenge
+        from accounts.mfa.totp import token_hash
+    except ImportError:  # no second-factor step in this build: no mfa_token can be alive
+        raise ProblemError("TOKEN_INVALID", DEAD_CHALLENGE) from None
 
     step = _live_challenge(request=request, mfa_token=mfa_token)
     if not Passkey.objects.filter(user_id=step.user_id).exists():
