@@ -63,19 +63,78 @@ def _changelist_url(**params) -> str:
     return reverse("admin:audit_auditevent_changelist") + "?" + urlencode(params)
 
 
+# The action filter's groups: a code's first segment decides its group; unknown segments
+# (a new feature's codes) get a group of their own, named after the segment.
+ACTION_GROUPS = {
+    "auth": "auth", "account": "auth", "session": "session", "sessions": "session",
+    "provider": "provider", "ratelimit": "rate limit", "admin": "admin", "audit": "audit",
+}
+GROUP_PREFIX = "group:"
+
+
+def action_groups() -> dict[str, list[str]]:
+    """{group: [codes]} from the catalogue, groups in a fixed order, codes sorted."""
+    groups: dict[str, list[str]] = {name: [] for name in dict.fromkeys(ACTION_GROUPS.values())}
+    for code in sorted(CATALOGUE):
+        segment = code.split(".", 1)[0]
+        groups.setdefault(ACTION_GROUPS.get(segment, segment), []).append(code)
+    return {name: codes for name, codes in groups.items() if codes}
+
+
 class ActionFilter(admin.SimpleListFilter):
-    """Choices from the catalogue (no DISTINCT over the table)."""
+    """One compact dropdown, grouped by area (choices from the catalogue, no DISTINCT over the table).
+
+    ``action=<code>`` is one code; ``action=group:<area>`` is every code of an area
+    (``action IN (...)``, which the action index answers). The dropdown submits the
+    same value as ``action_filter``: a field named ``action`` would share its name with
+    the admin's own actions menu (whose script looks it up by name).
+    """
 
     title = "action"
     parameter_name = "action"
+    form_parameter = "action_filter"
+    template = "admin/audit/action_filter.html"
 
     def lookups(self, request, model_admin):
-        return [(code, code) for code in sorted(CATALOGUE)]
+        choices = []
+        for group, codes in action_groups().items():
+            choices.append((GROUP_PREFIX + group, f"All {group} events"))
+            choices.extend((code, code) for code in codes)
+        return choices
 
     def queryset(self, request, queryset):
-        if self.value():
-            return queryset.filter(action=self.value())
-        return queryset
+        value = self.value()
+        if not value:
+            return queryset
+        if value.startswith(GROUP_PREFIX):
+            codes = action_groups().get(value[len(GROUP_PREFIX):])
+            if codes is None:
+                raise IncorrectLookupParameters(f"Unknown action group {value!r}.")
+            return queryset.filter(action__in=codes)
+        return queryset.filter(action=value)
+
+    def groups(self):
+        """For the template: [(group, [(value, label, selected)])], the group's own entry first."""
+        value = self.value() or ""
+        return [
+            (group, [(GROUP_PREFIX + group, f"All {group} events", value == GROUP_PREFIX + group)]
+             + [(code, code, value == code) for code in codes])
+            for group, codes in action_groups().items()
+        ]
+
+    def __init__(self, request, params, model, model_admin):
+        super().__init__(request, params, model, model_admin)
+        if self.form_parameter in params:
+            value = params.pop(self.form_parameter)
+            value = value[-1] if isinstance(value, list) else value
+            if value:
+                self.used_parameters[self.parameter_name] = value
+        # The form resubmits every other filter in use.
+        self.hidden_params_list = [(k, v) for k, v in request.GET.items()
+                                   if k not in (self.parameter_name, self.form_parameter, "p", "e")]
+
+    def expected_parameters(self):
+        return [self.parameter_name, self.form_parameter]
 
 
 class _ValueFilter(admin.SimpleListFilter):
@@ -249,8 +308,10 @@ class _Echo:
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyAdmin):  # read-only for everyone
-    list_display = ("created_at", "request_link", "action", "outcome", "actor_link", "ip", "target_short")
-    list_display_links = ("created_at",)
+    # Fits a 1400 px window (audit/static/audit/admin/audit.css sets the column widths).
+    list_display = ("when", "action_code", "outcome_label", "actor_link", "ip_link", "target_short", "request_link")
+    list_display_links = ("when",)
+    change_list_template = "admin/audit/auditevent/change_list.html"
     list_filter = (ActionFilter, "outcome", DateRangeFilter, RequestFilter, ActorFilter,
                    ActorEmailFilter, IpFilter)
     list_select_related = ("actor",)
@@ -263,10 +324,60 @@ class AuditEventAdmin(ReadOnlyAdmin):  # read-only for everyone
     list_max_show_all = 200
     actions = ["export_csv"]
     ordering = ("-created_at", "-id")
-    fields = ("created_at", "action", "meaning", "outcome", "actor_link", "actor_email",
-              "same_actor", "target", "request_id", "same_request", "session_id", "ip", "user_agent",
-              "fingerprint", "method", "path", "route", "extra_pretty", "seq", "prev_hash", "chain_hash")
+    # The actor once (a link to all their events, labelled with the email snapshot); the chain
+    # position and the verification state in words, the hashes beside them.
+    fields = ("when", "action", "meaning", "outcome", "verification", "chain_position", "actor_link",
+              "target", "request_full", "session_id", "ip_link", "user_agent", "fingerprint", "method", "path",
+              "route", "extra_pretty", "prev_hash", "chain_hash")
     readonly_fields = fields
+
+    class Media:
+        css = {"all": ("audit/admin/audit.css",)}
+        js = ("audit/admin/filters.js",)
+
+    # --- the Security overview ---------------------------------------------------------------
+    def get_urls(self):
+        from django.urls import path
+
+        return [
+            path("overview/", self.admin_site.admin_view(self.overview_view),
+                 name="audit_auditevent_overview"),
+            *super().get_urls(),
+        ]
+
+    def overview_view(self, request):
+        """Charts over 24 h / 7 d / 30 d; staff with ``audit.view_auditevent`` only."""
+        from django.core.exceptions import PermissionDenied
+        from django.template.response import TemplateResponse
+
+        from audit import charts
+        from audit.overview import WINDOWS, failure_actions, security_overview
+
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        data = security_overview(window_key=request.GET.get("window", ""))
+        since = data.since.isoformat(timespec="seconds")
+        changelist = reverse("admin:audit_auditevent_changelist")
+        failures = failure_actions()
+        narrow = {"action": failures[0]} if len(failures) == 1 else {}
+        tops = [
+            (top, [(label, n, changelist + "?" + urlencode({top.param: label, **narrow, "created_from": since}))
+                   for label, n in top.rows])
+            for top in data.tops
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Security overview",
+            "overview": data,
+            "windows": list(WINDOWS.values()),
+            "time_charts": [(chart, charts.time_chart(chart)) for chart in data.time_charts],
+            "bar_charts": [(chart, charts.bar_chart(chart)) for chart in data.bar_charts],
+            "tops": tops,
+            "changelist_url": changelist,
+            "since_param": since,
+        }
+        return TemplateResponse(request, "admin/audit/overview.html", context)
 
     # --- search: exact matches on indexed columns only ------------------------------------------
     def get_search_results(self, request, queryset, search_term):
@@ -276,27 +387,94 @@ class AuditEventAdmin(ReadOnlyAdmin):  # read-only for everyone
     @admin.display(description="actor")
     def actor_link(self, obj):
         if obj.actor_id:
-            return format_html('<a href="{}">{}</a>', _changelist_url(actor=obj.actor_id),
-                               obj.actor_email or obj.actor_id)
+            return format_html('<a href="{}" title="All events of {}">{}</a>', _changelist_url(actor=obj.actor_id),
+                               obj.actor_email or obj.actor_id, obj.actor_email or obj.actor_id)
         if obj.actor_email:
-            return format_html('<a href="{}">{}</a>', _changelist_url(actor_email=obj.actor_email),
-                               obj.actor_email)
+            return format_html('<a href="{}" title="All events of {}">{}</a>',
+                               _changelist_url(actor_email=obj.actor_email), obj.actor_email, obj.actor_email)
         return "-"
 
     @admin.display(description="request")
     def request_link(self, obj):
+        """The first 8 characters, the full id on hover; one click lists every event of the request."""
+        if not obj.request_id:
+            return "-"
+        short = obj.request_id if len(obj.request_id) <= 10 else obj.request_id[:8] + "\u2026"
+        return format_html('<a class="audit-rid" href="{}" title="{} (all events of this request)" '
+                           'data-request-id="{}">{}</a>',
+                           _changelist_url(request_id=obj.request_id), obj.request_id, obj.request_id, short)
+
+    @admin.display(description="request")
+    def request_full(self, obj):
         if not obj.request_id:
             return "-"
         return format_html('<a href="{}" title="All events of this request">{}</a>',
                            _changelist_url(request_id=obj.request_id), obj.request_id)
 
-    @admin.display(description="same request")
-    def same_request(self, obj):
-        return self.request_link(obj)
+    @admin.display(description="time (UTC)", ordering="created_at")
+    def when(self, obj):
+        moment = obj.created_at.astimezone(UTC)
+        return format_html('<time datetime="{}" title="{}">{}</time>', moment.isoformat(),
+                           moment.isoformat(timespec="microseconds"), moment.strftime("%Y-%m-%d %H:%M:%S"))
 
-    @admin.display(description="same actor")
-    def same_actor(self, obj):
-        return self.actor_link(obj)
+    @admin.display(description="outcome", ordering="outcome")
+    def outcome_label(self, obj):
+        return format_html('<span class="audit-outcome audit-{}">{}</span>', obj.outcome, obj.outcome)
+
+    @admin.display(description="action", ordering="action")
+    def action_code(self, obj):
+        return format_html('<span title="{}">{}</span>', CATALOGUE.get(obj.action, ""), obj.action)
+
+    @admin.display(description="IP")
+    def ip_link(self, obj):
+        if not obj.ip:
+            return "-"
+        return format_html('<a href="{}" title="All events from this address">{}</a>',
+                           _changelist_url(ip=obj.ip), obj.ip)
+
+    @admin.display(description="chain position")
+    def chain_position(self, obj):
+        if obj.seq is None:
+            return (f"Not sealed yet: the sealing task links new events into the chain every "
+                    f"{settings.AUDIT_SEAL_INTERVAL} s.")
+        head = AuditEvent.objects.filter(seq__isnull=False).order_by("-seq").values_list("seq", flat=True).first()
+        previous = AuditEvent.objects.filter(seq=obj.seq - 1).values_list("pk", flat=True).first()
+        text = f"Event {obj.seq:,} of {head or obj.seq:,} in the chain"
+        if previous is not None:
+            return format_html('{}; it follows <a href="{}">event {}</a>.', text,
+                               reverse("admin:audit_auditevent_change", args=[previous]), f"{obj.seq - 1:,}")
+        return f"{text}; it is the first (or the events before it were purged)."
+
+    @admin.display(description="verification")
+    def verification(self, obj):
+        """This row alone: its contents against its hash, and its link to the event before it.
+        ``manage.py audit_verify`` checks the whole chain."""
+        from audit import chain
+
+        row = {name: getattr(obj, name) for name in chain.HASHED_FIELDS}
+        # The keyed row hash taken at insert: an edit whose author recomputed the (unkeyed)
+        # chain after it still fails here.
+        row_ok = chain.row_digest_matches({name: row[name] for name in chain.ROW_FIELDS}, obj.row_hash)
+        if obj.seq is None:
+            ok = row_ok
+            message = ("Matches the hash taken when it was written (not sealed yet)." if ok else
+                       "Does NOT match the hash taken when it was written: it was changed.")
+        else:
+            chained = chain.link_hash(obj.prev_hash, row) == obj.chain_hash
+            previous = AuditEvent.objects.filter(seq=obj.seq - 1).values_list("chain_hash", flat=True).first()
+            linked = previous is None or previous == obj.prev_hash
+            ok = row_ok and chained and linked
+            if ok:
+                message = ("Verified: its contents match the hash taken when it was written and its chain "
+                           "hash, and it links to the event before it.")
+            elif not row_ok:
+                message = "BROKEN: its contents no longer match the keyed hash taken when it was written."
+            elif not chained:
+                message = "BROKEN: its contents no longer match its chain hash (changed after sealing)."
+            else:
+                message = "BROKEN: its previous hash does not match the event before it."
+        return format_html('<strong class="audit-verify audit-verify-{}">{}</strong>',
+                           "ok" if ok else "broken", message)
 
     @admin.display(description="target")
     def target(self, obj):
@@ -308,7 +486,8 @@ class AuditEventAdmin(ReadOnlyAdmin):  # read-only for everyone
     def target_short(self, obj):
         if not obj.target_type:
             return "-"
-        return f"{obj.target_type.rsplit('.', 1)[-1]}: {obj.target_repr[:60]}"
+        text = f"{obj.target_type.rsplit('.', 1)[-1]}: {obj.target_repr}"
+        return format_html('<span title="{}">{}</span>', self.target(obj), text[:80])
 
     @admin.display(description="meaning")
     def meaning(self, obj):

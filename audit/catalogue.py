@@ -75,6 +75,8 @@ CATALOGUE: dict[str, str] = {
     "provider.token.rotation_requested": "Breach rotation: a connection's tokens must be replaced "
                                          "(refreshed, or else re-authorized); the reason is in extra.",
     "provider.token.reauth_warning": "The user was emailed that a provider's refresh token expires soon.",
+    "provider.circuit.opened": "Calls to a provider failed repeatedly: its circuit breaker opened and "
+                               "calls are refused for CIRCUIT_BREAKER_RESET_SECONDS.",
     # platform
     "ratelimit.exceeded": "A client went over a rate limit (one event per key and window).",
     "admin.action": "A staff member ran an action in the admin (the action and count are in extra).",

@@ -18,6 +18,7 @@ from audit import chain, context
 from audit.catalogue import validate
 from audit.models import AuditEvent, Outcome
 from dashtam.logging import scrub
+from dashtam.observability import metrics
 
 logger = logging.getLogger("dashtam.audit")
 
@@ -56,6 +57,7 @@ def record(*, action: str, outcome: str = "success", target=None, extra: dict | 
         if ctx.origin != "request" and not _user_exists(actor_id):
             # A task enqueued by a user who has been deleted since: keep the email snapshot.
             actor_id = None
+    metrics.audit_event(action, outcome)
     return _insert(AuditEvent(
         action=action,
         outcome=outcome,

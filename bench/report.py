@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bench.stats import fmt, fmt_spread, markdown_table
 
-ORDER = ["baseline", "me", "ratelimit_overhead", "refresh", "login", "audit_admin", "provider_refresh"]
+ORDER = ["baseline", "me", "ratelimit_overhead", "metrics_overhead", "refresh", "login", "audit_admin", "provider_refresh"]
 
 
 def _result(name: str, s: dict) -> str:
@@ -15,6 +15,10 @@ def _result(name: str, s: dict) -> str:
                 f"{fmt_spread(s.get('cpu_ratio_to_baseline'), 2)}×")
     if name == "ratelimit_overhead":
         return (f"limiter on {fmt_spread(s['on']['rps'], 0)}/s vs off {fmt_spread(s['off']['rps'], 0)}/s: "
+                f"costs {fmt_spread(s['cost_pct'], 1)}% of throughput, "
+                f"{fmt_spread(s.get('cpu_cost_pct'), 1)}% of CPU per request")
+    if name == "metrics_overhead":
+        return (f"metrics on {fmt_spread(s['on']['rps'], 0)}/s vs off {fmt_spread(s['off']['rps'], 0)}/s: "
                 f"costs {fmt_spread(s['cost_pct'], 1)}% of throughput, "
                 f"{fmt_spread(s.get('cpu_cost_pct'), 1)}% of CPU per request")
     if name == "refresh":

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import report, scenarios, seed, stack  # noqa: E402
 
-ORDER = ["baseline", "me", "ratelimit_overhead", "refresh", "login", "audit_admin", "provider_refresh"]
+ORDER = ["baseline", "me", "ratelimit_overhead", "metrics_overhead", "refresh", "login", "audit_admin", "provider_refresh"]
 
 
 def options(args) -> scenarios.Options:
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         # refreshes enqueue is sent while they run. provider_refresh brings its own.
         mail_worker = bench.celery("worker", "--pool", "threads", "--concurrency", "4",
                                    "--without-gossip", "--without-mingle")
-        http = [s for s in ("baseline", "me", "ratelimit_overhead") if s in wanted]
+        http = [s for s in ("baseline", "me", "ratelimit_overhead", "metrics_overhead") if s in wanted]
         if http:
             log("scenarios " + ", ".join(http) + " (interleaved rounds)")
             _guard(results, http, lambda: scenarios.http_group(bench, set(http)), log)

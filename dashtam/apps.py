@@ -7,3 +7,8 @@ class DashtamConfig(AppConfig):
 
     def ready(self):
         from dashtam import checks  # noqa: F401 - registers the configuration checks
+        from dashtam.observability import checks as _observability_checks  # noqa: F401
+        from dashtam.observability import metrics, tracing
+
+        metrics.connect_signals()
+        tracing.configure_from_settings()

@@ -75,7 +75,19 @@ class RequestContextFilter(logging.Filter):
                 record.path = ctx.path
             if ctx.session_id:
                 record.session_id = ctx.session_id
+        if _tracing_on():
+            from dashtam.observability.tracing import current_ids
+
+            ids = current_ids()
+            if ids is not None:
+                record.trace_id, record.span_id = ids
         return True
+
+
+def _tracing_on() -> bool:
+    from dashtam.observability import tracing
+
+    return tracing.enabled()
 
 
 class JsonFormatter(_BaseJsonFormatter):

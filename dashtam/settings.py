@@ -108,6 +108,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Request context first: every response, even a crash, carries X-Request-ID.
     "audit.middleware.RequestContextMiddleware",
+    # Request count and latency by route and status (off with METRICS_ENABLED=false).
+    "dashtam.observability.middleware.MetricsMiddleware",
     "dashtam.api.middleware.ProblemDetailsMiddleware",
     "dashtam.api.middleware.HttpsOnlyApiMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -157,6 +159,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env.int("DB_CONNECT_TIMEOUT", default=5))
 DATABASE_URL_SET = "DATABASE_URL" in env
 
+# --- Observability (docs/observability.md) -------------------------------------
+# Prometheus metrics at /metrics, served only to a bearer token or an allowed network.
+METRICS_ENABLED = env.bool("METRICS_ENABLED", default=True)
+METRICS_BEARER_TOKEN = env.str("METRICS_BEARER_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+# Celery queues whose depth is read at scrape time.
+METRICS_CELERY_QUEUES = env.list("METRICS_CELERY_QUEUES", default=["celery"])
+# gunicorn's worker processes share their samples through files here (prometheus_client
+# reads the variable itself, at import: set it in the environment before start).
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+# OpenTelemetry tracing: off unless an OTLP/HTTP endpoint is given.
+OTEL_EXPORTER_OTLP_ENDPOINT = env.str("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", default="dashtam")
+
 # --- Cache (Redis or local memory) ------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
@@ -169,13 +185,16 @@ if REDIS_URL:
                 "CLIENT_CLASS": "django_redis.client.DefaultClient",
                 "SOCKET_CONNECT_TIMEOUT": env.float("REDIS_CONNECT_TIMEOUT", default=0.5),
                 "SOCKET_TIMEOUT": env.float("REDIS_SOCKET_TIMEOUT", default=0.5),
+                # Times every command for dashtam_cache_operation_duration_seconds.
+                **({"REDIS_CLIENT_CLASS": "dashtam.observability.cache.TimedRedis"} if METRICS_ENABLED else {}),
             },
         }
     }
 else:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "BACKEND": "dashtam.observability.cache.TimedLocMemCache" if METRICS_ENABLED
+            else "django.core.cache.backends.locmem.LocMemCache",
             "LOCATION": "dashtam",
         }
     }

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from dashtam import health
 from dashtam.docs_views import SwaggerUiView, favicon, home
+from dashtam.observability.views import metrics
 
 api_v1 = [
     path("auth/", include("accounts.urls")),
@@ -20,6 +21,7 @@ urlpatterns = [
     path("favicon.ico", favicon, name="favicon"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SwaggerUiView.as_view(url_name="schema"), name="swagger-ui"),

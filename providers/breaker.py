@@ -117,8 +117,24 @@ def record_failure(provider_key: str) -> None:
             cache.set(_key(provider_key, "opened_at"), time.time(), timeout=_ttl())
             cache.delete(_key(provider_key, "probe"))
             logger.warning("circuit open", extra={"provider": provider_key, "failures": failures})
+            _audit_opened(provider_key, failures, half_open)
     except Exception:  # noqa: BLE001
         logger.warning("circuit breaker state not saved (cache unavailable)")
+
+
+def _audit_opened(provider_key: str, failures: int, half_open: bool) -> None:
+    """One ``provider.circuit.opened`` event per opening (the security overview charts them)."""
+    from django.db import transaction
+
+    from audit.services import record
+
+    try:
+        with transaction.atomic():  # a savepoint: a failed write leaves the caller's transaction usable
+            record(action="provider.circuit.opened", outcome="failure", target_type="providers.provider",
+                   target_id=provider_key, target_repr=provider_key,
+                   extra={"provider": provider_key, "failures": failures, "after_probe": half_open})
+    except Exception:  # noqa: BLE001 - the breaker must open even if the audit write fails
+        logger.exception("could not record provider.circuit.opened")
 
 
 def reset(provider_key: str) -> None:

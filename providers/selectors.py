@@ -53,3 +53,28 @@ def transaction_list(*, account: FinancialAccount, start=None, end=None, types=N
     if types:
         qs = qs.filter(type__in=types)
     return qs
+
+
+def token_refresh_lag_seconds() -> float:
+    """How long the most overdue token refresh has been waiting, in seconds (0 when none is late).
+
+    A token is due PROVIDER_REFRESH_AHEAD seconds before it expires; the lag is
+    the time since the earliest due moment among active (or erroring) connections.
+    One indexed read of the earliest ``expires_at``; for the metrics scrape.
+    """
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from providers.models import ConnectionStatus, ProviderToken
+
+    now = timezone.now()
+    ahead = timedelta(seconds=settings.PROVIDER_REFRESH_AHEAD)
+    earliest = (ProviderToken.objects
+                .filter(connection__status__in=[ConnectionStatus.ACTIVE, ConnectionStatus.ERROR],
+                        expires_at__lte=now + ahead)
+                .order_by("expires_at").values_list("expires_at", flat=True).first())
+    if earliest is None:
+        return 0.0
+    return max(0.0, (now - (earliest - ahead)).total_seconds())

@@ -65,7 +65,7 @@ class HttpsOnlyApiMiddleware:
     The health endpoints stay reachable for load balancers on the private network.
     """
 
-    EXEMPT = ("/healthz", "/readyz")
+    EXEMPT = ("/healthz", "/readyz", "/metrics")  # /metrics has its own guard (observability.views)
 
     def __init__(self, get_response):
         self.get_response = get_response

@@ -251,6 +251,9 @@ def early_count(*, django_request, view, user_id: str) -> EarlyCount | None:
 
 def refusal(limits: RequestLimits):
     """The RATELIMIT_EXCEPTION_CLASS instance for a refused request (429 RATE_LIMITED)."""
+    from dashtam.observability.metrics import ratelimit_refused
+
+    ratelimit_refused(hit.rule.name for hit in limits.refused)
     return exception_class()(retry_after=limits.retry_after, headers=limits.headers())
 
 

@@ -33,6 +33,7 @@ import requests
 from django.conf import settings
 from django.utils import timezone
 
+from dashtam.observability import metrics
 from providers import breaker
 from providers.exceptions import (
     InvalidGrant,
@@ -140,6 +141,7 @@ _sessions = threading.local()
 
 
 class ProviderSession(requests.Session):
+    provider_key = "unknown"  # the metrics' label; set by _thread_session
     """A ``requests.Session`` that reads the environment once, when it is made.
 
     With ``trust_env`` on (requests' default), every request walks ``os.environ``
@@ -179,7 +181,14 @@ class ProviderSession(requests.Session):
     def request(self, method, url, **kwargs):
         if self._environ_proxies and kwargs.get("proxies") is None:
             kwargs["proxies"] = self.proxies_for(url)
-        return super().request(method, url, **kwargs)
+        started = time.perf_counter()
+        status = None
+        try:
+            response = super().request(method, url, **kwargs)
+            status = response.status_code
+            return response
+        finally:
+            metrics.provider_call(self.provider_key, started, status)
 
 
 def _thread_session(key: str) -> requests.Session:
@@ -196,6 +205,7 @@ def _thread_session(key: str) -> requests.Session:
     session = by_key.get(key)
     if session is None:
         session = by_key[key] = ProviderSession()
+        session.provider_key = key
     return session
 
 

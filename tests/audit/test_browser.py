@@ -98,9 +98,12 @@ def test_staff_find_exactly_the_events_of_a_reported_request(browser, live_serve
     assert rows.count() == len(expected)
     assert "auth.login.failed" in page.locator("#result_list").inner_text()
     for i in range(rows.count()):
-        assert request_id in rows.nth(i).inner_text()
+        # The list shows the id's first characters; the whole id is on the link (and its hover title).
+        link = rows.nth(i).locator("a.audit-rid")
+        assert request_id[:8] in link.inner_text()
+        assert link.get_attribute("data-request-id") == request_id and request_id in link.get_attribute("title")
     # From a row to every event of the same request, through the link.
-    page.locator("#result_list tbody tr a[title='All events of this request']").first.click()
+    page.locator("#result_list tbody tr a.audit-rid").first.click()
     page.wait_for_load_state()
     assert page.locator("#result_list tbody tr").count() == len(expected)
     assert f"request_id={request_id}" in page.url

@@ -1,0 +1,79 @@
+"""docker/: the compose file, Prometheus' scrape config and the Grafana dashboard parse, and
+every metric the dashboard queries is one the app really exposes (Docker cannot run here)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCKER = ROOT / "docker"
+TOKEN = "deploy-files-scrape-token-0123456789abcdef"
+
+
+def _exposed(client, settings) -> set[str]:
+    """Sample names a scrape can carry (families expand into _total, _bucket, _count, _sum ...)."""
+    settings.METRICS_BEARER_TOKEN = TOKEN
+    text = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").content.decode()
+    names = set()
+    for family in text_string_to_metric_families(text):
+        names.add(family.name)
+        suffixes = {"counter": ["_total", "_created"], "histogram": ["_bucket", "_count", "_sum", "_created"]}
+        names.update(family.name + s for s in suffixes.get(family.type, []))
+    return names
+
+
+def test_compose_runs_prometheus_grafana_and_a_trace_collector():
+    compose = yaml.safe_load((DOCKER / "compose.yaml").read_text())
+    services = compose["services"]
+    assert {"prometheus", "grafana", "jaeger", "web", "worker"} <= set(services)
+    web = services["web"]
+    assert web["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
+    assert web["environment"]["PROMETHEUS_MULTIPROC_DIR"] == "/var/run/dashtam-metrics"
+    assert "python:dashtam.observability.gunicorn" in web["command"]
+    assert "metrics:/var/run/dashtam-metrics" in services["worker"]["volumes"]  # the worker's tasks count too
+    assert compose["secrets"]["metrics_token"] == {"environment": "METRICS_BEARER_TOKEN"}
+    mounted = [v.split(":")[0] for v in services["grafana"]["volumes"]]
+    for source in mounted + [v.split(":")[0] for v in services["prometheus"]["volumes"]]:
+        assert (DOCKER / source).exists(), source
+    # The gunicorn config module named in the command exists and has the hook gunicorn calls.
+    from dashtam.observability import gunicorn
+
+    assert callable(gunicorn.child_exit)
+
+
+def test_prometheus_scrapes_metrics_with_the_bearer_token():
+    config = yaml.safe_load((DOCKER / "prometheus" / "prometheus.yml").read_text())
+    (job,) = config["scrape_configs"]
+    assert job["metrics_path"] == "/metrics"
+    assert job["authorization"] == {"type": "Bearer", "credentials_file": "/run/secrets/metrics_token"}
+    assert job["static_configs"][0]["targets"] == ["web:8000"]
+
+
+def test_grafana_provisioning_points_at_the_dashboard_and_prometheus():
+    datasources = yaml.safe_load((DOCKER / "grafana/provisioning/datasources/prometheus.yaml").read_text())
+    assert datasources["datasources"][0]["url"] == "http://prometheus:9090"
+    uid = datasources["datasources"][0]["uid"]
+    providers = yaml.safe_load((DOCKER / "grafana/provisioning/dashboards/dashtam.yaml").read_text())
+    assert providers["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+    dashboard = json.loads((DOCKER / "grafana/dashboards/dashtam.json").read_text())
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    assert panels and all(t["datasource"]["uid"] == uid for p in panels for t in p["targets"])
+
+
+@pytest.mark.django_db
+def test_every_metric_on_the_dashboard_exists_and_every_issue_metric_is_on_it(client, settings):
+    dashboard = json.loads((DOCKER / "grafana/dashboards/dashtam.json").read_text())
+    exprs = [t["expr"] for p in dashboard["panels"] if p["type"] != "row" for t in p["targets"]]
+    used = {m for expr in exprs for m in re.findall(r"\bdashtam_[a-z0-9_]+", expr)}
+    exposed = _exposed(client, settings)
+    assert used - exposed == set()
+    from tests.observability.test_metrics import EXPECTED
+
+    for family in EXPECTED:
+        assert any(name == family or name.startswith(family + "_") for name in used), family
