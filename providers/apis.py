@@ -141,7 +141,7 @@ class TokenRefreshApi(APIView):
         if result.status in ("refreshed", "fresh"):
             refreshed = result.status == "refreshed"
             body = {"status": result.connection_status, "expires_at": result.expires_at,
-                    "rotation": result.rotation if refreshed else None, "refreshed": refreshed}
+                    "rotation": result.rotation if refreshed else "same_token_returned", "refreshed": refreshed}
             return Response(TokenRefreshResultSerializer(body).data)
         if result.status == "in_progress":
             raise ProblemError("CONFLICT", "A refresh of this connection is already running.")

@@ -92,9 +92,9 @@ class TokenRefreshResultSerializer(serializers.Serializer):
     status = serializers.CharField(help_text="The connection's status after the refresh.")
     expires_at = serializers.DateTimeField(allow_null=True)
     rotation = serializers.ChoiceField(
-        choices=["rotated", "same_token_returned", "not_included"], allow_null=True,
-        help_text="What the provider did with the refresh token; null when the token was still fresh "
-                  "and the provider was not called.")
+        choices=["rotated", "same_token_returned", "not_included"],
+        help_text="What the provider did with the refresh token; same_token_returned when the token was "
+                  "still fresh and the provider was not called (refreshed: false).")
     refreshed = serializers.BooleanField(
         help_text="False when the token was obtained less than PROVIDER_TOKEN_FRESH_SECONDS ago: the answer "
                   "is the stored state and the provider was not called.")

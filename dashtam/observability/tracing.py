@@ -30,6 +30,34 @@ def traces_url(endpoint: str) -> str:
     return endpoint if endpoint.endswith("/v1/traces") else endpoint + "/v1/traces"
 
 
+# Request-span attributes that carry the query string: its values can be secrets (the
+# OAuth callback's code and state), so only the parameter names reach a trace.
+_URL_ATTRIBUTES = ("http.url", "http.target", "url.full", "url.query")
+
+
+def redact_query(value: str, *, bare: bool = False) -> str:
+    """``value`` (a URL or a target; a query alone when ``bare``) with every query value replaced by REDACTED."""
+    if bare:
+        head, sep, query = "", "", value
+    else:
+        head, sep, query = value.partition("?")
+        if not sep:
+            return value
+    names = [part.split("=", 1)[0] for part in query.split("&") if part]
+    redacted = "&".join(f"{name}=REDACTED" for name in names)
+    return f"{head}{sep}{redacted}"
+
+
+def _request_hook(span, request) -> None:
+    if span is None or not span.is_recording():
+        return
+    attributes = getattr(span, "attributes", None) or {}
+    for key in _URL_ATTRIBUTES:
+        value = attributes.get(key)
+        if isinstance(value, str) and value:
+            span.set_attribute(key, redact_query(value, bare=key == "url.query"))
+
+
 def _response_hook(span, request, response) -> None:
     request_id = getattr(request, "request_id", None)
     if span is not None and span.is_recording() and request_id:
@@ -78,7 +106,8 @@ def configure(*, endpoint: str, service_name: str, set_global: bool = True, expo
         provider.add_span_processor(BatchSpanProcessor(exporter or OTLPSpanExporter(endpoint=traces_url(endpoint))))
         if set_global:
             trace.set_tracer_provider(provider)
-        DjangoInstrumentor().instrument(tracer_provider=provider, response_hook=_response_hook)
+        DjangoInstrumentor().instrument(tracer_provider=provider, request_hook=_request_hook,
+                                        response_hook=_response_hook)
         PsycopgInstrumentor().instrument(tracer_provider=provider, skip_dep_check=True)
         RequestsInstrumentor().instrument(tracer_provider=provider)
         RedisInstrumentor().instrument(tracer_provider=provider)

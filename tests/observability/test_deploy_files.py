@@ -77,3 +77,13 @@ def test_every_metric_on_the_dashboard_exists_and_every_issue_metric_is_on_it(cl
 
     for family in EXPECTED:
         assert any(name == family or name.startswith(family + "_") for name in used), family
+
+
+def test_unauthenticated_observability_uis_listen_on_the_loopback_only():
+    """Prometheus' UI and API serve every scraped metric, Jaeger's every trace, and Mailpit every
+    email (one-time links included), all without a login. Published on every interface, they
+    would hand anyone on the network what /metrics' bearer token protects."""
+    services = yaml.safe_load((DOCKER / "compose.yaml").read_text())["services"]
+    for name in ("prometheus", "jaeger", "mailpit"):
+        for port in services[name].get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), (name, port)

@@ -32,7 +32,7 @@ def test_a_forced_refresh_of_a_fresh_token_answers_from_the_stored_state(auth_cl
 
     assert response.status_code == 200, response.content
     body = response.json()
-    assert body["refreshed"] is False and body["rotation"] is None and body["status"] == "active"
+    assert body["refreshed"] is False and body["rotation"] == "same_token_returned" and body["status"] == "active"
     assert body["expires_at"] == stored.expires_at.isoformat().replace("+00:00", "Z")
     assert len(schwab.token_calls) == calls  # the provider was not called
     token = ProviderToken.objects.get(connection_id=connection_id)
