@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 
 from accounts import services
+from accounts.email_address import canonical_email
 from accounts.lockout import lockout_state
 from accounts.models import User
 from accounts.names import name_problems
@@ -115,6 +116,14 @@ class UserAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(recent_failures=_recent_failures())
+
+    def get_search_results(self, request, queryset, search_term):
+        # An address (anything with an @) is searched in its canonical form, the form every
+        # address is stored in: "USER@Example.com" and "uſer@example.com" find user@example.com.
+        term = search_term.strip()
+        if "@" in term:
+            return queryset.filter(email__contains=canonical_email(term)), False
+        return super().get_search_results(request, queryset, search_term)
 
     # Each action needs its own permission (allowed_permissions): "view" alone runs none of them.
     def has_unlock_permission(self, request) -> bool:

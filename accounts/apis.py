@@ -103,6 +103,35 @@ class LoginApi(PublicApi):
         return Response(body, headers=NO_STORE)
 
 
+def _login_body(result) -> dict:
+    return {
+        "access": result.access, "refresh": result.refresh, "token_type": "Bearer",
+        "expires_in": result.expires_in, "session_id": result.session_id,
+        "user": s.UserSerializer(result.user).data,
+    }
+
+
+class UnlockApi(PublicApi):
+    @extend_schema(
+        operation_id="auth_unlock", tags=["auth"], auth=[],
+        summary="Unlock a locked account with the link from the lockout email, and sign in",
+        request=s.TokenSerializer,
+        responses={200: s.LoginResponseSerializer,
+                   400: OpenApiResponse(description="INVALID_TOKEN (bad, expired, used or replaced), "
+                                                    "or VALIDATION_ERROR.")},
+        description=(
+            "The \"account locked\" email carries a single-use link to FRONTEND_URL/unlock?token=...; "
+            "its token, posted here, ends the account's lock and answers like a successful login. "
+            "Valid UNLOCK_TOKEN_MINUTES (15); only the newest link works."
+        ),
+    )
+    def post(self, request):
+        data = s.TokenSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        result = services.lockout_unlock(request=request._request, token=data.validated_data["token"])
+        return Response(_login_body(result), headers=NO_STORE)
+
+
 class RequestPasswordResetApi(PublicApi):
     @extend_schema(
         operation_id="auth_request_password_reset", tags=["auth"], auth=[],

@@ -25,6 +25,7 @@ def check_lockout_and_tokens(app_configs=None, **kwargs):
         "LOCKOUT_COOLOFF_SECONDS": (settings.LOCKOUT_COOLOFF_SECONDS, 4),
         "EMAIL_VERIFICATION_TOKEN_HOURS": (settings.EMAIL_VERIFICATION_TOKEN_HOURS, 5),
         "PASSWORD_RESET_TOKEN_MINUTES": (settings.PASSWORD_RESET_TOKEN_MINUTES, 6),
+        "UNLOCK_TOKEN_MINUTES": (settings.UNLOCK_TOKEN_MINUTES, 10),
     }
     for variable, (value, n) in positive.items():
         if value <= 0:

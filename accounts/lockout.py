@@ -19,6 +19,7 @@ keeps that answer and gives every other locked request (the admin login) a 429 t
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,7 +32,9 @@ from django.db.models import Q
 from django.http import HttpResponse
 from django.utils import timezone
 
-from accounts.models import normalize_email
+from accounts.email_address import MAX_LENGTH as EMAIL_MAX_LENGTH
+from accounts.email_address import canonical_email
+from audit import context as request_context
 from audit.context import client_ip_for_request
 from dashtam.api.problems import problem_response
 
@@ -49,12 +52,21 @@ def cool_off(request=None) -> timedelta:
 
 
 def axes_username(request, credentials) -> str | None:
-    """AXES_USERNAME_CALLABLE: the normalised email, so case variants share one counter."""
+    """AXES_USERNAME_CALLABLE: the canonical email, the very key the login looks the account up by.
+
+    So every spelling that reaches an account (case, ``ſ`` for ``s``, full-width letters)
+    counts toward that account's one counter, from the API and the admin login alike.
+    """
     credentials = credentials or {}
     raw = credentials.get("email") or credentials.get("username") or ""
     if not isinstance(raw, str):
         return None
-    return normalize_email(raw) or None
+    email = canonical_email(raw)
+    if len(email) > EMAIL_MAX_LENGTH:
+        # Longer than any account's address (NFKC can lengthen junk): still one stable
+        # key, and one that fits axes' column.
+        return "sha256:" + hashlib.sha256(email.encode()).hexdigest()
+    return email or None
 
 
 @dataclass(frozen=True)
@@ -138,6 +150,12 @@ class LockoutHandler(AxesDatabaseHandler):
     Axes compares ``get_failures`` with ``AXES_FAILURE_LIMIT``. We report the
     account's failures, or the limit itself once the client IP has reached
     LOCKOUT_IP_FAILURE_LIMIT, so either threshold locks the login.
+
+    Before the password is checked, a client that has signed in to the account before
+    (``known_client``) is not held by the IP lock, only by the account's: its right
+    password signs in. After a failed password (``user_login_failed``) the IP lock
+    holds for everyone, so a wrong password from a known client is counted toward the
+    account and answered 429 like anyone's, and the answer tells nothing about history.
     """
 
     def get_failures(self, request, credentials: dict | None = None) -> int:
@@ -148,9 +166,30 @@ class LockoutHandler(AxesDatabaseHandler):
         )
         # Whether this address had any attempt on record before this login (see user_logged_in).
         request.dashtam_account_attempts = state.account_has_attempts
-        if state.ip_locked:
+        if state.ip_locked and (getattr(request, "dashtam_counting_failure", False) or not known_client(
+                request, username=get_client_username(request, credentials))):
             return max(state.account_failures, get_failure_limit(request, credentials))
         return state.account_failures
+
+    def user_login_failed(self, sender, credentials: dict, request=None, **kwargs):
+        """Axes' counting, then, for the failure that has just set a lock, the notice.
+
+        Axes sets ``axes_failures_since_start`` only when it counted this failure (not
+        during a lock), so the owner is told once per lock, whichever form failed.
+        """
+        if request is not None:
+            # A known client gets past the IP lock to have its password checked; a wrong one is
+            # counted toward the account and then refused by the IP lock like anyone's.
+            request.dashtam_counting_failure = True
+        super().user_login_failed(sender, credentials, request, **kwargs)
+        if request is None or not getattr(request, "axes_locked_out", False) \
+                or getattr(request, "axes_failures_since_start", None) is None:
+            return
+        username = get_client_username(request, credentials)
+        if username and not username.startswith("sha256:"):
+            from accounts.services import lockout_notice
+
+            lockout_notice(request=request, email=username)
 
     def user_logged_in(self, sender, request, user, **kwargs):
         """AXES_RESET_ON_SUCCESS without axes' extra reads on every login.
@@ -170,6 +209,29 @@ class LockoutHandler(AxesDatabaseHandler):
             if username:
                 AccessAttempt.objects.filter(username=username).delete()
         return None
+
+
+def known_client(request, *, username: str | None) -> bool:
+    """Whether this client has signed in to the account ``username`` before (docs/accounts.md,
+    "Known clients pass the IP lock"): a login session of that account was started from
+    the same IP address and User-Agent. Asked only while the client IP is locked; the
+    answer is kept on the request.
+    """
+    known = getattr(request, "dashtam_known_client", None)
+    if known is not None:
+        return known
+    known = False
+    ip = getattr(request, "axes_ip_address", None)
+    if username and ip:
+        from accounts.models import User
+        from sessions_mgmt.selectors import session_client_known
+
+        ctx = request_context.get()
+        user_agent = ctx.user_agent if ctx is not None else (request.META.get("HTTP_USER_AGENT", "") or "")[:512]
+        user_id = User.objects.filter(email=username, is_active=True).values_list("pk", flat=True).first()
+        known = user_id is not None and session_client_known(user_id=user_id, ip=ip, user_agent=user_agent)
+    request.dashtam_known_client = known
+    return known
 
 
 def attempts_cleanup() -> int:

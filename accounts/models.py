@@ -1,4 +1,4 @@
-"""The user: email is the login, unique without regard to case; UUID primary key."""
+"""The user: email is the login, stored in its one canonical form (accounts.email_address); UUID primary key."""
 
 from __future__ import annotations
 
@@ -10,22 +10,24 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from accounts.email_address import canonical_email
 
-def normalize_email(email: str) -> str:
-    """Trim and lower-case the whole address (we treat local parts case-insensitively)."""
-    return (email or "").strip().lower()
+# The name callers have always used: the one canonical form, nothing else.
+normalize_email = canonical_email
 
 
 class UserManager(BaseUserManager):
     use_in_migrations = True
 
     def get_by_natural_key(self, username):
-        return self.get(email__iexact=normalize_email(username))
+        # An exact match on the canonical form: never iexact, which PostgreSQL runs as
+        # UPPER() = UPPER() and which let look-alike spellings (ſ, ı) answer for one account.
+        return self.get(email=canonical_email(username))
 
     def _create_user(self, email, password, **extra):
         if not email:
             raise ValueError("An email address is required.")
-        user = self.model(email=normalize_email(email), **extra)
+        user = self.model(email=canonical_email(email), **extra)
         user.set_password(password)
         user.save(using=self._db)
         return user
@@ -78,7 +80,14 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def clean(self):
         super().clean()
-        self.email = normalize_email(self.email)
+        self.email = canonical_email(self.email)
+
+    def save(self, *args, **kwargs):
+        # Whatever path writes the address (admin, shell, a factory), it is stored canonical.
+        update_fields = kwargs.get("update_fields")
+        if update_fields is None or "email" in update_fields:
+            self.email = canonical_email(self.email)
+        super().save(*args, **kwargs)
 
     @property
     def is_verified(self) -> bool:
@@ -92,7 +101,8 @@ class User(AbstractBaseUser, PermissionsMixin):
 
 
 class AccountToken(models.Model):
-    """A one-time token sent by email: email verification, email change, password reset.
+    """A one-time token sent by email: email verification, email change, password reset,
+    and the lockout email's "unlock and sign in" link.
 
     Only the SHA-256 of the token is stored. A token is valid until ``expires_at``
     and until it is used or replaced (``used_at`` / ``revoked_at``).
@@ -102,6 +112,7 @@ class AccountToken(models.Model):
         VERIFY_EMAIL = "verify_email", "Verify email"
         CHANGE_EMAIL = "change_email", "Change email"
         RESET_PASSWORD = "reset_password", "Reset password"
+        UNLOCK = "unlock", "Unlock and sign in"
 
     id = models.BigAutoField(primary_key=True)
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="account_tokens")

@@ -7,7 +7,9 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
-from accounts.models import User, normalize_email
+from accounts.email_address import MAX_LENGTH as EMAIL_MAX_LENGTH
+from accounts.email_address import canonical_email, new_email_problem
+from accounts.models import User
 from accounts.names import NAME_RULE, name_problems
 from accounts.tokens import TOKEN_MAX_LENGTH
 from accounts.validators import MAX_LENGTH as PASSWORD_MAX_LENGTH
@@ -78,21 +80,38 @@ class NameField(StrictCharField):
 
 
 class StrictEmailField(serializers.EmailField):
+    """An address as typed, returned in its canonical form (``accounts.email_address``)."""
+
     def __init__(self, **kwargs):
-        kwargs.setdefault("max_length", 254)
+        kwargs.setdefault("max_length", EMAIL_MAX_LENGTH)
         super().__init__(**kwargs)
 
     def to_internal_value(self, data):
         if not isinstance(data, str):
             self.fail("invalid")
-        return normalize_email(super().to_internal_value(data))
+        email = canonical_email(super().to_internal_value(data))
+        if len(email) > EMAIL_MAX_LENGTH:
+            # NFKC and punycode can lengthen an address: no account can have this one.
+            raise serializers.ValidationError(f"Ensure this field has no more than {EMAIL_MAX_LENGTH} characters.")
+        return email
+
+
+class NewEmailField(StrictEmailField):
+    """An address that is to become an account's: its local part must be plain ASCII."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, str):
+            problem = new_email_problem(data) if "@" in data else None
+            if problem:
+                raise serializers.ValidationError(problem)
+        return super().to_internal_value(data)
 
 
 @extend_schema_serializer(examples=[OpenApiExample(
     "A new account", request_only=True,
     value={"email": "new.user@example.com", "password": "Correct-Horse-9!", "first_name": "Ada"})])
 class RegisterSerializer(serializers.Serializer):
-    email = StrictEmailField()
+    email = NewEmailField()
     password = NewPasswordField(max_length=PASSWORD_INPUT_LIMIT)
     first_name = NameField(required=False, default="")
     last_name = NameField(required=False, default="")
@@ -145,7 +164,7 @@ class MeUpdateSerializer(serializers.Serializer):
 
     first_name = NameField(required=False)
     last_name = NameField(required=False)
-    email = StrictEmailField(required=False)
+    email = NewEmailField(required=False)
     current_password = PasswordField(max_length=PASSWORD_INPUT_LIMIT, required=False)
 
     def validate(self, attrs):

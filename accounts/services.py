@@ -230,20 +230,43 @@ def _login_failed(*, request, email: str) -> None:
         record(action="auth.login.failed", outcome="failure", target=owner, actor=owner,
                extra={"email": email, "reason": "invalid_credentials"})
         raise ProblemError("INVALID_CREDENTIALS", "Email or password is incorrect.")
+    # The failure that set an account's lock was audited, and its owner emailed, by the
+    # lockout handler (``lockout_notice``), whichever login form or password check it came from.
     state = lockout.lockout_state_for_request(request, {"email": email})
-    # axes counted this attempt (and set the lock) only if it was not already locked.
-    newly_locked = getattr(request, "axes_failures_since_start", None) is not None
-    with transaction.atomic():
-        record(action="auth.login.failed", outcome="denied", target=owner, actor=owner,
-               extra={"email": email, "reason": "locked"})
-        if newly_locked and owner is not None and state.account_locked:
-            record(action="auth.lockout", outcome="denied", target=owner, actor=owner,
-                   extra={"failures": state.account_failures, "retry_after": state.retry_after})
-            send_templated_email(to=owner.email, template="account_locked", context=_mail_context(
-                owner, minutes=max(1, state.retry_after // 60),
-                reset_link=_url("/forgot-password"),
-            ))
+    record(action="auth.login.failed", outcome="denied", target=owner, actor=owner,
+           extra={"email": email, "reason": "locked"})
     raise RetryAfterError("ACCOUNT_LOCKED", lockout.LOCKED_DETAIL, retry_after=max(1, state.retry_after))
+
+
+def lockout_notice(*, request, email: str) -> bool:
+    """The failure that just locked the account of ``email``: audit it and tell the owner.
+
+    Called by the lockout handler once per lock, for every way of failing a password
+    (the API login, the admin's login page, a password re-check). Audits ``auth.lockout``
+    and sends the "account locked" email with a single-use "unlock and sign in" link.
+    Returns False, doing nothing, for an address without an account or when only the
+    client IP is locked.
+    """
+    owner = User.objects.filter(email=email).first()
+    if owner is None:
+        return False
+    state = lockout.lockout_state_for_request(request, {"email": email})
+    if not state.account_locked:
+        return False
+    with transaction.atomic():
+        record(action="auth.lockout", outcome="denied", target=owner, actor=owner,
+               extra={"failures": state.account_failures, "retry_after": state.retry_after})
+        _lockout_notice_send(owner=owner, minutes=max(1, state.retry_after // 60))
+    return True
+
+
+def _lockout_notice_send(*, owner: User, minutes: int) -> None:
+    """The "account locked" email, with a single-use "unlock and sign in" link for an active owner."""
+    context = _mail_context(owner, minutes=minutes, reset_link=_url("/forgot-password"))
+    if owner.is_active:
+        token = account_token_issue(user=owner, purpose=Purpose.UNLOCK)
+        context.update(token=token, unlock_link=_link("/unlock", token), valid_for=_valid_for(Purpose.UNLOCK))
+    send_templated_email(to=owner.email, template="account_locked", context=context)
 
 
 def login_complete(*, request, user: User) -> LoginResult:
@@ -268,6 +291,32 @@ def login(*, request, email: str, password: str) -> LoginResult:
     """Password, then (later: a second factor, then) tokens. ``request`` is Django's HttpRequest."""
     user = login_password_check(request=request, email=email, password=password)
     return login_complete(request=request, user=user)
+
+
+def lockout_unlock(*, request, token: str) -> LoginResult:
+    """The lockout email's "unlock and sign in" link: end the account's lock, sign the owner in.
+
+    Single-use (row-locks the token and marks it used), valid UNLOCK_TOKEN_MINUTES, and
+    only the newest link works. The link proves the mailbox, so the email is marked
+    verified. The account's failed attempts are deleted (``lockout_clear``); the client
+    IP's are not. Audits ``auth.lockout.unlocked`` (``auth.lockout.cleared``,
+    ``auth.login.succeeded``), or ``auth.lockout.unlock_failed`` for a bad, expired or
+    used token (400 INVALID_TOKEN).
+    """
+    try:
+        with transaction.atomic():
+            row = account_token_take(token=token, purposes=[Purpose.UNLOCK])
+            user = row.user
+            if user.email_verified_at is None:
+                user.email_verified_at = timezone.now()
+                user.save(update_fields=["email_verified_at"])
+            lockout_clear(email=user.email, actor=user)
+            record(action="auth.lockout.unlocked", target=user, actor=user)
+            return login_complete(request=request, user=user)
+    except ProblemError as exc:
+        record(action="auth.lockout.unlock_failed", outcome="failure",
+               extra={"reason": str(exc.detail), "problem_code": exc.problem_code})
+        raise
 
 
 def account_tokens_cleanup(*, keep_days: int = 7) -> int:

@@ -23,6 +23,8 @@ def token_hash(token: str) -> str:
 def lifetime(purpose: str) -> timedelta:
     if purpose == Purpose.RESET_PASSWORD:
         return timedelta(minutes=settings.PASSWORD_RESET_TOKEN_MINUTES)
+    if purpose == Purpose.UNLOCK:
+        return timedelta(minutes=settings.UNLOCK_TOKEN_MINUTES)
     return timedelta(hours=settings.EMAIL_VERIFICATION_TOKEN_HOURS)
 
 

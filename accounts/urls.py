@@ -9,6 +9,7 @@ urlpatterns = [
     path("verify-email", apis.VerifyEmailApi.as_view(), name="auth-verify-email"),
     path("resend-verification", apis.ResendVerificationApi.as_view(), name="auth-resend-verification"),
     path("login", apis.LoginApi.as_view(), name="auth-login"),
+    path("unlock", apis.UnlockApi.as_view(), name="auth-unlock"),
     path("request-password-reset", apis.RequestPasswordResetApi.as_view(), name="auth-request-password-reset"),
     path("reset-password", apis.ResetPasswordApi.as_view(), name="auth-reset-password"),
     path("me", apis.MeApi.as_view(), name="auth-me"),

@@ -26,6 +26,9 @@ CATALOGUE: dict[str, str] = {
     "auth.login.unverified": "A correct password was given for an account whose email is not verified.",
     "auth.lockout": "Too many failed logins: the account or the client IP is locked for a while.",
     "auth.lockout.cleared": "A lockout was lifted (by staff or by a successful password reset).",
+    "auth.lockout.unlocked": "The owner used the lockout email's single-use unlock link: the lock ended "
+                             "and they were signed in.",
+    "auth.lockout.unlock_failed": "An unlock link was invalid, expired, replaced or already used.",
     "auth.logout": "A user logged out: the current session and its tokens ended.",
     # accounts: passwords, email change, profile, deactivation
     "auth.password.changed": "A user changed their password (every other session ended).",

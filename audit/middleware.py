@@ -6,6 +6,7 @@ import logging
 import time
 
 from audit import context
+from dashtam.checks import forwarded_for_observe
 
 logger = logging.getLogger("dashtam.request")
 
@@ -24,6 +25,7 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         request_id = context.sane_request_id(request.META.get("HTTP_X_REQUEST_ID"))
         request.request_id = request_id
+        forwarded_for_observe(request.META)  # TRUSTED_PROXY_COUNT=0 behind a proxy: warn once
         token = context.set_context(context.context_for_request(request, request_id))
         try:
             response = self.get_response(request)

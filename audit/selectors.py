@@ -7,6 +7,7 @@ from datetime import datetime
 
 from django.db.models import QuerySet
 
+from accounts.email_address import canonical_email
 from audit.models import AuditEvent
 
 
@@ -39,7 +40,7 @@ def audit_events_filtered(
     if actor:
         qs = qs.filter(actor_id=actor)
     if actor_email:
-        qs = qs.filter(actor_email__in={actor_email, actor_email.lower()})
+        qs = qs.filter(actor_email__in={actor_email, actor_email.lower(), canonical_email(actor_email)})
     if ip:
         qs = qs.filter(ip=ip)
     if q:
@@ -57,5 +58,5 @@ def audit_events_search(*, queryset: QuerySet[AuditEvent], term: str) -> QuerySe
     except ValueError:
         pass
     if "@" in term:
-        return queryset.filter(actor_email__in={term, term.lower()})
+        return queryset.filter(actor_email__in={term, term.lower(), canonical_email(term)})
     return queryset.filter(request_id=term)

@@ -6,8 +6,11 @@ and Celery start through ``dashtam.startup``.
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.core.checks import Error, Tags, register
+from django.core.checks import Warning as CheckWarning
 
 from dashtam.config import parse_encryption_keys
 
@@ -67,3 +70,47 @@ def check_configuration(app_configs=None, **kwargs):
             errors.append(_err("EMAIL_URL", "is missing: production needs smtp://... "
                                "or an anymail ESP (anymail://amazon_ses)", 17))
     return errors
+
+
+# --- Proxies: TRUSTED_PROXY_COUNT=0 behind a proxy (checked at run time, warned once) ----------
+logger = logging.getLogger("dashtam.checks")
+_forwarded_for_seen = False
+
+
+def untrusted_forwarded_for_warning() -> CheckWarning:
+    return CheckWarning(
+        "TRUSTED_PROXY_COUNT is 0, yet requests arrive carrying X-Forwarded-For: the server is "
+        "probably behind a proxy, so every client shares the proxy's IP address (one client can "
+        "spend everyone's rate limits and lock every login from that address).",
+        hint="Set the environment variable TRUSTED_PROXY_COUNT to the number of proxies in front "
+             "of the server (X-Forwarded-For is ignored until then).",
+        id="dashtam.W001",
+    )
+
+
+def forwarded_for_observe(meta) -> None:
+    """Called for every request: in production with TRUSTED_PROXY_COUNT=0, the first request
+    carrying X-Forwarded-For logs ``dashtam.W001`` (once per process) and makes
+    ``check_forwarded_for`` report it. Costs a dictionary lookup once it has warned."""
+    global _forwarded_for_seen
+    if _forwarded_for_seen or "HTTP_X_FORWARDED_FOR" not in meta:
+        return
+    if not settings.IS_PRODUCTION or settings.TRUSTED_PROXY_COUNT > 0:
+        return
+    _forwarded_for_seen = True
+    warning = untrusted_forwarded_for_warning()
+    logger.warning("%s: %s %s", warning.id, warning.msg, warning.hint)
+
+
+def forwarded_for_reset() -> None:
+    """Forget what was observed (tests; a process that re-reads its configuration)."""
+    global _forwarded_for_seen
+    _forwarded_for_seen = False
+
+
+@register(Tags.security)
+def check_forwarded_for(app_configs=None, **kwargs):
+    """The run-time observation above, as a system check (for ``check`` run inside the process)."""
+    if _forwarded_for_seen and settings.IS_PRODUCTION and settings.TRUSTED_PROXY_COUNT <= 0:
+        return [untrusted_forwarded_for_warning()]
+    return []

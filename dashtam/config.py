@@ -60,7 +60,8 @@ RATE_LIMIT_KEYS = ("ip", "user", "user_or_ip", "session")
 DEFAULT_RATE_RULES: dict[str, dict] = {
     # The per-account budget is the lockout's: an over-limit login whose account is
     # locked is answered ACCOUNT_LOCKED, never RATE_LIMITED (lockout_first).
-    "login": {"routes": ["auth-login"], "key": "ip", "rate": "20/m", "lockout_first": True},
+    # The admin's login page (admin:login) is a login too: one budget per IP for both.
+    "login": {"routes": ["auth-login", "admin:login"], "key": "ip", "rate": "20/m", "lockout_first": True},
     "register": {"routes": ["auth-register"], "key": "ip", "rate": "10/h"},
     "password_reset_ip": {"routes": ["auth-request-password-reset"], "key": "ip", "rate": "5/h"},
     "password_reset_email": {
@@ -102,6 +103,8 @@ DEFAULT_RATE_RULES: dict[str, dict] = {
     # Registration mails the address it is given (a link, or "someone tried to register"):
     # beside the per-IP rule above, a budget per address that no number of IPs can multiply.
     "register_email": {"routes": ["auth-register"], "key": "body:email", "rate": "5/h"},
+    # identity: the lockout email's "unlock and sign in" link (256-bit tokens; this only caps noise).
+    "unlock": {"routes": ["auth-unlock"], "key": "ip", "rate": "10/m"},
     # Passkeys (accounts/passkeys): asking for options, and verifying a registration or a sign-in, per IP.
     "passkey_options": {"routes": ["auth-passkeys-registration-options", "auth-passkeys-authentication-options"],
                         "key": "ip", "rate": "10/m"},

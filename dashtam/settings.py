@@ -385,6 +385,8 @@ FRONTEND_URL = env.str(
 LOCKOUT_FAILURE_LIMIT = env.int("LOCKOUT_FAILURE_LIMIT", default=10)
 LOCKOUT_IP_FAILURE_LIMIT = env.int("LOCKOUT_IP_FAILURE_LIMIT", default=50)
 LOCKOUT_COOLOFF_SECONDS = env.int("LOCKOUT_COOLOFF_SECONDS", default=3600)
+# The lockout email's single-use "unlock and sign in" link (POST auth/unlock) lives this long.
+UNLOCK_TOKEN_MINUTES = env.int("UNLOCK_TOKEN_MINUTES", default=15)
 AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
 # The database handler, extended with the per-IP threshold (accounts/lockout.py).
 AXES_HANDLER = "accounts.lockout.LockoutHandler"

@@ -117,15 +117,25 @@ def _session(data) -> str | None:
 
 
 def _body_field(data, field: str) -> str | None:
-    """A body field, normalised (trimmed, lower-cased) and hashed (HMAC-SHA256): never stored in clear."""
+    """A body field, normalised and hashed (HMAC-SHA256): never stored in clear.
+
+    An address (a field named ``email`` or ``*_email``) is keyed by its canonical form,
+    the very key its account is looked up by, so no spelling of it opens a fresh budget;
+    any other field is trimmed and lower-cased.
+    """
     value = data.get(field) if hasattr(data, "get") else None
     if not isinstance(value, str):
         return None
-    value = value.strip().lower()
+    if field == "email" or field.endswith("_email"):
+        from accounts.email_address import canonical_email
+
+        value = canonical_email(value)
+    else:
+        value = value.strip().lower()
     if not value:
         return None
     # Keyed with SECRET_KEY: a hash of a known address cannot be recomputed from outside.
-    digest = hmac.new(settings.SECRET_KEY.encode(), f"ratelimit:{field}:{value}".encode(),
+    digest = hmac.new(settings.SECRET_KEY.encode(), f"ratelimit:{field}:{value}".encode("utf-8", "surrogatepass"),
                       hashlib.sha256).hexdigest()[:32]
     return f"{field}:{digest}"
 
@@ -165,13 +175,15 @@ def _limits(django_request, pairs: list[tuple[Rule, str]], decisions) -> Request
     return limits
 
 
-def count_request(*, django_request, url_name: str | None, user, data_loader) -> RequestLimits | None:
+def count_request(*, django_request, url_name: str | None, user, data_loader,
+                  rules: tuple[Rule, ...] | None = None) -> RequestLimits | None:
     """Count this request against every rule that covers it, in one cache round trip.
 
     Stores the result on ``django_request.ratelimit`` (the middleware turns it into
     headers and the audit event) and returns it; None when no rule applies.
     Counting happens once per request even if called twice (or after
-    :func:`counted_with` counted it during authentication).
+    :func:`counted_with` counted it during authentication). ``rules`` narrows the
+    rules to count (default: every rule matching ``url_name``).
     """
     existing = getattr(django_request, "ratelimit", None)
     if existing is not None:
@@ -179,7 +191,7 @@ def count_request(*, django_request, url_name: str | None, user, data_loader) ->
     if not settings.RATELIMIT_ENABLE:
         return None  # off: nothing counted, and no headers that would pretend otherwise
     pairs: list[tuple[Rule, str]] = []
-    for rule in rules_for(url_name, django_request.method):
+    for rule in rules_for(url_name, django_request.method) if rules is None else rules:
         if rule.if_body and not _has_field(data_loader(), rule.if_body):
             continue
         key = key_for(rule, django_request=django_request, user=user, data_loader=data_loader)
@@ -282,10 +294,10 @@ def account_is_locked(django_request, email: str) -> bool:
         from axes.handlers.proxy import AxesProxyHandler
 
         AxesProxyHandler.update_request(django_request)
-        for candidate in dict.fromkeys((email, email.lower())):
-            credentials = {settings.AXES_USERNAME_FORM_FIELD: candidate, "username": candidate}
-            if AxesProxyHandler.is_locked(django_request, credentials):
-                return True
+        # The lockout keys the address by its canonical form (AXES_USERNAME_CALLABLE).
+        credentials = {settings.AXES_USERNAME_FORM_FIELD: email, "username": email}
+        if AxesProxyHandler.is_locked(django_request, credentials):
+            return True
     except Exception:  # noqa: BLE001 - the rate limit stands when the lockout cannot answer
         logger.warning("lockout state unavailable for a rate-limited login")
     return False

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from accounts.email_address import canonical_email
 from accounts.models import User
 from accounts.services import lockout_clear
 
@@ -22,7 +23,7 @@ class Command(BaseCommand):
             raise CommandError("Demo data is never loaded in production.")
         for email, password, staff in DEMO_USERS:
             user, created = User.objects.get_or_create(
-                email=email,
+                email=canonical_email(email),
                 defaults={"email_verified_at": timezone.now(), "is_staff": staff, "is_superuser": staff,
                           "first_name": "Demo" if not staff else "Staff"},
             )
