@@ -49,7 +49,7 @@ run: install
 	@DEV_SERVER_URL=http://$(HOST):$(PORT) exec $(PY) manage.py run_embedded $(HOST):$(PORT)
 
 worker: install
-	$(VENV)/bin/celery -A dashtam worker --beat --pool=solo --loglevel=INFO
+	DJANGO_ENV_DEFAULT=development $(VENV)/bin/celery -A dashtam worker --beat --pool=solo --loglevel=INFO
 
 test: install-dev
 	DJANGO_ENV=test $(VENV)/bin/pytest $(PYTEST_ARGS)

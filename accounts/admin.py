@@ -14,6 +14,7 @@ from django.utils.html import format_html_join
 from accounts import services
 from accounts.email_address import canonical_email
 from accounts.lockout import lockout_state
+from accounts.mfa.admin import UserMfaAdminMixin
 from accounts.models import User
 from accounts.names import name_problems
 from audit.services import record
@@ -76,25 +77,25 @@ class UserForm(forms.ModelForm):
 
 
 @admin.register(User)
-class UserAdmin(admin.ModelAdmin):
+class UserAdmin(UserMfaAdminMixin, admin.ModelAdmin):
     form = UserForm
     list_display = ("email", "first_name", "last_name", "verified", "is_active", "is_staff",
-                    "locked", "date_joined", "last_login")
+                    "locked", "mfa_enabled", "date_joined", "last_login")
     list_filter = (VerifiedFilter, LockedFilter, "is_active", "is_staff", "is_superuser")
     search_fields = ("email", "first_name", "last_name")
     ordering = ("-date_joined",)
     show_full_result_count = False
-    actions = ["unlock_accounts", "send_password_reset", "deactivate_accounts"]
+    actions = ["unlock_accounts", "send_password_reset", "deactivate_accounts", "reset_mfa"]
     # No password field and no password form: staff send a reset email instead.
     fieldsets = (
         (None, {"fields": ("id", "email", "first_name", "last_name")}),
         ("Status", {"fields": ("email_verified_at", "is_active", "deactivated_at", "lock_status",
-                               "login_attempts")}),
+                               "login_attempts", "mfa_status")}),
         ("Permissions", {"fields": ("is_staff", "is_superuser", "groups", "user_permissions")}),
         ("Dates", {"fields": ("date_joined", "last_login")}),
     )
     readonly_fields = ("id", "email", "email_verified_at", "is_active", "deactivated_at", "date_joined",
-                       "last_login", "lock_status", "login_attempts")
+                       "last_login", "lock_status", "login_attempts", "mfa_status")
     filter_horizontal = ("groups", "user_permissions")
 
     # Only a superuser may grant or take away privileges; other staff see them read-only.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from accounts import serializers as s
 from accounts import services
+from accounts.mfa.serializers import MfaRequiredSerializer
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 ACCEPTED = {"detail": "If the address can receive email, a message is on its way."}
@@ -17,6 +18,20 @@ ACCEPTED = {"detail": "If the address can receive email, a message is on its way
 
 def _accepted() -> Response:
     return Response(dict(ACCEPTED), status=status.HTTP_202_ACCEPTED)
+
+
+def login_response(result) -> Response:
+    """The login answer (no-store): tokens, or the second-factor step's mfa_required."""
+    if not isinstance(result, services.LoginResult):
+        body = {"mfa_required": True, "mfa_token": result.mfa_token, "methods": result.methods,
+                "expires_in": result.expires_in}
+        return Response(body, headers=NO_STORE)
+    body = {
+        "access": result.access, "refresh": result.refresh, "token_type": "Bearer",
+        "expires_in": result.expires_in, "session_id": result.session_id,
+        "user": s.UserSerializer(result.user).data,
+    }
+    return Response(body, headers=NO_STORE)
 
 
 class PublicApi(APIView):
@@ -80,7 +95,9 @@ class LoginApi(PublicApi):
         summary="Log in with email and password",
         request=s.LoginSerializer,
         responses={
-            200: s.LoginResponseSerializer,
+            200: PolymorphicProxySerializer(
+                component_name="LoginOrMfaRequired", resource_type_field_name=None,
+                serializers=[s.LoginResponseSerializer, MfaRequiredSerializer]),
             401: OpenApiResponse(description="INVALID_CREDENTIALS: wrong password or unknown address."),
             403: OpenApiResponse(description="EMAIL_NOT_VERIFIED (only after a correct password)."),
         },
@@ -88,27 +105,16 @@ class LoginApi(PublicApi):
             "401 INVALID_CREDENTIALS for a wrong password or unknown address; 403 EMAIL_NOT_VERIFIED "
             "only after a correct password; 429 ACCOUNT_LOCKED with Retry-After after "
             "LOCKOUT_FAILURE_LIMIT failures for the address (or LOCKOUT_IP_FAILURE_LIMIT from one IP), "
-            "even with the right password, for LOCKOUT_COOLOFF_SECONDS."
+            "even with the right password, for LOCKOUT_COOLOFF_SECONDS. An account with a second "
+            "factor gets {mfa_required: true, mfa_token, methods, expires_in} and no tokens: finish "
+            "with POST auth/login/mfa."
         ),
     )
     def post(self, request):
         data = s.LoginSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         result = services.login(request=request._request, **data.validated_data)
-        body = {
-            "access": result.access, "refresh": result.refresh, "token_type": "Bearer",
-            "expires_in": result.expires_in, "session_id": result.session_id,
-            "user": s.UserSerializer(result.user).data,
-        }
-        return Response(body, headers=NO_STORE)
-
-
-def _login_body(result) -> dict:
-    return {
-        "access": result.access, "refresh": result.refresh, "token_type": "Bearer",
-        "expires_in": result.expires_in, "session_id": result.session_id,
-        "user": s.UserSerializer(result.user).data,
-    }
+        return login_response(result)
 
 
 class UnlockApi(PublicApi):
@@ -129,7 +135,7 @@ class UnlockApi(PublicApi):
         data = s.TokenSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         result = services.lockout_unlock(request=request._request, token=data.validated_data["token"])
-        return Response(_login_body(result), headers=NO_STORE)
+        return login_response(result)
 
 
 class RequestPasswordResetApi(PublicApi):

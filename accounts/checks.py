@@ -58,3 +58,20 @@ def check_name_length(app_configs=None, **kwargs):
     if not 1 <= value <= 150:
         return [_err("ACCOUNT_NAME_MAX_LENGTH", f"must be between 1 and 150 (the column's size), not {value}", 20)]
     return []
+
+
+@register()
+def check_mfa(app_configs=None, **kwargs):
+    """Second factors (accounts/mfa): lifetimes and counts positive, network prefixes in range."""
+    errors = []
+    for n, variable in enumerate(("MFA_TOKEN_SECONDS", "MFA_TOKEN_MAX_FAILURES", "MFA_RECOVERY_CODE_COUNT"), 30):
+        value = getattr(settings, variable)
+        if value <= 0:
+            errors.append(_err(variable, f"must be a positive number, not {value}", n))
+    for n, (variable, top) in enumerate((("MFA_TOKEN_IPV4_PREFIX", 32), ("MFA_TOKEN_IPV6_PREFIX", 128)), 33):
+        value = getattr(settings, variable)
+        if not 0 <= value <= top:
+            errors.append(_err(variable, f"must be between 0 and {top}, not {value}", n))
+    if not (settings.MFA_TOTP_ISSUER or "").strip() or ":" in settings.MFA_TOTP_ISSUER:
+        errors.append(_err("MFA_TOTP_ISSUER", "must be a non-empty name without ':'", 35))
+    return errors

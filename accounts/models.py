@@ -129,3 +129,7 @@ class AccountToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_purpose_display()} token for {self.user_id}"
+
+
+# Second factors live in accounts/mfa; imported here so Django registers them with this app.
+from accounts.mfa.models import MfaChallenge, RecoveryCode, TotpDevice  # noqa: E402, F401

@@ -188,10 +188,9 @@ def verification_resend(*, email: str) -> bool:
 
 
 # --- Login ----------------------------------------------------------------------------
-# Login runs in two steps so that a second factor (TOTP, passkeys) can sit between
-# them later: ``login_password_check`` proves the password, ``login_complete``
-# issues the tokens. A second factor will make ``login`` return a challenge
-# instead of tokens when the user has one enrolled; clients without one see no change.
+# Login runs in steps: ``login_password_check`` proves the password,
+# ``accounts.mfa.services.login_next_step`` asks for the second factor when the account
+# has one (an mfa_token instead of tokens), and ``login_complete`` issues the tokens.
 @dataclass(frozen=True)
 class LoginResult:
     user: User
@@ -269,28 +268,37 @@ def _lockout_notice_send(*, owner: User, minutes: int) -> None:
     send_templated_email(to=owner.email, template="account_locked", context=context)
 
 
-def login_complete(*, request, user: User) -> LoginResult:
+def login_complete(*, request, user: User, auth_methods: list[str] | None = None) -> LoginResult:
     """Final step: start the session and issue its tokens.
 
+    ``auth_methods`` are the factors this login proved (["password"], ["password",
+    "totp"], ...): the session records them and the access token carries them as ``amr``.
     Fires ``user_logged_in`` (axes resets the account's failure counter; Django
     updates ``last_login``) because simplejwt does neither. Audits ``auth.login.succeeded``.
     """
     from sessions_mgmt.services import session_start
 
+    auth_methods = list(auth_methods or ["password"])
     # One transaction; the login's audit events (session.created, auth.login.succeeded) in one INSERT.
     with transaction.atomic(), audit_batched():
-        issued = session_start(user=user, request=request)
+        issued = session_start(user=user, request=request, auth_methods=auth_methods)
         user_logged_in.send(sender=user.__class__, request=request, user=user)
         record(action="auth.login.succeeded", target=user, actor=user,
-               extra={"session_id": str(issued.session.id)})
+               extra={"session_id": str(issued.session.id), "auth_methods": auth_methods})
     return LoginResult(user=user, access=issued.access, refresh=issued.refresh,
                        expires_in=issued.expires_in, session_id=str(issued.session.id))
 
 
-def login(*, request, email: str, password: str) -> LoginResult:
-    """Password, then (later: a second factor, then) tokens. ``request`` is Django's HttpRequest."""
+def login(*, request, email: str, password: str):
+    """Password, then the second factor when the account has one, then tokens.
+
+    Returns a ``LoginResult``, or an ``accounts.mfa.services.MfaRequired`` (no session
+    yet) for an account with a confirmed second factor. ``request`` is Django's HttpRequest.
+    """
+    from accounts.mfa.services import login_next_step
+
     user = login_password_check(request=request, email=email, password=password)
-    return login_complete(request=request, user=user)
+    return login_next_step(request=request, user=user, method="password")
 
 
 def lockout_unlock(*, request, token: str) -> LoginResult:
@@ -312,7 +320,10 @@ def lockout_unlock(*, request, token: str) -> LoginResult:
                 user.save(update_fields=["email_verified_at"])
             lockout_clear(email=user.email, actor=user)
             record(action="auth.lockout.unlocked", target=user, actor=user)
-            return login_complete(request=request, user=user)
+            # An account with a second factor still needs it: the link ends the lock, not the MFA step.
+            from accounts.mfa.services import login_next_step
+
+            return login_next_step(request=request, user=user, method="unlock_link")
     except ProblemError as exc:
         record(action="auth.lockout.unlock_failed", outcome="failure",
                extra={"reason": str(exc.detail), "problem_code": exc.problem_code})

@@ -9,11 +9,12 @@ from accounts import services
 
 @shared_task(acks_late=True)
 def cleanup_account_tokens() -> int:
-    """Delete email tokens that can no longer be used, and login attempts that no longer
-    count toward a lockout. Idempotent and safe to overlap."""
+    """Delete email tokens and second-factor login steps that can no longer be used, and login
+    attempts that no longer count toward a lockout. Idempotent and safe to overlap."""
     from accounts.lockout import attempts_cleanup
+    from accounts.mfa.services import mfa_challenges_cleanup
 
-    return services.account_tokens_cleanup() + attempts_cleanup()
+    return services.account_tokens_cleanup() + attempts_cleanup() + mfa_challenges_cleanup()
 
 
 # Resend and reset requests answer in constant time whether or not the address has an

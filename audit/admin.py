@@ -316,7 +316,8 @@ class AuditEventAdmin(ReadOnlyAdmin):  # read-only for everyone
                    ActorEmailFilter, IpFilter)
     list_select_related = ("actor",)
     search_fields = ("request_id",)  # shows the box; get_search_results decides what it means
-    search_help_text = "An exact request id, an actor's email address, or an IP address."
+    search_help_text = ("An exact request id (or a client's own X-Request-ID), an actor's email address, "
+                        "or an IP address.")
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER  # facet counts would COUNT(*) the table per choice
     paginator = CappedCountPaginator
@@ -327,7 +328,7 @@ class AuditEventAdmin(ReadOnlyAdmin):  # read-only for everyone
     # The actor once (a link to all their events, labelled with the email snapshot); the chain
     # position and the verification state in words, the hashes beside them.
     fields = ("when", "action", "meaning", "outcome", "verification", "chain_position", "actor_link",
-              "target", "request_full", "session_id", "ip_link", "user_agent", "fingerprint", "method", "path",
+              "target", "request_full", "client_request_id", "session_id", "ip_link", "user_agent", "fingerprint", "method", "path",
               "route", "extra_pretty", "prev_hash", "chain_hash")
     readonly_fields = fields
 

@@ -39,6 +39,17 @@ CATALOGUE: dict[str, str] = {
     "auth.email_change.confirmed": "A user confirmed a new email address.",
     "auth.profile.updated": "A user changed their profile (the changed field names are in extra).",
     "auth.account.deactivated": "An account was deactivated: sessions ended, provider connections revoked.",
+    # accounts: second factors (accounts/mfa)
+    "auth.mfa.challenge": "A correct first factor on an account with a second factor: an mfa_token was issued.",
+    "auth.mfa.failed": "A second-factor check failed (wrong, malformed or replayed code, locked account, "
+                       "or an mfa_token from another client); the step and reason are in extra.",
+    "auth.mfa.totp.enrolment_started": "A user started enrolling an authenticator app (pending until confirmed).",
+    "auth.mfa.totp.enabled": "A user turned two-step verification on (new recovery codes issued).",
+    "auth.mfa.totp.disabled": "A user turned two-step verification off (authenticator and codes removed).",
+    "auth.mfa.recovery_code.used": "A recovery code was used (the number left is in extra).",
+    "auth.mfa.recovery_codes.regenerated": "A user replaced their recovery codes (the old ones stopped working).",
+    "auth.mfa.reset": "Staff removed a user's second factors (the user was emailed).",
+    "auth.mfa.keys.rotated": "Stored TOTP seeds were re-encrypted under the newest key.",
     # accounts: passkeys (accounts/passkeys)
     "auth.passkey.registered": "A user registered a passkey (its id, name and AAGUID are in extra).",
     "auth.passkey.renamed": "A user renamed one of their passkeys.",

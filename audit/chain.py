@@ -30,6 +30,7 @@ HASHED_FIELDS = (
     "id", "seq", "created_at", "action", "outcome", "actor_email",
     "target_type", "target_id", "target_repr", "request_id", "session_id",
     "ip", "user_agent", "fingerprint", "method", "path", "route", "extra",
+    "client_request_id",
 )
 # Known before the INSERT (no id, no seq yet).
 ROW_FIELDS = tuple(name for name in HASHED_FIELDS if name not in ("id", "seq"))
@@ -55,7 +56,10 @@ def _ip(value) -> str:
 
 def payload(row: dict, fields: tuple[str, ...] = HASHED_FIELDS) -> str:
     """Canonical JSON of one event (a dict with at least ``fields``)."""
-    data = {name: row[name] for name in fields}
+    # Rows from before client_request_id (and rows without one) hash exactly as they always did.
+    data = {name: row[name] for name in fields if name != "client_request_id"}
+    if "client_request_id" in fields and row.get("client_request_id") is not None:
+        data["client_request_id"] = row["client_request_id"]
     data["created_at"] = row["created_at"].astimezone(UTC).isoformat(timespec="microseconds")
     data["ip"] = _ip(row["ip"])
     data["extra"] = _canonical(row["extra"])

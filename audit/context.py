@@ -23,6 +23,7 @@ REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
 @dataclass(frozen=True)
 class RequestContext:
     request_id: str
+    client_request_id: str = ""  # the client's own X-Request-ID when it was not trusted
     ip: str | None = None
     user_agent: str = ""
     method: str = ""
@@ -50,6 +51,21 @@ def sane_request_id(value: str | None) -> str:
     if value and REQUEST_ID_RE.match(value):
         return value
     return new_request_id()
+
+
+def request_ids(meta) -> tuple[str, str]:
+    """(request id, client request id) for an incoming request.
+
+    The incoming X-Request-ID becomes the request id only when it is sane and a trusted
+    proxy is in front (TRUSTED_PROXY_COUNT > 0): the load balancer's id. Otherwise every
+    request gets a new UUID, so two clients sending the same id never share a trail,
+    and a sane client value is kept apart as the client request id.
+    """
+    incoming = meta.get("HTTP_X_REQUEST_ID")
+    sane = incoming if incoming and REQUEST_ID_RE.match(incoming) else ""
+    if sane and settings.TRUSTED_PROXY_COUNT > 0:
+        return sane, ""
+    return new_request_id(), sane
 
 
 def get() -> RequestContext | None:
@@ -80,6 +96,13 @@ def add_duration(name: str, ms: float) -> None:
     ctx = _current.get()
     if ctx is not None:
         _current.set(replace(ctx, extra={**ctx.extra, name: round(ctx.extra.get(name, 0.0) + ms, 2)}))
+
+
+def add_count(name: str, n: int = 1) -> None:
+    """Add ``n`` to a named count of this request; the access log line shows it."""
+    ctx = _current.get()
+    if ctx is not None:
+        _current.set(replace(ctx, extra={**ctx.extra, name: ctx.extra.get(name, 0) + n}))
 
 
 def bind_actor(user, session_id=None) -> None:
@@ -131,11 +154,12 @@ def client_ip_for_request(request) -> str | None:
     return client_ip(request.META)
 
 
-def context_for_request(request, request_id: str) -> RequestContext:
+def context_for_request(request, request_id: str, client_request_id: str = "") -> RequestContext:
     ip = client_ip(request.META)
     ua = (request.META.get("HTTP_USER_AGENT", "") or "")[:512]
     return RequestContext(
         request_id=request_id,
+        client_request_id=client_request_id,
         ip=ip,
         user_agent=ua,
         method=request.method or "",

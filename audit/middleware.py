@@ -14,6 +14,10 @@ logger = logging.getLogger("dashtam.request")
 class RequestContextMiddleware:
     """Assigns the request id, keeps the context in a contextvar, echoes the id.
 
+    The id is the incoming X-Request-ID only behind a trusted proxy; otherwise a new
+    UUID, and the client's own value is echoed in X-Client-Request-ID and recorded as
+    ``client_request_id`` (see ``audit.context.request_ids``).
+
     It sits first in MIDDLEWARE, so even a crashed request's response carries
     ``X-Request-ID`` and logs one access line with the id, status and duration.
     """
@@ -23,13 +27,15 @@ class RequestContextMiddleware:
 
     def __call__(self, request):
         started = time.perf_counter()
-        request_id = context.sane_request_id(request.META.get("HTTP_X_REQUEST_ID"))
+        request_id, client_request_id = context.request_ids(request.META)
         request.request_id = request_id
         forwarded_for_observe(request.META)  # TRUSTED_PROXY_COUNT=0 behind a proxy: warn once
-        token = context.set_context(context.context_for_request(request, request_id))
+        token = context.set_context(context.context_for_request(request, request_id, client_request_id))
         try:
             response = self.get_response(request)
             response["X-Request-ID"] = request_id
+            if client_request_id:
+                response["X-Client-Request-ID"] = client_request_id
             ctx = context.get()
             logger.info(
                 "request",

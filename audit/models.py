@@ -73,6 +73,9 @@ class AuditEvent(models.Model):
     target_id = models.CharField(max_length=64, blank=True)
     target_repr = models.CharField(max_length=255, blank=True)
     request_id = models.CharField(max_length=128, blank=True)
+    # The X-Request-ID the client sent, when it was not trusted as the request id
+    # (no trusted proxy in front): kept for the client's own correlation, never an identity.
+    client_request_id = models.CharField(max_length=128, null=True, blank=True)
     session_id = models.CharField(max_length=64, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True)
@@ -97,6 +100,7 @@ class AuditEvent(models.Model):
             models.Index(fields=["actor", "-created_at"], name="audit_actor_created_idx"),
             models.Index(fields=["action", "-created_at"], name="audit_action_created_idx"),
             models.Index(fields=["request_id"], name="audit_request_idx"),
+            models.Index(fields=["client_request_id"], name="audit_client_request_idx"),
             models.Index(fields=["ip", "-created_at"], name="audit_ip_created_idx"),
             models.Index(fields=["actor_email", "-created_at"], name="audit_email_created_idx"),
             # The sealing task's work queue: small, because sealed rows leave it.

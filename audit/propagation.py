@@ -22,6 +22,7 @@ HEADER_ORIGIN = "dashtam_origin"
 HEADER_USER_ID = "dashtam_user_id"
 HEADER_USER_EMAIL = "dashtam_user_email"
 HEADER_SESSION_ID = "dashtam_session_id"
+HEADER_CLIENT_REQUEST_ID = "dashtam_client_request_id"
 
 # task id -> token to reset the context after the task (one entry per running task).
 _tokens: dict[str, object] = {}
@@ -45,6 +46,8 @@ def on_before_task_publish(sender=None, headers=None, **kwargs) -> None:
         headers[HEADER_USER_EMAIL] = ctx.user_email
     if ctx.session_id:
         headers[HEADER_SESSION_ID] = ctx.session_id
+    if ctx.client_request_id:
+        headers[HEADER_CLIENT_REQUEST_ID] = ctx.client_request_id
 
 
 def _header(task, name: str):
@@ -64,8 +67,10 @@ def on_task_prerun(sender=None, task_id=None, task=None, **kwargs) -> None:
     parent = context.get()
     task_name = getattr(task, "name", "") or ""
     if request_id:
+        client_request_id = str(_header(task, HEADER_CLIENT_REQUEST_ID) or "")
         ctx = context.RequestContext(
             request_id=context.sane_request_id(str(request_id)),
+            client_request_id=client_request_id if context.REQUEST_ID_RE.match(client_request_id) else "",
             user_id=_header(task, HEADER_USER_ID) or None,
             user_email=_header(task, HEADER_USER_EMAIL) or "",
             session_id=_header(task, HEADER_SESSION_ID) or None,
@@ -75,7 +80,8 @@ def on_task_prerun(sender=None, task_id=None, task=None, **kwargs) -> None:
     elif parent is not None and parent.origin != "scheduler":
         # An eager task runs inside its caller: same request, same actor.
         ctx = context.RequestContext(
-            request_id=parent.request_id, user_id=parent.user_id, user_email=parent.user_email,
+            request_id=parent.request_id, client_request_id=parent.client_request_id,
+            user_id=parent.user_id, user_email=parent.user_email,
             session_id=parent.session_id, ip=parent.ip, user_agent=parent.user_agent,
             fingerprint=parent.fingerprint, route=task_name, origin="task",
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from datetime import datetime
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from accounts.email_address import canonical_email
 from audit.models import AuditEvent
@@ -18,6 +18,7 @@ def audit_events_filtered(
     created_from: datetime | None = None,
     created_to: datetime | None = None,
     request_id: str | None = None,
+    client_request_id: str | None = None,
     actor: str | None = None,
     actor_email: str | None = None,
     ip: str | None = None,
@@ -37,6 +38,8 @@ def audit_events_filtered(
         qs = qs.filter(created_at__lt=created_to)
     if request_id:
         qs = qs.filter(request_id=request_id)
+    if client_request_id:
+        qs = qs.filter(client_request_id=client_request_id)
     if actor:
         qs = qs.filter(actor_id=actor)
     if actor_email:
@@ -49,7 +52,8 @@ def audit_events_filtered(
 
 
 def audit_events_search(*, queryset: QuerySet[AuditEvent], term: str) -> QuerySet[AuditEvent]:
-    """The search box: an IP address, else an email address, else an exact request id."""
+    """The search box: an IP address, else an email address, else an exact request id or
+    client request id (each an indexed column: PostgreSQL combines the two index scans)."""
     term = term.strip()
     if not term:
         return queryset
@@ -59,4 +63,4 @@ def audit_events_search(*, queryset: QuerySet[AuditEvent], term: str) -> QuerySe
         pass
     if "@" in term:
         return queryset.filter(actor_email__in={term, term.lower(), canonical_email(term)})
-    return queryset.filter(request_id=term)
+    return queryset.filter(Q(request_id=term) | Q(client_request_id=term))

@@ -56,12 +56,17 @@ class AuditEventFilterSerializer(serializers.Serializer):
                         help_text="Events up to this date (inclusive, UTC day) or before this date-time.")
     request_id = serializers.CharField(required=False, max_length=128,
                                        help_text="Exactly this request id (X-Request-ID, problem+json request_id).")
+    client_request_id = serializers.CharField(
+        required=False, max_length=128,
+        help_text="Exactly this client request id: the X-Request-ID a client sent (echoed in "
+                  "X-Client-Request-ID) when it was not trusted as the request id.")
     actor = serializers.UUIDField(required=False, help_text="The acting user's id.")
     actor_email = serializers.CharField(required=False, max_length=254,
                                         help_text="The acting user's email (as it was at the time).")
     ip = serializers.IPAddressField(required=False, help_text="The client IP.")
     q = serializers.CharField(required=False, max_length=254,
-                              help_text="Like the admin's search box: a request id, an email or an IP.")
+                              help_text="Like the admin's search box: a request id (or client request id), "
+                                        "an email or an IP.")
     # Other spellings tools tend to use (Django admin's own date lookups among them).
     created_at__gte = _Bound(end=False, required=False, help_text="Same as created_from.")
     created_at__lt = _Bound(end=False, required=False, help_text="Events before this date or date-time.")
@@ -91,7 +96,7 @@ class AuditEventSerializer(serializers.ModelSerializer):
         model = AuditEvent
         fields = [
             "id", "created_at", "action", "outcome", "actor_id", "actor_email", "target_type",
-            "target_id", "target_repr", "request_id", "session_id", "ip", "user_agent", "fingerprint",
-            "method", "path", "route", "extra", "sealed",
+            "target_id", "target_repr", "request_id", "client_request_id", "session_id", "ip", "user_agent",
+            "fingerprint", "method", "path", "route", "extra", "sealed",
         ]
         read_only_fields = fields

@@ -67,6 +67,7 @@ def record(*, action: str, outcome: str = "success", target=None, extra: dict | 
         target_id=str(target_id)[:64],
         target_repr=target_repr[:255],
         request_id=(ctx.request_id if ctx else "") or "",
+        client_request_id=(ctx.client_request_id if ctx else None) or None,
         session_id=(ctx.session_id if ctx else "") or "",
         ip=ctx.ip if ctx else None,
         user_agent=(ctx.user_agent if ctx else "")[:512],

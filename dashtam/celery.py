@@ -13,6 +13,10 @@ import os
 from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashtam.settings")
+# No default is set here: this module is imported by every entry point (the dashtam
+# package imports it), so the settings decide: DJANGO_ENV unset means production for
+# `celery -A dashtam`, while manage.py (and run_embedded's worker, which inherits its
+# environment) sets DJANGO_ENV_DEFAULT=development first.
 
 app = Celery("dashtam")
 app.config_from_object("django.conf:settings", namespace="CELERY")

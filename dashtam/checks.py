@@ -72,6 +72,20 @@ def check_configuration(app_configs=None, **kwargs):
     return errors
 
 
+@register(Tags.security, deploy=False)
+def check_hardening(app_configs=None, **kwargs):
+    """Token claims, the JSON depth bound and the legacy-hash re-check interval."""
+    errors: list[Error] = []
+    for n, var in ((60, "JWT_ISSUER"), (61, "JWT_AUDIENCE")):
+        if not (getattr(settings, var, "") or "").strip():
+            errors.append(_err(var, "must not be empty: every token carries and is checked against it", n))
+    if settings.JSON_MAX_DEPTH < 2:
+        errors.append(_err("JSON_MAX_DEPTH", "must be at least 2 (a JSON object with a list in it)", 62))
+    if settings.PASSWORD_LEGACY_CHECK_SECONDS < 0:
+        errors.append(_err("PASSWORD_LEGACY_CHECK_SECONDS", "cannot be negative", 63))
+    return errors
+
+
 # --- Proxies: TRUSTED_PROXY_COUNT=0 behind a proxy (checked at run time, warned once) ----------
 logger = logging.getLogger("dashtam.checks")
 _forwarded_for_seen = False

@@ -105,6 +105,12 @@ DEFAULT_RATE_RULES: dict[str, dict] = {
     "register_email": {"routes": ["auth-register"], "key": "body:email", "rate": "5/h"},
     # identity: the lockout email's "unlock and sign in" link (256-bit tokens; this only caps noise).
     "unlock": {"routes": ["auth-unlock"], "key": "ip", "rate": "10/m"},
+    # Second factors (accounts/mfa): the code step per client IP and per mfa_token (which also
+    # dies after MFA_TOKEN_MAX_FAILURES wrong codes), and enrolment/recovery-code changes per user.
+    "mfa_login_ip": {"routes": ["auth-login-mfa"], "key": "ip", "rate": "20/m"},
+    "mfa_login_token": {"routes": ["auth-login-mfa"], "key": "body:mfa_token", "rate": "10/m"},
+    "mfa_manage": {"routes": ["auth-mfa-totp", "auth-mfa-totp-confirm", "auth-mfa-recovery-codes"],
+                   "key": "user", "rate": "10/m"},
     # Passkeys (accounts/passkeys): asking for options, and verifying a registration or a sign-in, per IP.
     "passkey_options": {"routes": ["auth-passkeys-registration-options", "auth-passkeys-authentication-options"],
                         "key": "ip", "rate": "10/m"},

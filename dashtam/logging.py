@@ -68,6 +68,8 @@ class RequestContextFilter(logging.Filter):
         ctx = context.get()
         if ctx is not None:
             record.request_id = ctx.request_id
+            if ctx.client_request_id:
+                record.client_request_id = ctx.client_request_id
             record.user_id = ctx.user_id
             if not hasattr(record, "method"):
                 record.method = ctx.method

@@ -25,10 +25,14 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-# Under pytest the default is "test" (pytest-django reads the settings before any
-# conftest could set the variable).
+# Unset (in the environment and in .env), it is "production": gunicorn (dashtam.wsgi),
+# ASGI and Celery never fall back to DEBUG because a variable was forgotten. manage.py
+# (and so `make run` and its worker) defaults to "development" through
+# DJANGO_ENV_DEFAULT; under pytest the default is "test" (pytest-django reads the
+# settings before any conftest could set the variable).
 DJANGO_ENV = env.str(
-    "DJANGO_ENV", default="test" if "pytest" in sys.modules else "development"
+    "DJANGO_ENV",
+    default="test" if "pytest" in sys.modules else env.str("DJANGO_ENV_DEFAULT", default="production"),
 ).strip().lower()
 IS_PRODUCTION = DJANGO_ENV == "production"
 IS_TEST = DJANGO_ENV == "test"
@@ -212,13 +216,18 @@ PASSWORD_HASHERS = [
     # "bcrypt$$2b$12$..." (Django's BCryptPasswordHasher format); upgraded on login.
     "accounts.hashers.LegacyBCryptPasswordHasher",
 ]
+# How often (seconds) a process re-reads whether legacy bcrypt hashes are still stored:
+# while any are, every login also pays one bcrypt at their cost (equal login timing).
+# Tests re-read on every login: each test brings its own rows into the same process.
+PASSWORD_LEGACY_CHECK_SECONDS = env.int("PASSWORD_LEGACY_CHECK_SECONDS", default=0 if IS_TEST else 300)
 PASSWORD_POLICY = env.str("PASSWORD_POLICY", default="composition")
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "accounts.validators.PolicyPasswordValidator"},
 ]
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend at the same hash cost on every path (accounts/hashers.py).
+    "accounts.backends.EqualCostModelBackend",
 ]
 
 # --- Static files -------------------------------------------------------------
@@ -250,8 +259,11 @@ SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = True
-if IS_PRODUCTION:
+if IS_PRODUCTION and TRUSTED_PROXY_COUNT > 0:
+    # Only a proxy of ours may say the client spoke HTTPS: with no trusted proxy a
+    # client talking straight to the server could claim it and pass the HTTPS-only check.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if IS_PRODUCTION:
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
@@ -311,10 +323,12 @@ LOGGING = {
 }
 
 # --- DRF and OpenAPI ----------------------------------------------------------
+# Deepest nesting of lists/objects a JSON body may have (dashtam.api.parsers): deeper is a 400.
+JSON_MAX_DEPTH = env.int("JSON_MAX_DEPTH", default=32)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["sessions_mgmt.authentication.SessionJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["dashtam.api.parsers.JSONParser"],  # DRF's, bounded in depth
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_SCHEMA_CLASS": "dashtam.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "dashtam.api.exceptions.problem_exception_handler",
@@ -344,6 +358,11 @@ SPECTACULAR_SETTINGS = {
 JWT_SIGNING_KEY = env.str("JWT_SIGNING_KEY", default="") or (
     "" if IS_PRODUCTION else derive_jwt_key(SECRET_KEY)
 )
+# Every access and refresh token names who issued it and for whom; a token without
+# these two claims, or with other values, is refused (a key shared with another
+# service cannot mint tokens we accept).
+JWT_ISSUER = env.str("JWT_ISSUER", default="dashtam")
+JWT_AUDIENCE = env.str("JWT_AUDIENCE", default="dashtam-api")
 ACCESS_TOKEN_LIFETIME = env.int("ACCESS_TOKEN_LIFETIME", default=30 * 60)  # seconds
 REFRESH_TOKEN_LIFETIME = env.int("REFRESH_TOKEN_LIFETIME", default=30 * 24 * 3600)  # seconds
 SESSION_MAX_AGE = env.int("SESSION_MAX_AGE", default=90 * 24 * 3600)  # seconds
@@ -363,6 +382,8 @@ SIMPLE_JWT = {
     "UPDATE_LAST_LOGIN": False,  # accounts updates it, with the signals simplejwt skips
     "ALGORITHM": "HS256",
     "SIGNING_KEY": JWT_SIGNING_KEY,
+    "ISSUER": JWT_ISSUER,  # set on every token and verified (PyJWT requires the claim)
+    "AUDIENCE": JWT_AUDIENCE,
     "AUTH_HEADER_TYPES": ("Bearer",),
     "USER_ID_FIELD": "id",
     "USER_ID_CLAIM": "user_id",
@@ -380,6 +401,19 @@ DEV_SERVER_URL = env.str("DEV_SERVER_URL", default="http://127.0.0.1:8000").rstr
 FRONTEND_URL = env.str(
     "FRONTEND_URL", default="" if IS_PRODUCTION else DEV_SERVER_URL
 ).rstrip("/")
+
+# --- Second factors (accounts/mfa: TOTP, recovery codes, the login step) -------------
+# Staff enter /admin/ only after a TOTP code (on in production, off in development and test).
+ADMIN_REQUIRE_MFA = env.bool("ADMIN_REQUIRE_MFA", default=IS_PRODUCTION)
+MFA_TOKEN_SECONDS = env.int("MFA_TOKEN_SECONDS", default=300)  # life of a login step's mfa_token
+MFA_TOKEN_MAX_FAILURES = env.int("MFA_TOKEN_MAX_FAILURES", default=5)  # wrong codes before it dies
+# The mfa_token is bound to the client's network: its IPv4 /24 or IPv6 /64, and its user agent.
+MFA_TOKEN_IPV4_PREFIX = env.int("MFA_TOKEN_IPV4_PREFIX", default=24)
+MFA_TOKEN_IPV6_PREFIX = env.int("MFA_TOKEN_IPV6_PREFIX", default=64)
+MFA_RECOVERY_CODE_COUNT = env.int("MFA_RECOVERY_CODE_COUNT", default=10)
+MFA_TOTP_ISSUER = env.str("MFA_TOTP_ISSUER", default="Dashtam")
+# axes keeps the POST data of a failed attempt: the admin's code step must not leave codes there.
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "code"]
 
 # --- Lockout (django-axes, database handler: the lock survives a Redis outage) -----
 LOCKOUT_FAILURE_LIMIT = env.int("LOCKOUT_FAILURE_LIMIT", default=10)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from datetime import date
+
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
@@ -156,6 +159,11 @@ class TransactionSerializer(serializers.ModelSerializer):
 class DateOrDateTimeField(serializers.DateTimeField):
     """An ISO 8601 date-time, or a bare date (the start of that day, or its end with ``end_of_day``)."""
 
+    # Years 1900 to 9998, as the schema's pattern says (checked on the text as sent).
+    EARLIEST = date(1900, 1, 1)
+    LATEST = date(9998, 12, 31)
+    YEARS = r"^(19[0-9]{2}|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
+
     def __init__(self, *, end_of_day: bool = False, **kwargs):
         self.end_of_day = end_of_day
         super().__init__(**kwargs)
@@ -166,16 +174,29 @@ class DateOrDateTimeField(serializers.DateTimeField):
         from django.utils import timezone
         from django.utils.dateparse import parse_date
 
-        day = parse_date(value) if isinstance(value, str) and len(value) == 10 else None
+        if isinstance(value, str) and not re.match(self.YEARS, value):
+            # Far outside any brokerage history, and near the edges of what datetime (and the
+            # database) can hold once an offset moves it to UTC: the schema's pattern, enforced.
+            raise serializers.ValidationError(
+                f"Must be between {self.EARLIEST.isoformat()} and {self.LATEST.isoformat()}"
+                " (YYYY-MM-DD or an ISO 8601 date-time).")
+        try:
+            day = parse_date(value) if isinstance(value, str) and len(value) == 10 else None
+        except ValueError:  # well formed but impossible: 2024-02-30, 2024-13-01, 0000-01-01
+            self.fail("invalid", format="YYYY-MM-DD or YYYY-MM-DDThh:mm[:ss][+HH:MM|Z]")
         if day is not None:
             moment = datetime.combine(day, time.max if self.end_of_day else time.min)
-            return timezone.make_aware(moment, timezone.get_default_timezone())
-        return super().to_internal_value(value)
+            moment = timezone.make_aware(moment, timezone.get_default_timezone())
+        else:
+            moment = super().to_internal_value(value)
+        return moment
 
     def openapi_schema(self) -> dict:
         from dashtam.api.schema import DATE_OR_DATE_TIME
 
-        return dict(DATE_OR_DATE_TIME, description=self.help_text or DATE_OR_DATE_TIME["description"])
+        return dict(DATE_OR_DATE_TIME, pattern=self.YEARS,
+                    description=(self.help_text or DATE_OR_DATE_TIME["description"])
+                    + f" Between {self.EARLIEST.isoformat()} and {self.LATEST.isoformat()}.")
 
 
 # Other spellings clients use for the same filters.

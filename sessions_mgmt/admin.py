@@ -68,7 +68,7 @@ def _admin_action(request, *, action: str, count: int, **extra) -> None:
 
 @admin.register(Session)
 class SessionAdmin(ReadOnlyAdmin):
-    list_display = ("id", "user_link", "device", "browser", "os", "ip", "location", "created_at",
+    list_display = ("id", "user_link", "device", "browser", "os", "ip", "location", "auth_methods", "created_at",
                     "last_used_at", "expires_at", "revoked_at", "revoke_reason")
     list_filter = (UserFilter, StatusFilter, ("created_at", admin.DateFieldListFilter))
     search_fields = ("=user__email", "=id", "=ip")

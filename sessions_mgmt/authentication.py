@@ -32,16 +32,32 @@ def _revoked() -> ProblemError:
     return ProblemError("SESSION_REVOKED", "This session has ended. Sign in again.", headers=BEARER)
 
 
+MALFORMED_HEADER = 'The Authorization header must be "Bearer" followed by one access token.'
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header; None when there is no header.
+
+    Anything else that is present (another scheme, no token, two tokens, characters
+    outside printable ASCII) is refused with 401 TOKEN_INVALID and one plain
+    sentence, never simplejwt's error dict. The scheme is case-insensitive (RFC 9110).
+    """
+    if header is None or not header.strip():
+        return None
+    parts = header.split()
+    if (len(parts) != 2 or parts[0].lower() != "bearer"
+            or not all(" " < ch < "\x7f" for ch in parts[1])):
+        raise _invalid(MALFORMED_HEADER)
+    return parts[1]
+
+
 class SessionJWTAuthentication(JWTAuthentication):
     def authenticate(self, request):
-        header = self.get_header(request)
-        if header is None:
-            return None
-        raw = self.get_raw_token(header)
+        raw = bearer_token(request.META.get(api_settings.AUTH_HEADER_NAME))
         if raw is None:
             return None
         try:
-            token = tokens.decode_access(raw.decode() if isinstance(raw, bytes) else raw)
+            token = tokens.decode_access(raw)
         except tokens.InvalidTokenError:
             raise _invalid() from None
         user = self.check_session(token, request=request)

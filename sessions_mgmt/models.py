@@ -45,6 +45,8 @@ class Session(models.Model):
     refresh_jti = models.CharField(max_length=64, unique=True)
     previous_refresh_jti = models.CharField(max_length=64, blank=True)
     rotated_at = models.DateTimeField(null=True, blank=True)
+    # How this login was proven: ["password"], ["password", "totp"], ["password", "recovery_code"].
+    auth_methods = models.JSONField(default=list, blank=True)
 
     objects = SessionQuerySet.as_manager()
 

@@ -25,11 +25,13 @@ class LogoutRequestSerializer(serializers.Serializer):
 class SessionSerializer(serializers.ModelSerializer):
     ip_address = serializers.IPAddressField(source="ip", allow_null=True, read_only=True)
     is_current = serializers.SerializerMethodField()
+    auth_methods = serializers.ListField(child=serializers.CharField(), read_only=True,
+                                         help_text='How the session was signed in, e.g. ["password", "totp"].')
 
     class Meta:
         model = Session
         fields = ["id", "device", "browser", "os", "ip_address", "location", "created_at",
-                  "last_used_at", "expires_at", "is_current"]
+                  "last_used_at", "expires_at", "is_current", "auth_methods"]
         read_only_fields = fields
 
     def get_is_current(self, obj: Session) -> bool:

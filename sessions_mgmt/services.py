@@ -55,7 +55,7 @@ def _client(request) -> tuple[str | None, str]:
 
 
 @transaction.atomic(savepoint=False)  # inside a login's transaction: no savepoint round trips
-def session_start(*, user, request) -> IssuedTokens:
+def session_start(*, user, request, auth_methods: list[str] | None = None) -> IssuedTokens:
     """Create a login session for an authenticated user and its first token pair.
 
     ``user`` must be the row the login just read (its ``min_token_version`` sets the
@@ -64,7 +64,8 @@ def session_start(*, user, request) -> IssuedTokens:
     Not idempotent (each call is a new login). Sends the new-device alert when
     the user has signed in before but never from this device, browser and
     location. Audits ``session.created``; the session id is bound to the request
-    context so the caller's login audit row carries it too.
+    context so the caller's login audit row carries it too. ``auth_methods`` (the
+    factors the login proved) are stored on the session and carried as the tokens' ``amr``.
     """
     now = timezone.now()
     ip, user_agent = _client(request)
@@ -80,10 +81,10 @@ def session_start(*, user, request) -> IssuedTokens:
         user=user, created_at=now, last_used_at=now,
         expires_at=now + timedelta(seconds=settings.SESSION_MAX_AGE),
         ip=ip, user_agent=user_agent, device=info.device, browser=info.browser, os=info.os,
-        location=info.location,
+        location=info.location, auth_methods=list(auth_methods or ["password"]),
     )
     pair = tokens.issue_pair(user_id=user.pk, session_id=session.id, version=version,
-                             session_expires_at=session.expires_at, now=now)
+                             session_expires_at=session.expires_at, now=now, amr=session.auth_methods)
     session.refresh_jti = pair.refresh_jti
     session.save(force_insert=True)
     context.bind_actor(user, session.id)
@@ -206,7 +207,7 @@ def session_refresh(*, refresh: str) -> IssuedTokens:
 
 def _rotate(*, session: Session, old_jti: str, version: int, now) -> IssuedTokens | None:
     pair = tokens.issue_pair(user_id=session.user_id, session_id=session.id, version=version,
-                             session_expires_at=session.effective_expires_at, now=now)
+                             session_expires_at=session.effective_expires_at, now=now, amr=session.auth_methods)
     swapped = Session.objects.filter(pk=session.pk, refresh_jti=old_jti, revoked_at__isnull=True).update(
         refresh_jti=pair.refresh_jti, previous_refresh_jti=old_jti, rotated_at=now, last_used_at=now,
     )
@@ -275,7 +276,8 @@ def _rotate_in_one_statement(payload: dict) -> IssuedTokens | None:
             browser=browser, os=os_name, refresh_jti=new_jti, previous_refresh_jti=payload["jti"], rotated_at=now,
         )
         pair = tokens.issue_pair(user_id=user.pk, session_id=session.id, version=payload["ver"],
-                                 session_expires_at=session.effective_expires_at, refresh_jti=new_jti, now=now)
+                                 session_expires_at=session.effective_expires_at, refresh_jti=new_jti, now=now,
+                                 amr=payload.get("amr"))
         context.bind_actor(user, session.id)
         record(action="session.refreshed", target=session, actor=user)
     return IssuedTokens(access=pair.access, refresh=pair.refresh, expires_in=pair.expires_in, session=session)

@@ -36,7 +36,7 @@ def new_jti() -> str:
 
 
 def _encode(*, token_type: str, user_id, session_id, version: int, jti: str,
-            issued_at: datetime, expires_at: datetime) -> str:
+            issued_at: datetime, expires_at: datetime, amr: list[str] | None = None) -> str:
     payload = {
         api_settings.TOKEN_TYPE_CLAIM: token_type,
         "exp": int(expires_at.timestamp()),
@@ -46,6 +46,9 @@ def _encode(*, token_type: str, user_id, session_id, version: int, jti: str,
         "sid": str(session_id),
         "ver": int(version),
     }
+    if amr:
+        # How the session was signed in (RFC 8176's claim, with our method names), kept across refreshes.
+        payload["amr"] = [str(m) for m in amr]
     return token_backend.encode(payload)
 
 
@@ -59,13 +62,14 @@ class TokenPair:
 
 
 def issue_pair(*, user_id, session_id, version: int, session_expires_at: datetime,
-               refresh_jti: str | None = None, now: datetime | None = None) -> TokenPair:
+               refresh_jti: str | None = None, now: datetime | None = None,
+               amr: list[str] | None = None) -> TokenPair:
     """A new access and refresh token for one session, never outliving the session."""
     now = now or timezone.now()
     access_exp = min(now + timedelta(seconds=settings.ACCESS_TOKEN_LIFETIME), session_expires_at)
     refresh_exp = min(now + timedelta(seconds=settings.REFRESH_TOKEN_LIFETIME), session_expires_at)
     jti = refresh_jti or new_jti()
-    common = {"user_id": user_id, "session_id": session_id, "version": version, "issued_at": now}
+    common = {"user_id": user_id, "session_id": session_id, "version": version, "issued_at": now, "amr": amr}
     access = _encode(token_type=ACCESS, jti=new_jti(), expires_at=access_exp, **common)
     refresh = _encode(token_type=REFRESH, jti=jti, expires_at=refresh_exp, **common)
     return TokenPair(
@@ -160,7 +164,7 @@ def decode_access(raw: str) -> AccessToken:
 def forget_verified_tokens(**kwargs) -> None:
     """Drop the verified-token cache (the signing settings changed)."""
     setting = kwargs.get("setting")
-    if setting is None or setting in ("SIMPLE_JWT", "JWT_SIGNING_KEY", "SECRET_KEY"):
+    if setting is None or setting in ("SIMPLE_JWT", "JWT_SIGNING_KEY", "SECRET_KEY", "JWT_ISSUER", "JWT_AUDIENCE"):
         _verified_payload.cache_clear()
         _verified_refresh_payload.cache_clear()
 

@@ -228,10 +228,12 @@ def _fresh_rate_limit_counters():
     the catch-all budget would be shared by every test of the run."""
     import uuid
 
+    from accounts import hashers
     from dashtam.ratelimit import core
     from sessions_mgmt import revocation
 
     core.reset_state(namespace=f"rl-test-{uuid.uuid4().hex[:12]}")
+    hashers.reset_process_state()  # whether legacy hashes exist is read again from this test's rows
     # A Redis outage in one test must not leave the next one skipping the cache.
     revocation.reset_process_state()
     yield

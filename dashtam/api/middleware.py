@@ -63,6 +63,7 @@ class HttpsOnlyApiMiddleware:
     A redirect would come after the client already sent its bearer token in clear
     and would teach clients that http:// works. Other paths (admin) are redirected.
     The health endpoints stay reachable for load balancers on the private network.
+    ``SECURE_PROXY_SSL_HEADER`` counts only when TRUSTED_PROXY_COUNT > 0.
     """
 
     EXEMPT = ("/healthz", "/readyz", "/metrics")  # /metrics has its own guard (observability.views)
@@ -71,6 +72,11 @@ class HttpsOnlyApiMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        proxy_header = getattr(settings, "SECURE_PROXY_SSL_HEADER", None)
+        if proxy_header and settings.TRUSTED_PROXY_COUNT <= 0:
+            # With no trusted proxy in front, the forwarded scheme comes from the client
+            # itself: it must not be able to claim HTTPS (nor should anything after us).
+            request.META.pop(proxy_header[0], None)
         if settings.REQUIRE_HTTPS and not request.is_secure() and not request.path.startswith(self.EXEMPT):
             if is_api(request):
                 return problem_response(

@@ -20,6 +20,7 @@ CATALOGUE: dict[str, tuple[int, str]] = {
     "NOT_AUTHENTICATED": (401, "Not authenticated"),
     "TOKEN_INVALID": (401, "Token invalid"),
     "TOKEN_REUSED": (401, "Token reused"),
+    "INVALID_MFA_CODE": (401, "Invalid second-factor code"),
     "SESSION_REVOKED": (401, "Session revoked"),
     "EMAIL_NOT_VERIFIED": (403, "Email not verified"),
     "PERMISSION_DENIED": (403, "Permission denied"),

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from html import escape
 from urllib.parse import urlencode
@@ -25,6 +25,7 @@ from django.core.cache import cache
 from django.http import Http404, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
@@ -96,6 +97,7 @@ def _issue(sub: str) -> dict:
 
 
 @csrf_exempt
+@never_cache  # tokens: Cache-Control no-store (RFC 6749, 5.1)
 @require_POST
 def token(request):
     _enabled()
@@ -196,6 +198,52 @@ def _day(d: datetime) -> int:
     return int(d.timestamp() // 86400)
 
 
+# Like Schwab's API: at most one year per request, dates with an explicit offset, not before 1970.
+MAX_TRANSACTION_SPAN = timedelta(days=366)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _bad_window(request, field: str, message: str) -> HttpResponse:
+    """400 problem+json naming the parameter; ``message`` also in Schwab's own field of that name."""
+    from dashtam.api.problems import problem_response
+
+    response = problem_response(request, code="VALIDATION_ERROR", detail=f"{field}: {message}",
+                                errors={field: [message]})
+    body = json.loads(response.content)
+    body["message"] = f"{field}: {message}"
+    response.content = json.dumps(body)
+    return response
+
+
+def _transaction_window(request):
+    """(start, end, None) for a sane window, else (None, None, a 400 naming the parameter)."""
+    found = {}
+    for field in ("startDate", "endDate"):
+        raw = request.GET.get(field, "")
+        if not raw:
+            return None, None, _bad_window(request, field, "is required (ISO 8601 date-time with an offset).")
+        try:
+            moment = parse_datetime(raw)
+        except ValueError:  # well formed but impossible, such as February 30th
+            moment = None
+        if moment is None:
+            return None, None, _bad_window(request, field, "is not a valid ISO 8601 date-time.")
+        if timezone.is_naive(moment):
+            return None, None, _bad_window(request, field, "needs a UTC offset, e.g. 2024-01-31T00:00:00Z.")
+        try:
+            if moment < EPOCH:
+                return None, None, _bad_window(request, field, "must not be before 1970-01-01.")
+        except OverflowError:  # an offset that moves year 1 or 9999 out of range
+            return None, None, _bad_window(request, field, "is out of range.")
+        found[field] = moment
+    start, end = found["startDate"], found["endDate"]
+    if end < start:
+        return None, None, _bad_window(request, "endDate", "must not be before startDate.")
+    if end - start > MAX_TRANSACTION_SPAN:
+        return None, None, _bad_window(request, "endDate", "must be within one year of startDate.")
+    return start, end, None
+
+
 @require_GET
 def transactions(request, account_hash: str):
     _enabled()
@@ -205,10 +253,9 @@ def transactions(request, account_hash: str):
     account = next((a for a in _accounts(sub) if a["hash"] == account_hash), None)
     if account is None:
         return JsonResponse({"message": "Account not found"}, status=404)
-    start = parse_datetime(request.GET.get("startDate", ""))
-    end = parse_datetime(request.GET.get("endDate", ""))
-    if start is None or end is None:
-        return JsonResponse({"message": "startDate and endDate are required"}, status=400)
+    start, end, problem = _transaction_window(request)
+    if problem is not None:
+        return problem
     wanted = {t for t in request.GET.get("types", "").split(",") if t}
     rows = []
     for day in range(_day(start), _day(end) + 1):

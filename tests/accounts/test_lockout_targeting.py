@@ -282,3 +282,17 @@ def test_no_proxy_warning_with_a_trusted_proxy_or_outside_production(
     caplog.set_level(logging.WARNING, logger="dashtam.checks")
     client.get("/healthz", HTTP_X_FORWARDED_FOR="198.51.100.7, 10.0.0.1")
     assert _proxy_warnings(caplog) == []
+
+
+def test_the_unlock_link_of_an_account_with_a_second_factor_still_asks_for_it(
+    api_client, user, password, django_capture_on_commit_callbacks,
+):
+    from accounts.mfa.services import totp_demo_device_ensure
+    from tests.accounts.mfa_helpers import code_for, login_mfa
+
+    secret = totp_demo_device_ensure(user=user)
+    lock(api_client, user.email, commit_callbacks=django_capture_on_commit_callbacks)
+    token = unlock_token_from(outbox_to(user.email)[0])
+    body = unlock(api_client, token).json()
+    assert body["mfa_required"] is True and "access" not in body
+    assert login_mfa(api_client, body["mfa_token"], code_for(secret)).status_code == 200

@@ -72,7 +72,8 @@ def json_log_lines():
 
 @pytest.mark.integration
 def test_a_task_enqueued_by_a_request_writes_rows_and_logs_with_its_id(celery_worker, client,
-                                                                         json_log_lines):
+                                                                         json_log_lines, settings):
+    settings.TRUSTED_PROXY_COUNT = 1  # the incoming id is the proxy's
     tag = f"alpha{uuid.uuid4().hex[:8]}"
     request_id = f"origin-{uuid.uuid4()}"
     with override_settings(ROOT_URLCONF=__name__):
@@ -89,6 +90,19 @@ def test_a_task_enqueued_by_a_request_writes_rows_and_logs_with_its_id(celery_wo
     assert in_request.request_id == row.request_id  # staff find both with one search
     line = next(x for x in wait_until(json_log_lines) if x.get("tag") == tag)
     assert line["request_id"] == request_id
+
+
+@pytest.mark.integration
+def test_a_task_carries_the_clients_own_request_id_too(celery_worker, client, settings):
+    settings.TRUSTED_PROXY_COUNT = 0  # the client's id is not the request id, but it is kept
+    tag = f"client{uuid.uuid4().hex[:8]}"
+    with override_settings(ROOT_URLCONF=__name__):
+        response = client.get(f"/enqueue/{tag}", HTTP_X_REQUEST_ID="client-own-7")
+    assert response["X-Client-Request-ID"] == "client-own-7"
+    row = wait_until(lambda: AuditEvent.objects.filter(extra__action="probe", extra__tag=tag).first(),
+                     timeout=60)
+    assert row.request_id == response["X-Request-ID"] != "client-own-7"
+    assert row.client_request_id == "client-own-7"
 
 
 @pytest.mark.integration

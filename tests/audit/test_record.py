@@ -89,9 +89,11 @@ def test_a_request_writes_its_id_ip_and_route(client, settings, proxies, remote,
     with override_settings(ROOT_URLCONF=__name__):
         response = client.get("/probe/7", **headers)
     assert response.status_code == 200
-    assert response["X-Request-ID"] == "probe-req-1"
+    # The client's X-Request-ID is the request id only through a trusted proxy.
+    assert (response["X-Request-ID"] == "probe-req-1") == (proxies > 0)
     event = AuditEvent.objects.get()
-    assert event.request_id == "probe-req-1"
+    assert event.request_id == response["X-Request-ID"]
+    assert event.client_request_id == (None if proxies else "probe-req-1")
     assert event.ip == expected
     assert event.route == "probe/<int:n>" and event.path == "/probe/7" and event.method == "GET"
     assert event.user_agent == "probe/1.0"

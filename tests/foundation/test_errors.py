@@ -24,7 +24,8 @@ def problem(response, status, code):
     return body
 
 
-def test_unknown_route_is_a_404_problem_with_the_clients_request_id(client):
+def test_unknown_route_is_a_404_problem_with_the_proxys_request_id(client, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
     response = client.get("/api/v1/does-not-exist", HTTP_X_REQUEST_ID="abc-123")
     body = problem(response, 404, "NOT_FOUND")
     assert response["X-Request-ID"] == "abc-123"
@@ -81,7 +82,8 @@ def test_a_body_over_the_limit_is_a_413_problem(client, settings):
     problem(response, 413, "PAYLOAD_TOO_LARGE")
 
 
-def test_unhandled_exception_is_a_500_without_internals_and_is_logged(client, caplog):
+def test_unhandled_exception_is_a_500_without_internals_and_is_logged(client, caplog, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
     client.raise_request_exception = False
     with caplog.at_level(logging.ERROR):
         response = client.get("/api/v1/test/crash", HTTP_X_REQUEST_ID="crash-1")

@@ -89,7 +89,8 @@ def test_logs_never_contain_passwords_tokens_authorization_or_cookies():
         assert secret not in line
 
 
-def test_request_log_line_carries_request_id_and_no_bearer_token(client, caplog):
+def test_request_log_line_carries_request_id_and_no_bearer_token(client, caplog, settings):
+    settings.TRUSTED_PROXY_COUNT = 1  # the incoming id is the proxy's
     with caplog.at_level(logging.INFO, logger="dashtam.request"):
         client.get("/api/v1/nothing", HTTP_X_REQUEST_ID="log-1", HTTP_AUTHORIZATION="Bearer abc.def.ghi")
     records = [r for r in caplog.records if r.name == "dashtam.request"]

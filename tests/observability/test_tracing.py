@@ -152,7 +152,8 @@ def test_a_request_and_its_task_reach_the_collector_under_one_trace(celery_worke
                                                                      json_log_lines):
     tag = f"trace{uuid.uuid4().hex[:8]}"
     request_id = f"traced-{uuid.uuid4()}"
-    with override_settings(ROOT_URLCONF=__name__):
+    # TRUSTED_PROXY_COUNT: the incoming X-Request-ID is the request id only through a trusted proxy.
+    with override_settings(ROOT_URLCONF=__name__, TRUSTED_PROXY_COUNT=1):
         response = client.get(f"/traced/{tag}", HTTP_X_REQUEST_ID=request_id)
     assert response.status_code == 200
     wait_until(lambda: any(line.get("tag") == tag and line["message"] == "traced probe ran"

@@ -41,7 +41,8 @@ def test_list_shows_device_details_newest_activity_first_and_one_current(user, s
     assert firefox["ip_address"] == "198.51.100.4"
     assert firefox["location"] == "Unknown"
     assert set(firefox) == {"id", "device", "browser", "os", "ip_address", "location", "created_at",
-                            "last_used_at", "expires_at", "is_current"}
+                            "last_used_at", "expires_at", "is_current", "auth_methods"}
+    assert firefox["auth_methods"] == ["password"]
     assert rows[0]["device"] == "iPhone"
 
 

@@ -1,10 +1,11 @@
-"""Demo data for `make run`: a verified demo user and a staff user. Idempotent."""
+"""Demo data for `make run`: a verified demo user and a staff user with an authenticator. Idempotent."""
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from accounts.email_address import canonical_email
+from accounts.mfa.services import totp_demo_device_ensure
 from accounts.models import User
 from accounts.services import lockout_clear
 
@@ -32,6 +33,10 @@ class Command(BaseCommand):
                 user.save(update_fields=["password"])
             # A fresh `make run` always lets the demo users in, even after a lockout.
             lockout_clear(email=email)
+            if staff:
+                staff_secret = totp_demo_device_ensure(user=user)
         self.stdout.write(self.style.SUCCESS("Demo data ready:"))
         self.stdout.write("  API user:   demo@dashtam.local / Demo-Passw0rd!   (POST /api/v1/auth/login)")
         self.stdout.write("  Staff user: staff@dashtam.local / Staff-Passw0rd!  (/admin/)")
+        self.stdout.write(f"  Staff TOTP secret: {staff_secret}  (add it to any authenticator app; the admin "
+                          "asks for its code after the password)")

@@ -1,4 +1,4 @@
-"""Re-encrypt every stored provider token under the newest key of FIELD_ENCRYPTION_KEYS.
+"""Re-encrypt every stored provider token (and TOTP seed) under the newest key of FIELD_ENCRYPTION_KEYS.
 
 Online and resumable: each row is re-sealed in its own short transaction under a
 row lock, rows already on the newest key are skipped, so the command can be
@@ -36,6 +36,7 @@ class Command(BaseCommand):
             return
         if not total:
             self._rotate_pending_states(newest)
+            self._rotate_totp_seeds()
             return
         done = failed = 0
         last_pk = None
@@ -57,6 +58,7 @@ class Command(BaseCommand):
             filled = int(width * min(1.0, (done + failed) / total))
             self.stdout.write(f"[{'#' * filled}{'.' * (width - filled)}] {done + failed}/{total}")
         self._rotate_pending_states(newest)
+        self._rotate_totp_seeds()
         with transaction.atomic():
             record(action="provider.keys.rotated", outcome="success" if not failed else "failure",
                    target_type="providers.providertoken", target_id="*",
@@ -64,6 +66,15 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"re-encrypted {done} token(s); {failed} failed"))
         if failed:
             raise CommandError(f"{failed} token(s) could not be decrypted with any key in FIELD_ENCRYPTION_KEYS")
+
+    def _rotate_totp_seeds(self) -> None:
+        """Second-factor seeds (accounts/mfa) are sealed with the same ring: re-seal them too."""
+        from accounts.mfa.services import totp_devices_reencrypt
+
+        done, failed = totp_devices_reencrypt(stderr=self.stderr)
+        self.stdout.write(f"re-encrypted {done} TOTP seed(s); {failed} failed")
+        if failed:
+            raise CommandError(f"{failed} TOTP seed(s) could not be decrypted with any key in FIELD_ENCRYPTION_KEYS")
 
     def _rotate_pending_states(self, newest: str) -> int:
         """Re-seal the PKCE verifiers of authorizations still in flight, so the old key can
