@@ -417,7 +417,7 @@ def passkey_login(*, request, credential) -> LoginResult:
         with transaction.atomic():
             record(action="auth.login.unverified", outcome="denied", target=user, actor=user)
         raise ProblemError("EMAIL_NOT_VERIFIED", "Verify your email address before logging in.")
-    return login_complete(request=request, user=user)
+    return login_complete(request=request, user=user, auth_methods=[PASSKEY])
 
 
 # --- the second-factor step (accounts/mfa) ------------------------------------------------------------
