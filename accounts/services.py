@@ -193,6 +193,9 @@ def verification_resend(*, email: str) -> bool:
 # has one (an mfa_token instead of tokens), and ``login_complete`` issues the tokens.
 @dataclass(frozen=True)
 class LoginResult:
+    """What a completed login answers with: the user, the session's first token pair, the
+    access token's lifetime in seconds and the new session's id."""
+
     user: User
     access: str
     refresh: str

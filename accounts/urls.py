@@ -17,4 +17,5 @@ urlpatterns = [
     path("me", apis.MeApi.as_view(), name="auth-me"),
     path("change-password", apis.ChangePasswordApi.as_view(), name="auth-change-password"),
     path("", include("accounts.mfa.urls")),  # second factors: login/mfa, mfa, mfa/totp, ...
+    path("", include("accounts.passkeys.urls")),  # passkeys (WebAuthn)
 ]

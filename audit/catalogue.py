@@ -53,6 +53,15 @@ CATALOGUE: dict[str, str] = {
     "auth.mfa.recovery_codes.regenerated": "A user replaced their recovery codes (the old ones stopped working).",
     "auth.mfa.reset": "Staff removed a user's second factors (the user was emailed).",
     "auth.mfa.keys.rotated": "Stored TOTP seeds were re-encrypted under the newest key.",
+    # accounts: passkeys (accounts/passkeys)
+    "auth.passkey.registered": "A user registered a passkey (its id, name and AAGUID are in extra).",
+    "auth.passkey.renamed": "A user renamed one of their passkeys.",
+    "auth.passkey.deleted": "A user deleted one of their passkeys (the number left is in extra).",
+    "auth.passkey.failed": "A passkey registration or sign-in was refused (expired or used challenge, unknown "
+                           "or another user's credential, wrong origin or RP ID, bad signature, locked account); "
+                           "the step and reason are in extra.",
+    "auth.passkey.counter_regressed": "A passkey's signature counter did not move forward: possibly a cloned "
+                                      "authenticator. The sign-in was refused.",
     # sessions_mgmt
     "session.created": "A login session was started and its first token pair issued.",
     "session.refreshed": "A refresh token was rotated for a new token pair.",

@@ -299,6 +299,10 @@ def audit_chain_seal(*, batch_size: int | None = None, max_batches: int = 1000) 
 
 @dataclass(frozen=True)
 class ChainReport:
+    """The result of ``audit_chain_verify``: whether the trail is intact, how many events were
+    checked (and how many of them were not sealed yet), and for a broken trail the first
+    broken event, its seq and why. ``str()`` is the line ``audit_verify`` prints."""
+
     ok: bool
     checked: int
     unsealed: int

@@ -127,6 +127,11 @@ DEFAULT_RATE_RULES: dict[str, dict] = {
     "mfa_login_token": {"routes": ["auth-login-mfa"], "key": "body:mfa_token", "rate": "10/m"},
     "mfa_manage": {"routes": ["auth-mfa-totp", "auth-mfa-totp-confirm", "auth-mfa-recovery-codes"],
                    "key": "user", "rate": "10/m"},
+    # Passkeys (accounts/passkeys): asking for options, and verifying a registration or a sign-in, per IP.
+    "passkey_options": {"routes": ["auth-passkeys-registration-options", "auth-passkeys-authentication-options"],
+                        "key": "ip", "rate": "10/m"},
+    "passkey_verify": {"routes": ["auth-passkeys-registration", "auth-passkeys-authentication"],
+                       "key": "ip", "rate": "20/m"},
     "api": {"routes": ["*"], "key": "user_or_ip", "rate": "1000/m"},
 }
 RATE_OFF = ("off", "none", "disabled")

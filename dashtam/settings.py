@@ -104,6 +104,7 @@ INSTALLED_APPS = [
     "dashtam.outbox",
     "audit",
     "accounts",
+    "accounts.passkeys",
     "sessions_mgmt",
     "providers",
     "account_pages",
@@ -453,6 +454,33 @@ AXES_VERBOSE = False
 # and tamper-evident; axes' AccessLog would be a second copy that nothing purges, and one
 # more INSERT per login.
 AXES_DISABLE_ACCESS_LOG = True
+
+# --- Passkeys (WebAuthn; accounts/passkeys) ----------------------------------------------
+# The relying party: its ID (a host name, no scheme or port) and the origins a browser may
+# sign in from (comma-separated). Development: "localhost" and the development server's
+# origin addressed as localhost (a WebAuthn RP ID cannot be an IP address). Production:
+# FRONTEND_URL's host and origin unless set. accounts/passkeys/checks.py refuses a mismatch.
+def _webauthn_defaults() -> tuple[str, str]:
+    from urllib.parse import urlsplit
+
+    if IS_PRODUCTION:
+        parts = urlsplit(FRONTEND_URL)
+        return (parts.hostname or ""), (f"{parts.scheme}://{parts.netloc}" if parts.netloc else "")
+    parts = urlsplit(DEV_SERVER_URL)
+    host = "localhost" if parts.hostname in ("127.0.0.1", "::1", None) else parts.hostname
+    return "localhost", f"{parts.scheme or 'http'}://{host}{f':{parts.port}' if parts.port else ''}"
+
+
+_WEBAUTHN_RP_ID, _WEBAUTHN_ORIGINS = _webauthn_defaults()
+WEBAUTHN_RP_ID = env.str("WEBAUTHN_RP_ID", default=_WEBAUTHN_RP_ID).strip()
+WEBAUTHN_RP_NAME = env.str("WEBAUTHN_RP_NAME", default="Dashtam").strip()
+WEBAUTHN_ORIGINS = [o.strip().rstrip("/") for o in env.list("WEBAUTHN_ORIGINS", default=[_WEBAUTHN_ORIGINS])
+                    if o.strip()]
+# Life of a registration or sign-in challenge (server-side, single-use; at most 300 seconds).
+WEBAUTHN_CHALLENGE_SECONDS = env.int("WEBAUTHN_CHALLENGE_SECONDS", default=300)
+# "preferred" (default) or "required": whether the authenticator must verify the person (PIN, biometrics).
+WEBAUTHN_USER_VERIFICATION = env.str("WEBAUTHN_USER_VERIFICATION", default="preferred").strip()
+WEBAUTHN_MAX_PASSKEYS = env.int("WEBAUTHN_MAX_PASSKEYS", default=20)  # per account
 
 # --- Email -------------------------------------------------------------------------
 EMAIL_URL = env.str("EMAIL_URL", default="memorymail://" if IS_TEST else "consolemail://")

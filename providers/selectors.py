@@ -16,10 +16,14 @@ def circuit_breaker_states() -> dict:
 
 
 def connection_list(*, user) -> QuerySet[ProviderConnection]:
+    """The user's provider connections (with their token rows, for expiry and rotation fields)."""
+
     return ProviderConnection.objects.filter(user=user).select_related("token")
 
 
 def connection_get(*, user, connection_id) -> ProviderConnection:
+    """One of the user's connections; ``Http404`` for an unknown id or another user's."""
+
     connection = connection_list(user=user).filter(pk=connection_id).first()
     if connection is None:
         raise Http404
@@ -27,6 +31,9 @@ def connection_get(*, user, connection_id) -> ProviderConnection:
 
 
 def account_list(*, user, connection_id=None, account_type: str = "", synced_since=None) -> QuerySet[FinancialAccount]:
+    """The user's synced accounts, optionally of one connection, of one type (case-insensitive)
+    or synced since a time."""
+
     qs = FinancialAccount.objects.filter(connection__user=user).select_related("connection")
     if connection_id:
         qs = qs.filter(connection_id=connection_id)
@@ -38,6 +45,8 @@ def account_list(*, user, connection_id=None, account_type: str = "", synced_sin
 
 
 def account_get(*, user, account_id) -> FinancialAccount:
+    """One of the user's accounts; ``Http404`` for an unknown id or another user's."""
+
     account = account_list(user=user).filter(pk=account_id).first()
     if account is None:
         raise Http404
@@ -45,6 +54,10 @@ def account_get(*, user, account_id) -> FinancialAccount:
 
 
 def transaction_list(*, account: FinancialAccount, start=None, end=None, types=None) -> QuerySet[Transaction]:
+    """The account's transactions, optionally from ``start`` to ``end`` (inclusive, by date)
+    and of the given ``types``. The caller has already checked the account is the user's
+    (``account_get``)."""
+
     qs = Transaction.objects.filter(account=account)
     if start:
         qs = qs.filter(date__gte=start)

@@ -328,6 +328,10 @@ def oauth_authorization_start(*, connection: ProviderConnection) -> str:
 
 @dataclass(frozen=True)
 class CallbackOutcome:
+    """The result of ``oauth_authorization_complete``: ``outcome`` (``connected``, or why not:
+    denied, invalid_state, expired, replayed, mismatch, failed), the connection it concerns
+    (never another user's) and a human-readable ``detail``."""
+
     outcome: str  # connected | denied | invalid_state | expired | replayed | mismatch | failed
     connection_id: str | None = None
     detail: str = ""
@@ -501,6 +505,10 @@ _OUTCOME_TEXT = {
 # --- Token refresh -------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RefreshResult:
+    """The result of ``token_refresh``: ``status`` (below), the connection's status afterwards,
+    the provider's ``rotation`` behaviour (rotated, same_token_returned, not_included), the new
+    expiry, and for failures the error code, whether a retry may help and after how long."""
+
     # refreshed | fresh | not_due | in_progress | no_token | inactive | reauth_required | failed
     status: str
     connection_status: str = ""
@@ -818,6 +826,9 @@ def tokens_reauth_warn() -> int:
 # --- Sync ------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class SyncResult:
+    """The result of ``connection_sync``: ``status`` and how many accounts and transactions
+    were written (created or updated)."""
+
     status: str  # synced | inactive | failed | reauth_required
     accounts: int = 0
     transactions: int = 0
@@ -932,6 +943,10 @@ def _dec(value: str | None) -> Decimal | None:
 
 
 def connections_due_for_sync(*, limit: int = 500) -> list[str]:
+    """Ids of active connections not synced for PROVIDER_SYNC_MINUTES and with no sync
+    queued in the last PROVIDER_SYNC_QUEUED_SECONDS, least recently synced first, at most
+    ``limit``."""
+
     from django.db.models import Q
 
     now = timezone.now()
@@ -968,6 +983,9 @@ def connections_sync_due_enqueue(*, limit: int = 500) -> int:
 
 @dataclass(frozen=True)
 class SyncJob:
+    """The answer to ``POST providers/{id}/sync`` (``connection_sync_request``): the job's id
+    and status, whether this request created it, and when it was requested and last ran."""
+
     job_id: str
     status: str  # queued (waiting or running) | completed (ran less than PROVIDER_SYNC_COOLDOWN_SECONDS ago)
     created: bool  # False: an existing job answered this request

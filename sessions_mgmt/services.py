@@ -33,6 +33,9 @@ BEARER = {"WWW-Authenticate": 'Bearer realm="api"'}
 
 @dataclass(frozen=True)
 class IssuedTokens:
+    """A freshly signed access + refresh pair, the access token's lifetime in seconds
+    (``expires_in``) and the session the pair belongs to."""
+
     access: str
     refresh: str
     expires_in: int
@@ -41,6 +44,9 @@ class IssuedTokens:
 
 # --- token versions ---------------------------------------------------------------
 def global_min_version() -> int:
+    """The global minimum token version (``SecurityConfig``, raised by ``tokens_revoke_all``);
+    0 before anyone was ever revoked."""
+
     value = SecurityConfig.objects.filter(pk=1).values_list("min_token_version", flat=True).first()
     return value or 0
 

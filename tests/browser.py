@@ -18,6 +18,7 @@ uncaught page error and Content-Security-Policy violation (the DOM's
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -36,6 +37,18 @@ document.addEventListener("securitypolicyviolation", (e) => {
     + ` at ${e.sourceFile || document.location.href}:${e.lineNumber}`);
 });
 """
+
+
+DOCS_IMG = Path(__file__).resolve().parents[1] / "docs" / "img"
+
+
+def save_docs_screenshot(page, name: str, *, full_page: bool = False) -> None:
+    """Save ``docs/img/<name>.png`` for the documentation site, only when DOCS_SCREENSHOTS=1
+    (``make docs-screenshots``): screenshots come from the tests, never drawn by hand."""
+    if os.environ.get("DOCS_SCREENSHOTS") != "1":
+        return
+    DOCS_IMG.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(DOCS_IMG / f"{name}.png"), full_page=full_page)
 
 
 def require_chromium() -> None:
@@ -80,6 +93,10 @@ class BrowserPage:
     def problems(self) -> list[str]:
         self._collect_csp()
         return self.errors + self._csp_seen
+
+    def screenshot_for_docs(self, name: str, *, full_page: bool = False) -> None:
+        """``save_docs_screenshot`` of this page (a no-op unless DOCS_SCREENSHOTS=1)."""
+        save_docs_screenshot(self.page, name, full_page=full_page)
 
     def assert_clean(self) -> None:
         problems = self.problems()[self._reported:]

@@ -24,7 +24,7 @@ def _sid(request):
 class MfaLoginApi(PublicApi):
     @extend_schema(
         operation_id="auth_login_mfa", tags=["auth"], auth=[],
-        summary="Finish a login with a second factor (TOTP or recovery code)",
+        summary="Finish a login with a second factor (TOTP, recovery code or passkey)",
         request=s.MfaLoginSerializer,
         responses={200: LoginResponseSerializer, 401: WRONG_CODE,
                    429: OpenApiResponse(description="ACCOUNT_LOCKED (+Retry-After), or RATE_LIMITED.")},
@@ -32,13 +32,24 @@ class MfaLoginApi(PublicApi):
             "Exchanges the mfa_token from POST auth/login and a 6-digit TOTP code (or a recovery code; "
             "dashes and case are ignored) for the normal login response. Wrong, malformed or replayed "
             "code: 401 INVALID_MFA_CODE, counted toward the account's lockout. An expired, used, or "
-            "dead mfa_token (5 wrong codes), or one presented by another client: 401 TOKEN_INVALID."
+            "dead mfa_token (5 wrong codes), or one presented by another client: 401 TOKEN_INVALID. "
+            "Or {mfa_token, passkey}: a passkey assertion answering POST auth/passkeys/authentication/options "
+            "{mfa_token}; one that does not verify is a wrong code, a sign counter that went backwards is "
+            "401 TOKEN_INVALID."
         ),
     )
     def post(self, request):
         data = s.MfaLoginSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        result = services.login_mfa_verify(request=request._request, **data.validated_data)
+        values = data.validated_data
+        if "passkey" in values:
+            from accounts.passkeys.services import passkey_mfa_verify
+
+            result = passkey_mfa_verify(request=request._request, mfa_token=values["mfa_token"],
+                                        credential=values["passkey"])
+        else:
+            result = services.login_mfa_verify(request=request._request, mfa_token=values["mfa_token"],
+                                               code=values["code"])
         return login_response(result)
 
 

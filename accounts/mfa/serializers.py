@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from accounts.passkeys.serializers import CredentialField
 from accounts.serializers import PASSWORD_INPUT_LIMIT, PasswordField, StrictCharField
 
 
@@ -18,14 +19,22 @@ class CodeField(StrictCharField):
 
 class MfaLoginSerializer(serializers.Serializer):
     mfa_token = StrictCharField(max_length=256, help_text="From the mfa_required answer of POST auth/login.")
-    code = CodeField(help_text="A 6-digit code from the authenticator app, or a recovery code.")
+    code = CodeField(required=False, help_text="A 6-digit code from the authenticator app, or a recovery code.")
+    passkey = CredentialField(required=False, help_text="Instead of a code: a passkey assertion (its "
+                                                        "options from POST auth/passkeys/authentication/options "
+                                                        "{mfa_token}).")
+
+    def validate(self, attrs):
+        if ("code" in attrs) == ("passkey" in attrs):
+            raise serializers.ValidationError({"code": ["Send a code or a passkey."]})
+        return attrs
 
 
 class MfaRequiredSerializer(serializers.Serializer):
     mfa_required = serializers.BooleanField(default=True)
     mfa_token = serializers.CharField(help_text="Opaque, single-use; bound to this client.")
     methods = serializers.ListField(child=serializers.CharField(),
-                                    help_text='What can finish the login: "totp", "recovery_code".')
+                                    help_text='What can finish the login: "totp", "recovery_code", "passkey".')
     expires_in = serializers.IntegerField(help_text="Seconds the mfa_token stays valid.")
 
 

@@ -28,6 +28,7 @@ from accounts import lockout
 from accounts.mfa import totp
 from accounts.mfa.models import MfaChallenge, RecoveryCode, TotpDevice
 from accounts.models import User
+from accounts.passkeys.models import Passkey
 from accounts.services import (
     LoginResult,
     _current_password_check,
@@ -45,6 +46,7 @@ logger = logging.getLogger("dashtam.accounts.mfa")
 
 TOTP = "totp"
 RECOVERY_CODE = "recovery_code"
+PASSKEY = "passkey"
 INVALID_CODE_DETAIL = "The code is wrong, expired or was already used."
 DEAD_TOKEN_DETAIL = "This sign-in step has expired or was already used. Sign in again."
 
@@ -82,9 +84,12 @@ def _open(device: TotpDevice) -> str:
 # --- reads ---------------------------------------------------------------------------------
 def mfa_methods_for(*, user: User) -> list[str]:
     """The second factors that can finish a login for ``user`` ([] when none: one indexed query)."""
+    methods = []
     if TotpDevice.objects.filter(user_id=user.pk, confirmed_at__isnull=False).exists():
-        return [TOTP, RECOVERY_CODE]
-    return []
+        methods += [TOTP, RECOVERY_CODE]
+    if Passkey.objects.filter(user_id=user.pk).exists():  # a passkey is a second factor too (accounts/passkeys)
+        methods.append(PASSKEY)
+    return methods
 
 
 def mfa_status(*, user: User) -> dict:
@@ -94,7 +99,7 @@ def mfa_status(*, user: User) -> dict:
     return {
         "totp": {"enabled": device is not None, "created_at": device.confirmed_at if device else None},
         "recovery_codes": {"remaining": remaining},
-        "passkeys": 0,
+        "passkeys": Passkey.objects.filter(user_id=user.pk).count(),
     }
 
 
@@ -426,11 +431,14 @@ def mfa_reset(*, user: User, actor: User) -> bool:
     """
     User.objects.select_for_update().filter(pk=user.pk).first()
     if not (TotpDevice.objects.filter(user_id=user.pk).exists()
-            or RecoveryCode.objects.filter(user_id=user.pk).exists()):
+            or RecoveryCode.objects.filter(user_id=user.pk).exists()
+            or Passkey.objects.filter(user_id=user.pk).exists()):
         return False
     removed = _factors_delete(user=user)
+    passkeys_removed = Passkey.objects.filter(user_id=user.pk).delete()[0]
     send_templated_email(to=user.email, template="account_mfa_disabled", context=_mail_context(user, by_staff=True))
-    record(action="auth.mfa.reset", target=user, actor=actor, extra={"devices_removed": removed})
+    record(action="auth.mfa.reset", target=user, actor=actor,
+           extra={"devices_removed": removed, "passkeys_removed_count": passkeys_removed})
     return True
 
 

@@ -37,9 +37,14 @@ def _seed(now) -> dict:
     victims = [UserFactory(email=f"victim{i}@example.com") for i in range(3)]
     rows = []
 
+    oldest_in_window = now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=23)
+
     def add(action, outcome, hours_ago, *, ip="198.51.100.7", actor=None, extra=None, minutes=0):
         rows.append(AuditEvent(
-            action=action, outcome=outcome, created_at=now - timedelta(hours=hours_ago, minutes=minutes),
+            # The 24-hour chart starts at the whole hour 23 hours before this one: an event seeded
+            # "23 hours and k minutes ago" falls out of it during the first k minutes of an hour.
+            action=action, outcome=outcome, created_at=max(now - timedelta(hours=hours_ago, minutes=minutes),
+                                                           oldest_in_window),
             actor=actor, actor_email=actor.email if actor else "", ip=ip,
             request_id=str(uuid.uuid4()), route="api/v1/auth/login", method="POST",
             path="/api/v1/auth/login", user_agent="Mozilla/5.0 (seed)",

@@ -57,6 +57,7 @@ def test_swagger_ui_lists_the_operations_and_calls_me_with_the_token(browser_pag
 def test_swagger_ui_renders_before_anyone_signs_in(browser_page, live_server):
     page = browser_page.goto(f"{live_server.url}/api/docs/")
     page.wait_for_selector("#operations-auth-auth_me", timeout=15_000)
+    browser_page.screenshot_for_docs("swagger-ui")
     browser_page.assert_clean()
 
 
