@@ -11,9 +11,17 @@ from pathlib import Path
 
 
 def durations(log_path: Path, request_ids: set[str]) -> dict[str, float]:
-    """{request_id: duration_ms} for the given ids found in the log."""
-    return {line["request_id"]: float(line["duration_ms"]) for line in access_lines(log_path)
-            if line.get("request_id") in request_ids}
+    """{request_id: duration_ms} for the given ids found in the log.
+
+    The bench sends its own X-Request-ID; with no trusted proxy in front the server
+    generates the request id and logs the bench's as ``client_request_id``.
+    """
+    found = {}
+    for line in access_lines(log_path):
+        for key in (line.get("client_request_id"), line.get("request_id")):
+            if key in request_ids:
+                found[key] = float(line["duration_ms"])
+    return found
 
 
 def access_lines(log_path: Path, *, offset: int = 0, route: str | None = None) -> list[dict]:
