@@ -15,6 +15,12 @@ from accounts import services
 from accounts.mfa.serializers import MfaRequiredSerializer
 from audit.context import client_ip_for_request
 
+# Every path that can sign someone in answers either the login response or, for an account
+# with a second factor, the mfa_required step (accounts.mfa.services.login_next_step).
+LOGIN_OR_MFA_REQUIRED = PolymorphicProxySerializer(
+    component_name="LoginOrMfaRequired", resource_type_field_name=None,
+    serializers=[s.LoginResponseSerializer, MfaRequiredSerializer])
+
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 ACCEPTED = {"detail": "If the address can receive email, a message is on its way."}
 
@@ -98,9 +104,7 @@ class LoginApi(PublicApi):
         summary="Log in with email and password",
         request=s.LoginSerializer,
         responses={
-            200: PolymorphicProxySerializer(
-                component_name="LoginOrMfaRequired", resource_type_field_name=None,
-                serializers=[s.LoginResponseSerializer, MfaRequiredSerializer]),
+            200: LOGIN_OR_MFA_REQUIRED,
             401: OpenApiResponse(description="INVALID_CREDENTIALS: wrong password or unknown address."),
             403: OpenApiResponse(description="EMAIL_NOT_VERIFIED (only after a correct password)."),
         },
@@ -158,9 +162,7 @@ class MagicLinkVerifyApi(PublicApi):
         summary="Sign in with the token from a magic link",
         request=s.TokenSerializer,
         responses={
-            200: PolymorphicProxySerializer(
-                component_name="LoginOrMfaRequired", resource_type_field_name=None,
-                serializers=[s.LoginResponseSerializer, MfaRequiredSerializer]),
+            200: LOGIN_OR_MFA_REQUIRED,
             400: OpenApiResponse(description="INVALID_TOKEN (unknown, used, replaced or expired), "
                                              "or VALIDATION_ERROR."),
         },
@@ -182,12 +184,13 @@ class UnlockApi(PublicApi):
         operation_id="auth_unlock", tags=["auth"], auth=[],
         summary="Unlock a locked account with the link from the lockout email, and sign in",
         request=s.TokenSerializer,
-        responses={200: s.LoginResponseSerializer,
+        responses={200: LOGIN_OR_MFA_REQUIRED,
                    400: OpenApiResponse(description="INVALID_TOKEN (bad, expired, used or replaced), "
                                                     "or VALIDATION_ERROR.")},
         description=(
             "The \"account locked\" email carries a single-use link to FRONTEND_URL/unlock?token=...; "
-            "its token, posted here, ends the account's lock and answers like a successful login. "
+            "its token, posted here, ends the account's lock and answers like a successful login "
+            "(or, for an account with a second factor, its mfa_required answer). "
             "Valid UNLOCK_TOKEN_MINUTES (15); only the newest link works."
         ),
     )
