@@ -14,35 +14,21 @@ from rest_framework.response import Response
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
 from dashtam.api.problems import PROBLEM_CONTENT_TYPE, problem_body
+from dashtam.errors import DomainError, InvalidInput, RetryLater
 
 logger = logging.getLogger("dashtam.api")
 
 
-class ProblemError(drf.APIException):
-    """Raise anywhere in a view or service to answer with a given problem code.
+class ProblemError(DomainError, drf.APIException):
+    """A domain error that is also a DRF ``APIException``: for views and authentication classes,
+    where DRF itself must see an ``APIException``. Services raise ``dashtam.errors`` instead.
 
     ``ProblemError("TOKEN_REUSED", "This refresh token was already used.")``
     """
 
-    def __init__(self, code: str, detail: str | None = None, *, status: int | None = None,
-                 headers: dict | None = None, extra: dict | None = None):
-        from dashtam.api.problems import CATALOGUE
 
-        self.problem_code = code
-        self.status_code = status or CATALOGUE.get(code, (400, ""))[0]
-        self.headers = headers or {}
-        self.extra = extra or {}
-        super().__init__(detail=detail or CATALOGUE.get(code, (0, code))[1] + ".")
-
-
-class RetryAfterError(ProblemError):
-    """A problem with a Retry-After header (seconds, rounded up, at least 1)."""
-
-    def __init__(self, code: str, detail: str | None = None, *, retry_after: float, **kw):
-        seconds = max(1, math.ceil(retry_after))
-        headers = dict(kw.pop("headers", {}) or {}, **{"Retry-After": str(seconds)})
-        super().__init__(code, detail, headers=headers, **kw)
-        self.retry_after = seconds
+class RetryAfterError(RetryLater, ProblemError):
+    """``RetryLater`` for views: a problem with a Retry-After header."""
 
 
 def _flatten_errors(detail) -> dict:
@@ -68,7 +54,9 @@ def _flatten_errors(detail) -> dict:
 def classify(exc, request=None) -> tuple[str, int, str | None, dict | None, dict, dict]:
     """(code, status, detail, errors, headers, extra) for any exception."""
     headers: dict = {}
-    if isinstance(exc, ProblemError):
+    if isinstance(exc, InvalidInput):
+        return ("VALIDATION_ERROR", 400, exc.detail, exc.errors, exc.headers, exc.extra)
+    if isinstance(exc, DomainError):
         return (exc.problem_code, exc.status_code, str(exc.detail), None, exc.headers, exc.extra)
     if isinstance(exc, drf.ValidationError):
         return ("VALIDATION_ERROR", 400, "The request has invalid fields.",
