@@ -15,6 +15,7 @@ help:
 	@echo "make run    - install, migrate, load demo data, serve http://$(HOST):$(PORT) with a Celery worker+beat"
 	@echo "make test   - install test tools and run the whole suite (PostgreSQL/Redis when DATABASE_URL/REDIS_URL are set)"
 	@echo "make lint   - ruff, bandit, makemigrations --check"
+	@echo "make typecheck - mypy with the Django and DRF plugins (setup.cfg [mypy])"
 	@echo "make schemathesis - the OpenAPI schema against a live server (needs DATABASE_URL=postgres://..., REDIS_URL)"
 	@echo "make docs   - serve the documentation site on http://127.0.0.1:8001 (make docs-build: strict build into site/)"
 	@echo "make bench  - benchmarks in the production configuration (see docs/performance.md)"
@@ -74,6 +75,10 @@ lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/bandit -q -r dashtam accounts sessions_mgmt providers audit -x '*/migrations/*' -ll
 	DJANGO_ENV=test $(PY) manage.py makemigrations --check --dry-run
+
+# mypy with django-stubs and djangorestframework-stubs; strict sections in setup.cfg.
+typecheck: install-dev
+	env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL DJANGO_ENV=test $(VENV)/bin/mypy
 
 # The documentation site (mkdocs.yml, docs/). `docs` serves it with live reload (diagrams
 # are checked by the strict build, not on every reload); `docs-build` fails on any warning,

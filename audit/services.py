@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, connections, router, transaction
@@ -27,8 +29,8 @@ CHAIN_LOCK_KEY = 0x6175646974  # "audit"
 _HASHED = list(chain.HASHED_FIELDS)
 
 
-def record(*, action: str, outcome: str = "success", target=None, extra: dict | None = None,
-           actor=None, target_type: str = "", target_id: str = "", target_repr: str = "") -> AuditEvent:
+def record(*, action: str, outcome: str = "success", target: Any = None, extra: dict | None = None,
+           actor: Any = None, target_type: str = "", target_id: str = "", target_repr: str = "") -> AuditEvent:
     """Write one audit event inside the caller's transaction.
 
     The request context (request id, IP, user agent, route, session) is filled in
@@ -83,7 +85,7 @@ _batch: ContextVar[list | None] = ContextVar("dashtam_audit_batch", default=None
 
 
 @contextmanager
-def batched():
+def batched() -> Iterator[None]:
     """Within the block, ``record()`` hashes each event at once and INSERTs them all in one
     statement when the block ends without an error (inside the caller's transaction, which
     must enclose the block). A login writes two events this way in one round trip. Their
@@ -163,7 +165,7 @@ def _insert_many(events: list[AuditEvent]) -> list[AuditEvent]:
 _INSERT_FIELDS = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
 
 
-def _user_exists(user_id) -> bool:
+def _user_exists(user_id: Any) -> bool:
     from django.contrib.auth import get_user_model
     from django.core.exceptions import ValidationError
 
@@ -439,7 +441,7 @@ def _check_published_head(seq: int, head_hash: str) -> tuple[str | None, str]:
 
 
 # --- Retention --------------------------------------------------------------------------
-def audit_events_purge(*, now=None, batch_size: int | None = None, max_batches: int = 10_000) -> int:
+def audit_events_purge(*, now: datetime | None = None, batch_size: int | None = None, max_batches: int = 10_000) -> int:
     """Delete events older than AUDIT_RETENTION_DAYS, oldest first, in batches; return how many.
 
     Pending events are sealed first, so the purge only ever removes a prefix of

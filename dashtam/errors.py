@@ -13,6 +13,7 @@ them into problem+json for the API, and the admin and management commands show t
 from __future__ import annotations
 
 import math
+from typing import Any
 
 
 class DomainError(Exception):
@@ -38,7 +39,7 @@ class RetryLater(DomainError):
     """A refusal that ends by itself: adds ``Retry-After`` (seconds, rounded up, at least 1)."""
 
     def __init__(self, code: str, detail: str | None = None, *, retry_after: float,
-                 **kwargs) -> None:
+                 **kwargs: Any) -> None:
         seconds = max(1, math.ceil(retry_after))
         headers = dict(kwargs.pop("headers", None) or {}, **{"Retry-After": str(seconds)})
         super().__init__(code, detail, headers=headers, **kwargs)

@@ -33,13 +33,18 @@ import logging
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
 from dashtam.outbox.models import OutboxTask
+
+if TYPE_CHECKING:
+    from celery import Task
 
 logger = logging.getLogger("dashtam.outbox")
 
@@ -48,7 +53,7 @@ _lock = threading.Lock()
 _state = {"broker_down_until": 0.0}
 
 
-def _eager(task) -> bool:
+def _eager(task: Task) -> bool:
     return bool(task.app.conf.task_always_eager)
 
 
@@ -79,7 +84,7 @@ def _headers() -> dict:
     return headers
 
 
-def enqueue(task, *args, **kwargs) -> None:
+def enqueue(task: Task, *args: Any, **kwargs: Any) -> None:
     """Send ``task(*args, **kwargs)`` once the current transaction commits (at once outside one).
 
     Never fails because of the broker: a task the broker refuses is kept in the
@@ -93,7 +98,7 @@ def enqueue(task, *args, **kwargs) -> None:
     transaction.on_commit(lambda: dispatch(task, args, kwargs))
 
 
-def dispatch(task, args, kwargs) -> None:
+def dispatch(task: Task, args: Sequence[Any], kwargs: dict[str, Any]) -> None:
     """Publish one task now, or keep it in the outbox when the broker refuses it."""
     if _eager(task):
         try:
@@ -116,7 +121,7 @@ def dispatch(task, args, kwargs) -> None:
                              extra={"task": task.name})
 
 
-def outbox_record(*, task_name: str, args, kwargs, headers: dict, error: str = "") -> OutboxTask:
+def outbox_record(*, task_name: str, args: Sequence[Any], kwargs: dict[str, Any], headers: dict, error: str = "") -> OutboxTask:
     """Write one task to the outbox (inside the caller's transaction, if any). Not idempotent:
     each call is one more publish later."""
     from providers.crypto import encrypt

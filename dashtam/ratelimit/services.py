@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import transaction
 
 from audit.services import record
@@ -9,7 +11,7 @@ from dashtam.ratelimit.core import limited_key_clear
 
 
 @transaction.atomic
-def limited_key_unblock(*, key: str, rate: str, actor) -> bool:
+def limited_key_unblock(*, key: str, rate: str, actor: Any) -> bool:
     """Forget ``key``'s count in its current window, so its next request is admitted.
 
     Idempotent: returns False (and audits nothing) when the key was not counted,
