@@ -115,7 +115,7 @@ class FastArgon2PasswordHasher(Argon2idPasswordHasher):
 
 
 # --- Equal cost for every login path -------------------------------------------------
-_DUMMY_PASSWORD = "dashtam-dummy-password"  # noqa: S105 - hashed only to spend time
+_DUMMY_PASSWORD = "dashtam-dummy-password"  # hashed only to spend time
 
 
 def _bcrypt_salt_of(encoded: str) -> bytes | None:

@@ -179,9 +179,9 @@ class UserSerializer(serializers.Serializer):
 
     Declared field by field rather than as a ModelSerializer: this runs on every
     GET auth/me, and a ModelSerializer rebuilds its fields from the model for each
-    instance (about 0.15 ms of CPU per request; see docs/performance.md). For the
-    same reason ``to_representation`` formats with the declared fields themselves
-    instead of DRF's per-instance deep copy of them (another 0.1 ms).
+    instance (measured in docs/performance.md). For the same reason
+    ``to_representation`` formats with the declared fields themselves instead of DRF's
+    per-instance deep copy of them.
     """
 
     id = serializers.UUIDField(read_only=True)

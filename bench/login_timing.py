@@ -24,7 +24,7 @@ os.environ["DATABASE_URL"] = "sqlite:///:memory:"
 os.environ.pop("REDIS_URL", None)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashtam.settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 
@@ -37,8 +37,8 @@ from django.core.management import call_command  # noqa: E402
 from django.test import Client, override_settings  # noqa: E402
 from django.test.utils import setup_test_environment  # noqa: E402
 
-PASSWORD = "Correct-Horse-9-Battery"  # noqa: S105 - a benchmark account
-WRONG = "Wrong-Horse-9-Battery"  # noqa: S105
+PASSWORD = "Correct-Horse-9-Battery"  # a benchmark account
+WRONG = "Wrong-Horse-9-Battery"
 LONG = "Aa1!" + "z" * 100
 
 

@@ -103,8 +103,8 @@ class JsonFormatter(_BaseJsonFormatter):
         log_record.pop("request", None)
         return scrub(log_record)
 
-    def formatMessage(self, record):  # noqa: N802 - logging API
+    def formatMessage(self, record):  # logging API
         return scrub_text(super().formatMessage(record))
 
-    def formatException(self, ei):  # noqa: N802 - logging API
+    def formatException(self, ei):  # logging API
         return scrub_text(super().formatException(ei))

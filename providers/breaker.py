@@ -48,7 +48,7 @@ class BreakerState:
 def state(provider_key: str) -> BreakerState:
     try:
         values = cache.get_many([_key(provider_key, "failures"), _key(provider_key, "opened_at")])
-    except Exception:  # noqa: BLE001 - the cache being down is not a provider failure
+    except Exception:  # the cache being down is not a provider failure
         return BreakerState(CLOSED, 0, 0)
     failures = int(values.get(_key(provider_key, "failures")) or 0)
     opened_at = values.get(_key(provider_key, "opened_at"))
@@ -69,7 +69,7 @@ def allow(provider_key: str) -> tuple[bool, int]:
         return False, current.retry_after
     try:
         won = cache.add(_key(provider_key, "probe"), 1, timeout=settings.CIRCUIT_BREAKER_RESET_SECONDS)
-    except Exception:  # noqa: BLE001
+    except Exception:
         return True, 0
     return (True, 0) if won else (False, max(1, settings.CIRCUIT_BREAKER_RESET_SECONDS // 2))
 
@@ -103,7 +103,7 @@ def record_success(provider_key: str) -> None:
             cache.delete_many(keys)
         if was_open:
             logger.info("circuit closed", extra={"provider": provider_key})
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.warning("circuit breaker state not saved (cache unavailable)")
 
 
@@ -118,7 +118,7 @@ def record_failure(provider_key: str) -> None:
             cache.delete(_key(provider_key, "probe"))
             logger.warning("circuit open", extra={"provider": provider_key, "failures": failures})
             _audit_opened(provider_key, failures, half_open)
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.warning("circuit breaker state not saved (cache unavailable)")
 
 
@@ -133,7 +133,7 @@ def _audit_opened(provider_key: str, failures: int, half_open: bool) -> None:
             record(action="provider.circuit.opened", outcome="failure", target_type="providers.provider",
                    target_id=provider_key, target_repr=provider_key,
                    extra={"provider": provider_key, "failures": failures, "after_probe": half_open})
-    except Exception:  # noqa: BLE001 - the breaker must open even if the audit write fails
+    except Exception:  # the breaker must open even if the audit write fails
         logger.exception("could not record provider.circuit.opened")
 
 

@@ -111,7 +111,7 @@ def _login_facts(*, user_id, info) -> tuple[int, bool, bool]:
     """(global minimum version, signed in before from this device, signed in before at all).
 
     One statement written out once: the ORM took longer to build these three small reads
-    (about 0.7 ms of CPU per login) than the database took to answer them.
+    than the database took to answer them (docs/performance.md).
     """
     global _LOGIN_FACTS_SQL
     if _LOGIN_FACTS_SQL is None:

@@ -119,7 +119,7 @@ def decode_refresh(raw: str) -> dict:
 class _VerifiedAccessToken(AccessToken):
     """An access token this process has verified before: only its expiry is checked again."""
 
-    def __init__(self, raw: str, payload: dict):  # noqa: D107 - deliberately skips decoding
+    def __init__(self, raw: str, payload: dict):  # deliberately skips decoding
         self.token = raw
         self.current_time = aware_utcnow()
         self.payload = payload
@@ -133,8 +133,8 @@ def _verified_payload(raw: str) -> dict:
     Cached per process by the exact token text: the same bytes verify the same way
     every time, except for the expiry, which ``decode_access`` checks on every use.
     A token that fails raises and is not cached. A client sends one access token
-    many times until it expires, so this saves the signature check (about 0.1 ms)
-    on nearly every request. Revocation is checked separately, on every request.
+    many times until it expires, so this saves the signature check on nearly every
+    request. Revocation is checked separately, on every request.
     """
     try:
         token = AccessToken(raw)

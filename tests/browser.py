@@ -83,7 +83,7 @@ class BrowserPage:
     def _collect_csp(self) -> None:
         try:
             found = self.page.evaluate("window.__cspViolations || []")
-        except Exception:  # noqa: BLE001 - a page mid-navigation has no window to ask
+        except Exception:  # a page mid-navigation has no window to ask
             return
         for item in found:
             entry = f"CSP violation: {item}"

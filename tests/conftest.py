@@ -12,19 +12,19 @@ import os
 
 os.environ.setdefault("DJANGO_ENV", "test")
 
-import email  # noqa: E402
-import shutil  # noqa: E402
-import socket  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-from email import policy  # noqa: E402
+import email
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from email import policy
 
-import pytest  # noqa: E402
+import pytest
 
-from tests.browser import browser, browser_page  # noqa: E402, F401 - shared browser fixtures
-from tests.factories import UserFactory  # noqa: E402
+from tests.browser import browser, browser_page  # noqa: F401 - shared browser fixtures
+from tests.factories import UserFactory
 
 PASSWORD = "Correct-Horse-9-Battery"
 
@@ -101,7 +101,7 @@ def smtp_sink(settings):
     box = Mailbox()
 
     class Handler:
-        async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+        async def handle_DATA(self, server, session, envelope):  # aiosmtpd API
             box.add(envelope.original_content or envelope.content)
             return "250 OK"
 
@@ -173,7 +173,7 @@ class RedisServer:
         exe = shutil.which("redis-server")
         if not exe:
             pytest.skip("redis-server is not installed")
-        self.proc = subprocess.Popen(  # noqa: S603 - fixed argv, test only
+        self.proc = subprocess.Popen(  # fixed argv, test only
             [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "no", "--dir", self.dir],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -18,7 +18,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     is_active = True
 
     @factory.post_generation
-    def password(obj, create, extracted, **kwargs):  # noqa: N805 - factory_boy API
+    def password(obj, create, extracted, **kwargs):  # factory_boy API
         obj.set_password(extracted or "Correct-Horse-9-Battery")
         if create:
             obj.save(update_fields=["password"])

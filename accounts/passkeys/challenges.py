@@ -45,7 +45,7 @@ def challenge_issue(*, purpose: str, user_id=None, mfa_token_hash: str = "") -> 
     entry = {"purpose": purpose, "user_id": str(user_id) if user_id else "", "mfa": mfa_token_hash}
     try:
         cache.set(_key(challenge), entry, timeout=settings.WEBAUTHN_CHALLENGE_SECONDS)
-    except Exception as exc:  # noqa: BLE001 - a cache outage is a 503, not a 500
+    except Exception as exc:  # a cache outage is a 503, not a 500
         raise _unavailable(exc) from None
     return challenge
 
@@ -55,7 +55,7 @@ def challenge_from_credential(credential: dict) -> bytes | None:
     try:
         raw = base64url_to_bytes(credential["response"]["clientDataJSON"])
         return parse_client_data_json(raw).challenge
-    except Exception:  # noqa: BLE001 - any malformed input is simply "no challenge"
+    except Exception:  # any malformed input is simply "no challenge"
         return None
 
 
@@ -68,6 +68,6 @@ def challenge_take(*, challenge: bytes | None) -> dict | None:
         entry = cache.get(key)
         if entry is None or not cache.delete(key):
             return None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise _unavailable(exc) from None
     return entry

@@ -165,7 +165,7 @@ def passkey_register(*, user: User, credential, name=None) -> Passkey:
                 expected_rp_id=settings.WEBAUTHN_RP_ID, expected_origin=list(settings.WEBAUTHN_ORIGINS),
                 require_user_verification=_uv_required(),
             )
-        except Exception as exc:  # noqa: BLE001 - py_webauthn raises many types for bad input
+        except Exception as exc:  # py_webauthn raises many types for bad input
             reason = f"verification_failed:{type(exc).__name__}"
         else:
             # The id the browser names must be the one the authenticator attested.
@@ -356,7 +356,7 @@ def passkey_assertion_verify(*, credential, purposes: tuple[str, ...], user: Use
     if handle:
         try:
             handle_ok = base64url_to_bytes(handle) == passkey.user_id.bytes
-        except Exception:  # noqa: BLE001
+        except Exception:
             handle_ok = False
         if not handle_ok:
             raise fail("user_handle_mismatch")
@@ -368,7 +368,7 @@ def passkey_assertion_verify(*, credential, purposes: tuple[str, ...], user: Use
             expected_origin=list(settings.WEBAUTHN_ORIGINS), credential_public_key=bytes(passkey.public_key),
             credential_current_sign_count=0, require_user_verification=_uv_required(),
         )
-    except Exception as exc:  # noqa: BLE001 - py_webauthn raises many types for bad input
+    except Exception as exc:  # py_webauthn raises many types for bad input
         raise fail(f"verification_failed:{type(exc).__name__}") from None
     new_count, old_count = verified.new_sign_count, passkey.sign_count
     if (new_count or old_count) and new_count <= old_count:

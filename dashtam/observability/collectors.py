@@ -38,7 +38,7 @@ class StateCollector:
             for key, current in circuit_breaker_states().items():
                 family.add_metric([key], BREAKER_VALUES.get(current["state"], 0))
                 failures.add_metric([key], current["failures"])
-        except Exception:  # noqa: BLE001 - a scrape reports what it can
+        except Exception:  # a scrape reports what it can
             logger.warning("metrics: circuit breaker states unavailable")
         yield family
         yield failures
@@ -51,7 +51,7 @@ class StateCollector:
             from providers.selectors import token_refresh_lag_seconds
 
             family.add_metric([], token_refresh_lag_seconds())
-        except Exception:  # noqa: BLE001
+        except Exception:
             logger.warning("metrics: token refresh lag unavailable")
         yield family
 
@@ -69,9 +69,9 @@ class StateCollector:
                 for queue in settings.METRICS_CELERY_QUEUES:
                     try:
                         _, depth, _ = channel.queue_declare(queue=queue, passive=True)
-                    except Exception:  # noqa: BLE001 - a queue nobody declared yet holds nothing
+                    except Exception:  # a queue nobody declared yet holds nothing
                         depth = 0
                     family.add_metric([queue], depth)
-        except Exception:  # noqa: BLE001
+        except Exception:
             logger.warning("metrics: Celery queue depth unavailable")
         yield family

@@ -35,7 +35,7 @@ def never_raises(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except Exception:  # noqa: BLE001
+        except Exception:
             logger.warning("metrics: %s failed", fn.__name__, exc_info=True)
             return None
 

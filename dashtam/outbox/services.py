@@ -103,20 +103,20 @@ def dispatch(task: Task, args: Sequence[Any], kwargs: dict[str, Any]) -> None:
     if _eager(task):
         try:
             task.apply_async(args, kwargs)
-        except Exception:  # noqa: BLE001 - as on a worker: a task's failure is not the request's
+        except Exception:  # as on a worker: a task's failure is not the request's
             logger.exception("eager task failed", extra={"task": task.name})
         return
     try:
         # No publish retries here: the outbox is the retry, and a request must not
         # wait through a retry policy on a dead broker.
         task.apply_async(args, kwargs, retry=False)
-    except Exception as exc:  # noqa: BLE001 - whatever the broker raised, the work has committed
+    except Exception as exc:  # whatever the broker raised, the work has committed
         _broker_failed(exc, task.name)
         try:
             with transaction.atomic():
                 outbox_record(task_name=task.name, args=args, kwargs=kwargs, headers=_headers(),
                               error=f"{type(exc).__name__}")
-        except Exception:  # noqa: BLE001 - the request committed: report, never answer 500 for it
+        except Exception:  # the request committed: report, never answer 500 for it
             logger.exception("task lost: neither the broker nor the outbox took it",
                              extra={"task": task.name})
 
@@ -199,7 +199,7 @@ def outbox_sweep(*, batch_size: int | None = None) -> int:
                         attempts=row.attempts + 1, last_error=f"cannot be opened: {type(exc).__name__}",
                         next_attempt_at=timezone.now() + timedelta(seconds=settings.OUTBOX_RETRY_MAX_SECONDS))
                     continue
-                except Exception as exc:  # noqa: BLE001 - the broker is still down: try again later
+                except Exception as exc:  # the broker is still down: try again later
                     _broker_failed(exc, row.task_name)
                     OutboxTask.objects.filter(pk=row.pk).update(
                         attempts=row.attempts + 1, last_error=type(exc).__name__[:255],

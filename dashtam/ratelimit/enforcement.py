@@ -298,7 +298,7 @@ def account_is_locked(django_request, email: str) -> bool:
         credentials = {settings.AXES_USERNAME_FORM_FIELD: email, "username": email}
         if AxesProxyHandler.is_locked(django_request, credentials):
             return True
-    except Exception:  # noqa: BLE001 - the rate limit stands when the lockout cannot answer
+    except Exception:  # the rate limit stands when the lockout cannot answer
         logger.warning("lockout state unavailable for a rate-limited login")
     return False
 
@@ -331,5 +331,5 @@ def record_violations(limits: RequestLimits) -> None:
                     "retry_after": hit.decision.reset_in,
                 },
             )
-        except Exception:  # noqa: BLE001 - an audit failure must not turn a 429 into a 500
+        except Exception:  # an audit failure must not turn a 429 into a 500
             logger.exception("could not record ratelimit.exceeded")

@@ -196,7 +196,7 @@ def _thread_session(key: str) -> requests.Session:
 
     A client is built for every call (``ProviderType.client()``); a new Session each
     time meant a new connection, a new TLS handshake and a new load of the CA bundle
-    (about 15 ms of CPU) per token refresh. Kept per thread because a Session is not
+    per token refresh. Kept per thread because a Session is not
     safe to share between threads; its pooled connections are reused (keep-alive).
     """
     by_key = getattr(_sessions, "by_key", None)

@@ -27,7 +27,7 @@ def test_amazon_ses_through_anymail_passes_the_production_checks():
         **good_production_env(), "DJANGO_SETTINGS_MODULE": "dashtam.settings",
         "EMAIL_URL": "anymail://amazon_ses", "AWS_DEFAULT_REGION": "eu-west-1",
     }
-    result = subprocess.run(  # noqa: S603 - fixed argv, test only
+    result = subprocess.run(  # fixed argv, test only
         [sys.executable, "-c", CHECK_AND_PRINT_BACKEND], cwd=ROOT, env=env,
         capture_output=True, text=True, timeout=60,
     )

@@ -361,7 +361,7 @@ def test_the_seed_is_encrypted_at_rest_and_bound_to_its_row(auth_client, user, p
     secret, _ = enable_totp(auth_client, password)
     table = TotpDevice._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT id, secret_encrypted FROM {table}")  # noqa: S608 - test, fixed table name
+        cursor.execute(f"SELECT id, secret_encrypted FROM {table}")  # test, fixed table name
         rows = cursor.fetchall()
     assert len(rows) == 1
     raw = rows[0][1]

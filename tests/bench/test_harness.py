@@ -137,7 +137,7 @@ class RotatingServer:
             def log_message(self, *args):
                 return
 
-            def do_POST(self):  # noqa: N802
+            def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with outer.lock:
                     token = body.get("refresh")

@@ -21,7 +21,7 @@ PRINT_ENV = "from django.conf import settings; print('ENV', settings.DJANGO_ENV,
 
 def run_python(code: str, env: dict) -> subprocess.CompletedProcess:
     base = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
-    return subprocess.run(  # noqa: S603 - fixed argv
+    return subprocess.run(  # fixed argv
         [sys.executable, "-c", code], cwd=ROOT, env={**base, **env},
         capture_output=True, text=True, timeout=60,
     )
@@ -52,7 +52,7 @@ def test_celery_worker_start_checks_production_configuration_when_django_env_is_
 
 def test_manage_py_keeps_development():
     base = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
-    result = subprocess.run(  # noqa: S603 - fixed argv
+    result = subprocess.run(  # fixed argv
         [sys.executable, "manage.py", "shell", "-c", PRINT_ENV], cwd=ROOT, env=base,
         capture_output=True, text=True, timeout=60,
     )

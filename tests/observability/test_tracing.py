@@ -61,7 +61,7 @@ class Collector:
         collector = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 - http.server API
+            def do_POST(self):  # http.server API
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with collector.lock:
                     collector.paths.append(self.path)

@@ -9,10 +9,10 @@ from tests.conftest import RedisServer
 
 def _reset_producers(app) -> None:
     # The next publish opens a connection to the broker now configured.
-    app._pool = None  # noqa: SLF001 - Celery keeps its broker pools here (see Celery._after_fork)
+    app._pool = None  # Celery keeps its broker pools here (see Celery._after_fork)
     amqp = app.__dict__.get("amqp")
     if amqp is not None:
-        amqp._producer_pool = None  # noqa: SLF001
+        amqp._producer_pool = None
 
 
 @pytest.fixture

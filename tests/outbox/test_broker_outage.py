@@ -106,7 +106,7 @@ def test_a_row_another_sweeper_holds_is_skipped_and_every_row_is_published_once(
     try:
         other.set_autocommit(False)
         with other.cursor() as cursor:
-            cursor.execute(f"SELECT id FROM {OutboxTask._meta.db_table} WHERE id = %s FOR UPDATE",  # noqa: S608
+            cursor.execute(f"SELECT id FROM {OutboxTask._meta.db_table} WHERE id = %s FOR UPDATE",
                            [rows[0].pk])
         assert outbox_sweep() == 2
         assert _queued(own_broker) == 2

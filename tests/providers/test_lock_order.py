@@ -50,7 +50,7 @@ def _run(target, results, name):
     def body():
         try:
             results[name] = target()
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertions below
+        except BaseException as exc:  # reported by the assertions below
             results[name] = exc
         finally:
             connections.close_all()
