@@ -6,7 +6,10 @@ script is empty, ``schwab.default_mode`` answers):
 
 - ``rotate``: a new refresh token; ``same``: the same refresh token again;
   ``omit``: no refresh token in the answer;
-- ``invalid_grant`` (401), ``429`` (with Retry-After), ``500``, ``slow`` (past the read timeout);
+- ``invalid_grant`` (401), ``429`` (with Retry-After), ``500``, ``slow`` (answers after
+  ``slow_seconds``: the provider takes its time, no timeout intended);
+- ``hang``: no answer until the test is over, so any read timeout fires, however loaded the
+  machine (no sleep to race the timeout);
 - ``gate``: the answer waits until the test sets ``schwab.gate`` (at most ``gate_timeout`` seconds).
 """
 
@@ -39,13 +42,14 @@ class FakeSchwab:
         self.refresh_tokens: set[str] = set()
         self.token_script: list[str] = []
         self.default_mode = "rotate"
-        self.data_script: list[str] = []  # for account calls: "429", "500", "slow"
+        self.data_script: list[str] = []  # for account calls: "429", "500", "slow", "hang"
         self.token_calls: list[dict] = []
         self.data_calls: list[str] = []
         self.issued: list[dict] = []
         self.slow_seconds = 0.6
         self.gate = threading.Event()
         self.gate_timeout = 10.0
+        self.released = threading.Event()  # set when the test ends: "hang" answers then
         self.transactions = [
             {"activityId": 1001, "time": "2026-11-01T15:00:00+0000", "type": "TRADE",
              "description": "Buy AAPL", "netAmount": -1900.5,
@@ -107,6 +111,8 @@ class FakeSchwab:
             return _json({"error": "server_error"}, 500)
         if mode == "slow":
             time.sleep(self.slow_seconds)
+        if mode == "hang":
+            self.released.wait(self.gate_timeout)
         if mode == "gate":
             self.gate.wait(self.gate_timeout)
         if form.get("grant_type") == "authorization_code":
@@ -137,6 +143,8 @@ class FakeSchwab:
             return _json({"message": "oops"}, 500)
         if mode == "slow":
             time.sleep(self.slow_seconds)
+        if mode == "hang":
+            self.released.wait(self.gate_timeout)
         header = request.headers.get("Authorization", "")
         if not header.startswith("Bearer ") or header[7:] not in self.access_tokens:
             return _json({"message": "Client not authorized"}, 401)
@@ -199,6 +207,8 @@ def schwab(settings):
     try:
         yield fake
     finally:
+        fake.released.set()
+        fake.gate.set()
         server.clear()
         server.stop()
 

@@ -67,7 +67,7 @@ def test_a_retry_after_date_without_a_zone_is_read_as_utc(settings, schwab):
 
 def test_slow_reads_time_out_and_are_retried(settings, schwab, connection_id):
     settings.HTTP_TIMEOUT_READ = 0.2
-    schwab.data_script = ["slow"]
+    schwab.data_script = ["hang"]
     assert connection_sync(connection_id=connection_id).status == "synced"
 
 

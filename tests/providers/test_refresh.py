@@ -99,7 +99,7 @@ def test_three_consecutive_failures_put_the_connection_in_error_and_email_once(
 
 def test_a_slow_token_endpoint_times_out_and_counts_as_a_failure(settings, schwab, connection_id):
     settings.HTTP_TIMEOUT_READ = 0.2
-    schwab.token_script = ["slow"]
+    schwab.token_script = ["hang"]
     ProviderToken.objects.update(expires_at=timezone.now())
     result = token_refresh(connection_id=connection_id)
     assert result.status == "failed" and result.error_code == "timeout"
