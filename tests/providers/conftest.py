@@ -258,6 +258,24 @@ def complete(client, landing: dict, *, provider_key: str | None = None):
                        format="json")
 
 
+def connected(schwab: FakeSchwab, user, *, alias: str = "My Schwab", **fields) -> str:
+    """An active connection as ``connect`` leaves it (tokens the fake Schwab issued, its first
+    sync queued), written with the factories: for tests whose subject is not the OAuth flow.
+    Returns the connection id."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tests.factories import ProviderConnectionFactory, ProviderTokenFactory
+
+    issued = schwab._issue("RT-" + secrets.token_urlsafe(24))
+    connection = ProviderConnectionFactory(user=user, alias=alias, sync_queued=True, **fields)
+    ProviderTokenFactory(connection=connection, access=issued["access_token"], refresh=issued["refresh_token"],
+                         expires_at=timezone.now() + timedelta(seconds=issued["expires_in"]),
+                         scope=issued["scope"])
+    return str(connection.pk)
+
+
 def connect(client, schwab: FakeSchwab, *, alias: str = "My Schwab", capture=None):
     """POST providers, follow the authorization URL, call back, complete. Returns the connection id."""
     created = client.post("/api/v1/providers", {"provider_key": "schwab", "alias": alias}, format="json")

@@ -11,14 +11,14 @@ from providers.clients.schwab import SchwabClient
 from providers.exceptions import ProviderError, ProviderRequestRejected, ProviderUnavailable
 from providers.models import ProviderConnection, ProviderToken
 from providers.services import connection_sync, token_refresh
-from tests.providers.conftest import connect
+from tests.providers.conftest import connect, connected
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def connection_id(auth_client, schwab):
-    return connect(auth_client, schwab)
+def connection_id(user, schwab):
+    return connected(schwab, user)
 
 
 def test_idempotent_reads_are_retried_after_429_and_500(schwab, connection_id):

@@ -17,7 +17,7 @@ from audit.models import AuditEvent
 from providers import services
 from providers.models import ConnectionStatus, ProviderConnection, ProviderToken
 from tests.conftest import PASSWORD
-from tests.factories import UserFactory
+from tests.factories import ProviderConnectionFactory, ProviderTokenFactory, UserFactory
 from tests.providers.conftest import client_for
 
 pytestmark = [
@@ -33,16 +33,13 @@ def _active_connection(schwab, user) -> ProviderConnection:
     """An active connection whose token the fake Schwab will refresh (rows written directly: the
     race, not the OAuth flow, is under test)."""
     now = timezone.now()
-    connection = ProviderConnection.objects.create(
-        user=user, provider_key="schwab", alias="Race", status=ConnectionStatus.ACTIVE, connected_at=now,
-        last_refreshed_at=now - timedelta(hours=1))
+    connection = ProviderConnectionFactory(user=user, alias="Race", connected_at=now,
+                                           last_refreshed_at=now - timedelta(hours=1))
     refresh = "RT-" + secrets.token_urlsafe(16)
     with schwab.lock:
         schwab.refresh_tokens.add(refresh)
-    token = ProviderToken(connection=connection, expires_at=now + timedelta(minutes=2),
-                          refresh_expires_at=now + timedelta(days=7))
-    services._seal(token, access="AT-" + secrets.token_urlsafe(16), refresh=refresh)
-    token.save()
+    ProviderTokenFactory(connection=connection, refresh=refresh, expires_at=now + timedelta(minutes=2),
+                         refresh_expires_at=now + timedelta(days=7), scope="")
     return connection
 
 

@@ -12,14 +12,14 @@ from audit.models import AuditEvent
 from providers import crypto
 from providers.models import ConnectionStatus, ProviderConnection, ProviderToken
 from providers.services import token_refresh
-from tests.providers.conftest import connect
+from tests.providers.conftest import connected
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def connection_id(auth_client, schwab):
-    connection_id = connect(auth_client, schwab)
+def connection_id(user, schwab):
+    connection_id = connected(schwab, user)
     # Obtained an hour ago, so a user's forced refresh calls the provider (a token obtained
     # moments ago is answered from the stored state: tests/providers/test_fair_use.py).
     ProviderConnection.objects.filter(pk=connection_id).update(last_refreshed_at=timezone.now() - timedelta(hours=1))
@@ -131,8 +131,8 @@ def test_a_tampered_ciphertext_requires_reauthorization_without_crashing(
     assert schwab.refresh_calls() == 0
 
 
-def test_a_ciphertext_moved_to_another_row_does_not_decrypt(auth_client, schwab, connection_id):
-    other_id = connect(auth_client, schwab, alias="Second")
+def test_a_ciphertext_moved_to_another_row_does_not_decrypt(user, schwab, connection_id):
+    other_id = connected(schwab, user, alias="Second")
     mine = ProviderToken.objects.get(connection_id=connection_id)
     ProviderToken.objects.filter(connection_id=other_id).update(refresh_token_encrypted=mine.refresh_token_encrypted)
     result = token_refresh(connection_id=other_id, force=True)
