@@ -29,6 +29,29 @@ from tests.factories import UserFactory
 PASSWORD = "Correct-Horse-9-Battery"
 
 
+# --- Markers -------------------------------------------------------------------------------
+# `pytest -m "not integration"` is the inner loop: it leaves out every test that needs a real
+# part. A test that asks for one of these fixtures (directly or through another fixture) must
+# carry the integration marker; collection stops and names it otherwise.
+INTEGRATION_FIXTURES = frozenset({
+    "celery_worker",  # a Celery worker thread on the configured broker
+    "smtp_sink",  # an SMTP server in the test process
+    "own_redis",  # a private redis-server that the test may kill
+    "schwab",  # the local HTTP server that speaks Schwab's protocol
+    "live_server", "browser", "browser_page",  # a served site and headless Chromium
+})
+
+
+def pytest_collection_modifyitems(config, items):
+    unmarked = [item.nodeid for item in items
+                if INTEGRATION_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+                and item.get_closest_marker("integration") is None]
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests use a real worker, SMTP server, Redis, Schwab server or browser: mark them "
+            "@pytest.mark.integration (or the module: pytestmark):\n  " + "\n  ".join(unmarked))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

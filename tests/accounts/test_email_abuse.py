@@ -202,6 +202,7 @@ def assert_no_requester_text(smtp_sink, message, *texts):
         assert text not in content, (text, message["Subject"])
 
 
+@pytest.mark.integration
 def test_verification_and_someone_tried_to_register_emails_print_no_name(
     api_client, smtp_sink, django_capture_on_commit_callbacks,
 ):
@@ -229,6 +230,7 @@ def test_verification_and_someone_tried_to_register_emails_print_no_name(
         assert_no_requester_text(smtp_sink, message, FIRST, LAST, "Other", "Person")
 
 
+@pytest.mark.integration
 def test_the_email_change_confirmation_prints_neither_name_nor_the_old_address(
     api_client, password, smtp_sink, django_capture_on_commit_callbacks,
 ):
@@ -247,6 +249,7 @@ def test_the_email_change_confirmation_prints_neither_name_nor_the_old_address(
     assert_no_requester_text(smtp_sink, notice, FIRST, LAST, "requester-chosen-text")
 
 
+@pytest.mark.integration
 def test_mail_to_a_proven_address_still_greets_its_owner_by_name(
     api_client, user, password, smtp_sink, django_capture_on_commit_callbacks,
 ):

@@ -14,7 +14,7 @@ from tests.audit.test_browser import browser  # noqa: F401 - the shared Chromium
 from tests.conftest import PASSWORD
 from tests.factories import UserFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
 
 def _watch(page) -> list[str]:

@@ -25,7 +25,7 @@ from audit.services import audit_chain_seal
 from tests.audit.test_browser import _admin_login, browser  # noqa: F401 - the Chromium fixture
 from tests.factories import UserFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
 DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
 ATTACKER_IP = "203.0.113.66"

@@ -87,6 +87,7 @@ def _refresh(server, token, auth=("bench-client", "bench-secret")):
                          data={"grant_type": "refresh_token", "refresh_token": token})
 
 
+@pytest.mark.integration
 def test_fake_schwab_rotates_refresh_tokens(schwab):
     schwab.ledger.register("conn-1", "rt-seed-1")
     response = _refresh(schwab, "rt-seed-1")
@@ -98,6 +99,7 @@ def test_fake_schwab_rotates_refresh_tokens(schwab):
     assert schwab.ledger.double_refreshes == 0
 
 
+@pytest.mark.integration
 def test_fake_schwab_counts_a_spent_token_presented_again_as_a_double_refresh(schwab):
     schwab.ledger.register("conn-1", "rt-seed-1")
     assert _refresh(schwab, "rt-seed-1").status_code == 200
@@ -107,6 +109,7 @@ def test_fake_schwab_counts_a_spent_token_presented_again_as_a_double_refresh(sc
     assert schwab.ledger.double_refreshes == 1
 
 
+@pytest.mark.integration
 def test_fake_schwab_reports_a_connection_left_holding_an_old_token_as_lost(schwab):
     schwab.ledger.register("conn-1", "rt-seed-1")
     schwab.ledger.register("conn-2", "rt-seed-2")
@@ -114,6 +117,7 @@ def test_fake_schwab_reports_a_connection_left_holding_an_old_token_as_lost(schw
     assert schwab.ledger.lost({"conn-1": "rt-seed-1", "conn-2": "rt-seed-2"}) == ["conn-1"]
 
 
+@pytest.mark.integration
 def test_fake_schwab_refuses_wrong_client_credentials(schwab):
     schwab.ledger.register("conn-1", "rt-seed-1")
     assert _refresh(schwab, "rt-seed-1", auth=("bench-client", "wrong")).status_code == 401

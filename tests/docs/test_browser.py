@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import PASSWORD
 from tests.factories import UserFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
 
 def test_swagger_ui_lists_the_operations_and_calls_me_with_the_token(browser_page, live_server):

@@ -7,13 +7,14 @@ from django.db import transaction
 
 from tests.conftest import wait_until
 
+pytestmark = pytest.mark.integration
+
 
 @shared_task(name="tests.foundation.mark")
 def mark(key: str) -> None:
     cache.set(key, "done", 60)
 
 
-@pytest.mark.integration
 def test_a_task_enqueued_on_commit_runs_on_a_real_worker(celery_worker):
     with transaction.atomic():
         transaction.on_commit(lambda: mark.delay("celery-smoke"))
@@ -21,7 +22,6 @@ def test_a_task_enqueued_on_commit_runs_on_a_real_worker(celery_worker):
     assert wait_until(lambda: cache.get("celery-smoke") == "done", timeout=30)
 
 
-@pytest.mark.integration
 def test_templated_email_goes_through_the_worker_to_smtp(celery_worker, smtp_sink, test_templates):
     from dashtam.mail import send_templated_email
 

@@ -61,12 +61,14 @@ def connected(settings, schwab, django_capture_on_commit_callbacks):
     ("start", "1899-12-31"), ("start", "0001-01-01T00:00:00+14:00"), ("end", "9999-12-31T23:00:00-05:00"),
     ("start", "yesterday"),
 ])
+@pytest.mark.integration
 def test_impossible_dates_on_transactions_are_a_400_naming_the_parameter(connected, param, value):
     client, _, account_id = connected
     response = client.get(f"/api/v1/accounts/{account_id}/transactions", {param: value})
     assert_bad_parameter(response, param)
 
 
+@pytest.mark.integration
 def test_sane_dates_on_transactions_still_work(connected):
     client, _, account_id = connected
     response = client.get(f"/api/v1/accounts/{account_id}/transactions", {"start": "2020-01-01", "end": "2030-12-31"})
@@ -82,6 +84,7 @@ TAMPERED = ["%%%", base64.b64encode(b"\xff\xfe").decode(), cursor(o="x"), cursor
             cursor(o="1", r="1", p="\x00")]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("tampered", TAMPERED)
 def test_a_tampered_cursor_is_a_400_on_every_cursor_paginated_list(connected, tampered):
     client, _, account_id = connected
@@ -90,6 +93,7 @@ def test_a_tampered_cursor_is_a_400_on_every_cursor_paginated_list(connected, ta
         assert_bad_parameter(client.get(path, {"cursor": tampered}), "cursor")
 
 
+@pytest.mark.integration
 def test_a_real_cursor_still_pages(connected):
     client, _, _ = connected
     first = client.get("/api/v1/admin/audit/events", {"page_size": 1}).json()

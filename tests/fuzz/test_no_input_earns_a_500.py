@@ -141,6 +141,7 @@ def send(client, method: str, path: str, drawn: dict):
                                    content_type="application/json")
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("method", "path"), operations())
 def test_no_input_earns_a_5xx(world, method, path):
     user, ids = world

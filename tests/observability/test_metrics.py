@@ -89,6 +89,7 @@ def test_metrics_off_means_no_route(client, metrics_on):
     assert client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 404
 
 
+@pytest.mark.integration
 @pytest.mark.django_db(transaction=True)  # tasks enqueued on commit really run (eagerly)
 def test_every_metric_of_the_issue_is_scraped_after_a_scripted_session(
         client, api_client, metrics_on, schwab, settings):

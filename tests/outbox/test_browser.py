@@ -8,7 +8,7 @@ from dashtam.outbox.services import outbox_record
 from tests.audit.test_browser import _admin_login, browser  # noqa: F401 - the Chromium fixture
 from tests.factories import UserFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
 
 def test_staff_see_the_waiting_tasks_in_a_browser_without_errors(browser, live_server):  # noqa: F811

@@ -23,7 +23,7 @@ from sessions_mgmt.models import Session
 from tests.conftest import PASSWORD
 from tests.factories import UserFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.integration]
 LINK = re.compile(r"(http://localhost:\d+/account/[a-z-]+\?token=[A-Za-z0-9_\-]+)")
 
 

@@ -18,6 +18,7 @@ def staff_client(client, staff_user):
     return client
 
 
+@pytest.mark.integration
 def test_admin_lists_connections_with_state_and_never_a_token(staff_client, auth_client, schwab):
     connection_id = connect(auth_client, schwab)
     token = ProviderToken.objects.get()
@@ -32,6 +33,7 @@ def test_admin_lists_connections_with_state_and_never_a_token(staff_client, auth
     assert staff_client.get("/admin/providers/providertoken/").status_code == 404
 
 
+@pytest.mark.integration
 def test_admin_force_refresh_and_revoke_call_the_services(staff_client, auth_client, schwab):
     connection_id = connect(auth_client, schwab)
     url = "/admin/providers/providerconnection/"
@@ -70,6 +72,7 @@ def test_the_default_configuration_passes():
     assert _provider_errors() == []
 
 
+@pytest.mark.integration
 def test_connection_and_account_lists_do_not_grow_queries(
         auth_client, schwab, django_assert_max_num_queries, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
@@ -82,6 +85,7 @@ def test_connection_and_account_lists_do_not_grow_queries(
         assert len(auth_client.get("/api/v1/accounts").json()["results"]) == 3
 
 
+@pytest.mark.integration
 def test_admin_breach_rotation_replaces_the_tokens(staff_client, auth_client, schwab,
                                                    django_capture_on_commit_callbacks):
     connection_id = connect(auth_client, schwab)

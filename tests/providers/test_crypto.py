@@ -59,6 +59,7 @@ def test_generate_encryption_key_prints_a_valid_entry():
     assert problems == [] and ring[0][0] == "k2026" and len(ring[0][1]) == 32
 
 
+@pytest.mark.integration
 @pytest.mark.django_db
 def test_rotation_reencrypts_every_token_and_the_old_key_can_go(settings, auth_client, schwab):
     old = _key("old")
@@ -87,6 +88,7 @@ def test_rotation_reencrypts_every_token_and_the_old_key_can_go(settings, auth_c
     assert len(ids) == 3
 
 
+@pytest.mark.integration
 @pytest.mark.django_db
 def test_tokens_are_never_in_the_raw_columns(auth_client, schwab):
     connect(auth_client, schwab)
@@ -122,6 +124,7 @@ def test_rotation_also_reseals_authorizations_in_flight(settings, auth_client):
     assert crypto.decrypt(state.code_verifier_encrypted, aad=aad) == verifier
 
 
+@pytest.mark.integration
 @pytest.mark.django_db
 @pytest.mark.parametrize("mode", ["omit", "same"])
 def test_a_refresh_without_rotation_leaves_nothing_under_the_old_key(settings, auth_client, schwab, mode):
@@ -147,6 +150,7 @@ def test_a_refresh_without_rotation_leaves_nothing_under_the_old_key(settings, a
     assert token_refresh(connection_id=connection_id).status == "refreshed"
 
 
+@pytest.mark.integration
 @pytest.mark.django_db
 def test_a_row_whose_refresh_token_is_under_an_old_key_is_still_rotated(settings, auth_client, schwab):
     """key_id names the oldest key a row uses, so rotate_encryption_keys does not skip it."""

@@ -14,7 +14,7 @@ from providers.models import ProviderConnection, ProviderToken
 from tests.factories import UserFactory
 from tests.providers.conftest import client_for, connect
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.integration]
 
 
 def _age(connection_id, *, hours: int = 1) -> None:

@@ -21,6 +21,7 @@ def connection_id(user, schwab):
     return connected(schwab, user)
 
 
+@pytest.mark.integration
 def test_idempotent_reads_are_retried_after_429_and_500(schwab, connection_id):
     schwab.data_script = ["429", "500"]
     result = connection_sync(connection_id=connection_id)
@@ -28,6 +29,7 @@ def test_idempotent_reads_are_retried_after_429_and_500(schwab, connection_id):
     assert schwab.data_calls[:3] == ["/trader/v1/accounts/accountNumbers"] * 3
 
 
+@pytest.mark.integration
 def test_reads_give_up_after_the_configured_retries(settings, schwab, connection_id):
     settings.HTTP_MAX_RETRIES = 2
     settings.CIRCUIT_BREAKER_FAILURE_THRESHOLD = 50
@@ -39,6 +41,7 @@ def test_reads_give_up_after_the_configured_retries(settings, schwab, connection
     assert AuditEvent.objects.filter(action="provider.sync.failed", target_id=connection_id).exists()
 
 
+@pytest.mark.integration
 def test_a_long_retry_after_is_not_waited_for(settings, schwab):
     settings.HTTP_RETRY_AFTER_MAX_SECONDS = 0.5
     schwab.server.expect_oneshot_request("/trader/v1/accounts/accountNumbers").respond_with_data(
@@ -49,6 +52,7 @@ def test_a_long_retry_after_is_not_waited_for(settings, schwab):
     assert caught.value.retry_after == 120
 
 
+@pytest.mark.integration
 def test_a_retry_after_date_without_a_zone_is_read_as_utc(settings, schwab):
     # RFC 5322 "-0000" gives a naive datetime; comparing it with an aware one used to crash.
     from datetime import timedelta
@@ -65,12 +69,14 @@ def test_a_retry_after_date_without_a_zone_is_read_as_utc(settings, schwab):
     assert 100 <= caught.value.retry_after <= 121
 
 
+@pytest.mark.integration
 def test_slow_reads_time_out_and_are_retried(settings, schwab, connection_id):
     settings.HTTP_TIMEOUT_READ = 0.2
     schwab.data_script = ["hang"]
     assert connection_sync(connection_id=connection_id).status == "synced"
 
 
+@pytest.mark.integration
 def test_the_outbound_budget_is_shared_and_refuses_when_spent(settings, schwab):
     settings.SCHWAB_RATE_LIMIT = "2/m"
     settings.PROVIDER_REFRESH_RESERVED_SHARE = 0  # the whole budget, for this test of sharing it
@@ -85,6 +91,7 @@ def test_the_outbound_budget_is_shared_and_refuses_when_spent(settings, schwab):
     assert len(schwab.data_calls) == 2
 
 
+@pytest.mark.integration
 def test_the_circuit_opens_after_consecutive_failures_and_answers_503(
         settings, auth_client, schwab, connection_id, api_client):
     from datetime import timedelta
@@ -118,6 +125,7 @@ def test_the_circuit_opens_after_consecutive_failures_and_answers_503(
     assert ready["circuit_breakers"]["schwab"]["state"] == "open"
 
 
+@pytest.mark.integration
 def test_half_open_lets_one_probe_through_and_a_success_closes(settings, schwab, monkeypatch):
     settings.CIRCUIT_BREAKER_FAILURE_THRESHOLD = 1
     settings.CIRCUIT_BREAKER_RESET_SECONDS = 30
@@ -136,6 +144,7 @@ def test_half_open_lets_one_probe_through_and_a_success_closes(settings, schwab,
     assert breaker.state("schwab").state == breaker.CLOSED
 
 
+@pytest.mark.integration
 def test_a_failed_probe_opens_the_circuit_again(settings, schwab, monkeypatch):
     settings.CIRCUIT_BREAKER_FAILURE_THRESHOLD = 1
     breaker.record_failure("schwab")
@@ -146,6 +155,7 @@ def test_a_failed_probe_opens_the_circuit_again(settings, schwab, monkeypatch):
     assert breaker.state("schwab").state == breaker.OPEN
 
 
+@pytest.mark.integration
 def test_client_errors_do_not_open_the_circuit(settings, schwab):
     settings.CIRCUIT_BREAKER_FAILURE_THRESHOLD = 1
     client = SchwabClient.from_settings()
@@ -155,6 +165,7 @@ def test_client_errors_do_not_open_the_circuit(settings, schwab):
     assert breaker.state("schwab").state == breaker.CLOSED
 
 
+@pytest.mark.integration
 def test_token_refresh_is_a_post_and_never_retried(settings, schwab, connection_id):
     schwab.token_script = ["500"]
     ProviderToken.objects.update(expires_at=timezone.now())
@@ -162,6 +173,7 @@ def test_token_refresh_is_a_post_and_never_retried(settings, schwab, connection_
     assert schwab.refresh_calls() == 1
 
 
+@pytest.mark.integration
 def test_errors_never_carry_tokens(schwab, connection_id):
     schwab.token_script = ["invalid_grant"]
     ProviderToken.objects.update(expires_at=timezone.now())
@@ -173,6 +185,7 @@ def test_errors_never_carry_tokens(schwab, connection_id):
             assert value not in str(list(AuditEvent.objects.values_list("extra", flat=True)))
 
 
+@pytest.mark.integration
 def test_sync_refreshes_once_when_the_access_token_was_revoked_early(schwab, connection_id):
     schwab.access_tokens.clear()  # the provider forgot every access token it issued
     result = connection_sync(connection_id=connection_id)
@@ -181,6 +194,7 @@ def test_sync_refreshes_once_when_the_access_token_was_revoked_early(schwab, con
     assert ProviderToken.objects.get(connection_id=connection_id).refresh_count == 1
 
 
+@pytest.mark.integration
 def test_logs_never_carry_tokens_or_the_client_secret(auth_client, schwab, caplog):
     import logging
 
@@ -232,6 +246,7 @@ def test_the_session_takes_proxies_and_the_ca_bundle_from_the_environment_once(m
     assert plain.verify is True and plain.proxies_for("https://api.schwabapi.com/x") == {}
 
 
+@pytest.mark.integration
 def test_calls_go_through_the_proxy_unless_no_proxy_names_the_host(monkeypatch, schwab):
     from providers.clients.base import ProviderSession
 

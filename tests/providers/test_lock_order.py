@@ -21,6 +21,7 @@ from tests.factories import ProviderConnectionFactory, ProviderTokenFactory, Use
 from tests.providers.conftest import client_for
 
 pytestmark = [
+    pytest.mark.integration,
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif("__import__('django.db').db.connection.vendor != 'postgresql'",
                        reason="row locks and deadlock detection need PostgreSQL"),

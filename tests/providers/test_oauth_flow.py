@@ -14,6 +14,7 @@ from tests.providers.conftest import REDIRECT_URI, callback, client_for, complet
 pytestmark = pytest.mark.django_db
 
 
+@pytest.mark.integration
 def test_connecting_schwab_stores_encrypted_tokens_and_syncs_accounts(
         auth_client, schwab, user, django_capture_on_commit_callbacks):
     created = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "Main"}, format="json")
@@ -71,6 +72,7 @@ def test_connecting_schwab_stores_encrypted_tokens_and_syncs_accounts(
     assert issued["access_token"] not in everything and issued["refresh_token"] not in everything
 
 
+@pytest.mark.integration
 def test_sync_twice_does_not_duplicate(auth_client, schwab, django_capture_on_commit_callbacks):
     from providers.services import connection_sync
 
@@ -83,6 +85,7 @@ def test_sync_twice_does_not_duplicate(auth_client, schwab, django_capture_on_co
     assert FinancialAccount.objects.count() == 1
 
 
+@pytest.mark.integration
 def test_the_callback_only_redirects_to_the_frontend_with_the_code(api_client, auth_client, schwab):
     created = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "A"}, format="json").json()
     params = schwab.follow_authorization(created["authorization_url"])
@@ -102,6 +105,7 @@ def test_the_callback_only_redirects_to_the_frontend_with_the_code(api_client, a
     assert not AuditEvent.objects.filter(action__in=["provider.connection.connected", "provider.oauth.failed"])
 
 
+@pytest.mark.integration
 def test_the_callback_passes_an_error_on_instead_of_a_code(api_client, schwab):
     response = api_client.get("/api/v1/providers/oauth/schwab/callback",
                               {"error": "access_denied", "state": "s", "code": "ignored"})
@@ -109,6 +113,7 @@ def test_the_callback_passes_an_error_on_instead_of_a_code(api_client, schwab):
     assert response["Location"].endswith("?provider=schwab&state=s&error=access_denied")
 
 
+@pytest.mark.integration
 def test_completing_needs_the_bearer_token_of_a_signed_in_user(api_client, auth_client, schwab):
     created = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "A"}, format="json").json()
     landing = callback(api_client, schwab.follow_authorization(created["authorization_url"]))
@@ -117,6 +122,7 @@ def test_completing_needs_the_bearer_token_of_a_signed_in_user(api_client, auth_
     assert schwab.token_calls == [] and OAuthState.objects.get().used_at is None
 
 
+@pytest.mark.integration
 def test_another_users_state_is_spent_refused_and_leaves_the_connection_pending(
         auth_client, user, schwab, django_capture_on_commit_callbacks):
     """The hijack: an attacker sends their authorization URL to a victim, who approves at the
@@ -152,6 +158,7 @@ def test_another_users_state_is_spent_refused_and_leaves_the_connection_pending(
     assert not FinancialAccount.objects.exists()
 
 
+@pytest.mark.integration
 def test_a_replayed_state_is_refused_and_the_connection_stays_connected(auth_client, schwab):
     created = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "A"}, format="json").json()
     landing = callback(auth_client, schwab.follow_authorization(created["authorization_url"]))
@@ -169,6 +176,7 @@ def test_a_replayed_state_is_refused_and_the_connection_stays_connected(auth_cli
                                      extra__reason="oauth_state_replayed").exists()
 
 
+@pytest.mark.integration
 def test_an_expired_state_is_refused(auth_client, schwab):
     created = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "A"}, format="json").json()
     landing = callback(auth_client, schwab.follow_authorization(created["authorization_url"]))
@@ -189,6 +197,7 @@ def test_an_expired_state_is_refused(auth_client, schwab):
                                      extra__reason="oauth_state_expired").exists()
 
 
+@pytest.mark.integration
 def test_a_state_for_another_provider_is_refused(auth_client, schwab, settings):
     settings.SANDBOX_PROVIDER_ENABLED = True
     created = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "A"}, format="json").json()
@@ -198,6 +207,7 @@ def test_a_state_for_another_provider_is_refused(auth_client, schwab, settings):
     assert not ProviderToken.objects.exists()
 
 
+@pytest.mark.integration
 def test_an_unknown_or_missing_state_is_refused(auth_client, user, schwab):
     response = auth_client.post("/api/v1/providers/oauth/schwab/complete", {"code": "x", "state": "forged"},
                                 format="json")
@@ -211,6 +221,7 @@ def test_an_unknown_or_missing_state_is_refused(auth_client, user, schwab):
         assert response.status_code == 400 and response.json()["code"] == "VALIDATION_ERROR", body
 
 
+@pytest.mark.integration
 def test_declined_consent_is_refused_and_recorded_on_the_connection(auth_client, schwab):
     created = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "A"}, format="json").json()
     params = schwab.follow_authorization(created["authorization_url"])
@@ -227,6 +238,7 @@ def test_declined_consent_is_refused_and_recorded_on_the_connection(auth_client,
                                      extra__reason="access_denied").exists()
 
 
+@pytest.mark.integration
 def test_a_failed_code_exchange_is_an_error_on_the_connection(auth_client, schwab):
     created = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "A"}, format="json").json()
     landing = callback(auth_client, schwab.follow_authorization(created["authorization_url"]))
@@ -245,6 +257,7 @@ def test_a_failed_code_exchange_is_an_error_on_the_connection(auth_client, schwa
     assert complete(auth_client, landing).json()["outcome"] == "replayed"
 
 
+@pytest.mark.integration
 def test_alias_is_unique_per_user(auth_client, schwab):
     first = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "Same"}, format="json")
     assert first.status_code == 201
@@ -266,6 +279,7 @@ def test_unknown_and_unconfigured_providers_are_refused(auth_client, settings):
     assert types["schwab"]["configured"] is False
 
 
+@pytest.mark.integration
 def test_reconnect_issues_a_new_state_and_kills_the_old_one(auth_client, api_client, schwab):
     created = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "A"}, format="json").json()
     old = callback(api_client, schwab.follow_authorization(created["authorization_url"]))
@@ -276,6 +290,7 @@ def test_reconnect_issues_a_new_state_and_kills_the_old_one(auth_client, api_cli
     assert complete(auth_client, new).json()["outcome"] == "connected"
 
 
+@pytest.mark.integration
 def test_another_users_connection_and_accounts_are_404(auth_client, schwab, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         connection_id = connect(auth_client, schwab)
@@ -296,6 +311,7 @@ def test_another_users_connection_and_accounts_are_404(auth_client, schwab, djan
     assert ProviderConnection.objects.filter(pk=connection_id).exists()
 
 
+@pytest.mark.integration
 def test_delete_destroys_tokens_and_data_and_keeps_the_audit_trail(
         auth_client, schwab, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
@@ -311,6 +327,7 @@ def test_delete_destroys_tokens_and_data_and_keeps_the_audit_trail(
     assert AuditEvent.objects.filter(target_id=connection_id, action="provider.connection.connected").exists()
 
 
+@pytest.mark.integration
 def test_rename_a_connection(auth_client, schwab):
     created = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "A"}, format="json").json()
     response = auth_client.patch(f"/api/v1/providers/{created['id']}", {"alias": "Retirement"}, format="json")
@@ -318,11 +335,13 @@ def test_rename_a_connection(auth_client, schwab):
     assert AuditEvent.objects.filter(action="provider.connection.updated", target_id=created["id"]).exists()
 
 
+@pytest.mark.integration
 def test_redirect_uri_is_sent_to_the_provider(auth_client, schwab):
     created = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "A"}, format="json").json()
     assert "redirect_uri=" + REDIRECT_URI.replace(":", "%3A").replace("/", "%2F") in created["authorization_url"]
 
 
+@pytest.mark.integration
 def test_alias_defaults_to_the_provider_name(auth_client, schwab):
     first = auth_client.post("/api/v1/providers", {"provider_key": "schwab"}, format="json")
     second = auth_client.post("/api/v1/providers", {"provider_key": "schwab"}, format="json")
@@ -330,6 +349,7 @@ def test_alias_defaults_to_the_provider_name(auth_client, schwab):
     assert [first.json()["alias"], second.json()["alias"]] == ["Charles Schwab", "Charles Schwab 2"]
 
 
+@pytest.mark.integration
 def test_expired_oauth_states_are_cleaned_up(auth_client, schwab):
     from datetime import timedelta
 
@@ -344,6 +364,7 @@ def test_expired_oauth_states_are_cleaned_up(auth_client, schwab):
     assert list(OAuthState.objects.values_list("connection__alias", flat=True)) == ["B"]
 
 
+@pytest.mark.integration
 def test_accounts_are_filtered_by_connection_and_type(auth_client, schwab, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         first = connect(auth_client, schwab, alias="One")
@@ -361,6 +382,7 @@ def test_accounts_are_filtered_by_connection_and_type(auth_client, schwab, djang
     assert bad_range.status_code == 400 and "end" in bad_range.json()["errors"]
 
 
+@pytest.mark.integration
 def test_transaction_filters_accept_dates_and_common_spellings(auth_client, schwab,
                                                                django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
@@ -380,6 +402,7 @@ def test_transaction_filters_accept_dates_and_common_spellings(auth_client, schw
     assert auth_client.get(url, {"start": "yesterday"}).status_code == 400
 
 
+@pytest.mark.integration
 def test_a_deactivated_users_authorization_in_flight_does_not_connect(auth_client, schwab, user):
     """A reconnect of a revoked connection, then deactivation: the late completion must not connect."""
     from accounts.services import user_deactivate
@@ -401,6 +424,7 @@ def test_a_deactivated_users_authorization_in_flight_does_not_connect(auth_clien
     assert not OAuthState.objects.filter(used_at__isnull=True).exists()
 
 
+@pytest.mark.integration
 def test_the_service_refuses_a_state_whose_user_is_inactive(auth_client, schwab, user):
     from accounts.models import User
     from providers.services import oauth_authorization_complete
@@ -421,6 +445,7 @@ def test_the_service_refuses_a_state_whose_user_is_inactive(auth_client, schwab,
                                      extra__reason="oauth_state_user_inactive").exists()
 
 
+@pytest.mark.integration
 def test_a_rename_racing_another_to_the_same_alias_is_a_conflict_not_a_500(auth_client, schwab, monkeypatch):
     from django.db.models.query import QuerySet
 
@@ -437,6 +462,7 @@ def test_a_rename_racing_another_to_the_same_alias_is_a_conflict_not_a_500(auth_
     assert ProviderConnection.objects.get(pk=first["id"]).alias == "A"
 
 
+@pytest.mark.integration
 def test_a_state_used_by_a_concurrent_completion_meanwhile_is_a_replay(auth_client, api_client, schwab, monkeypatch):
     """Using the state is a compare-and-swap: a completion that read it before another one used it
     must not connect a second time or downgrade the connection."""

@@ -14,7 +14,7 @@ from providers.models import ConnectionStatus, ProviderConnection, ProviderToken
 from providers.services import token_refresh
 from tests.providers.conftest import connected
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.integration]
 
 
 @pytest.fixture

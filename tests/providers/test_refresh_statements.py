@@ -21,6 +21,7 @@ def _fields(obj) -> dict:
     return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
 
 
+@pytest.mark.integration
 def test_the_lock_reads_what_the_orm_reads_in_one_query(auth_client, schwab, django_assert_num_queries):
     connection_id = connect(auth_client, schwab)
     orm = ProviderToken.objects.select_related("connection", "connection__user").get(connection_id=connection_id)

@@ -35,6 +35,7 @@ def _session(user, base):
     return s
 
 
+@pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_a_newcomer_connects_the_sandbox_and_sees_accounts(sandbox):
     user = UserFactory()

@@ -16,6 +16,8 @@ from tests.conftest import wait_until
 from tests.factories import UserFactory
 from tests.providers.conftest import client_for, connect
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.mark.django_db(transaction=True)
 def test_whole_flow_with_a_real_worker(schwab, celery_worker, smtp_sink):

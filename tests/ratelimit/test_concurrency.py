@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 from django.db import connections
 from django.test import Client
+
+pytestmark = pytest.mark.integration
 
 
 def test_concurrent_requests_against_a_limit_admit_exactly_the_limit(own_redis, rate_rules, transactional_db):

@@ -71,6 +71,7 @@ def test_the_window_starts_at_the_first_hit_and_frees_up_reset_in_seconds_later(
     assert again.reset_in == 60
 
 
+@pytest.mark.integration
 def test_reset_in_is_the_counters_real_ttl_on_redis(own_redis):
     from django.core.cache import cache
 
@@ -129,6 +130,7 @@ def test_disabled_rate_limits_admit_everything(settings):
     assert all(consume("test:off", "1/m").allowed for _ in range(5))
 
 
+@pytest.mark.integration
 def test_a_dead_redis_fails_open_and_warns_once(own_redis, caplog):
     assert consume("test:outage", "2/m").allowed
     own_redis.kill()
@@ -143,6 +145,7 @@ def test_a_dead_redis_fails_open_and_warns_once(own_redis, caplog):
     assert "failing open" in warnings[0].getMessage()
 
 
+@pytest.mark.integration
 def test_after_a_failure_the_cache_rests_then_counting_resumes(own_redis, monkeypatch, settings):
     settings.RATELIMIT_CACHE_RETRY_SECONDS = 5
     clock = [500.0]

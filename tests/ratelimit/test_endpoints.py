@@ -134,6 +134,7 @@ def test_refresh_is_counted_per_session(real_rates, api_client, user, password):
     assert api_client.post(REFRESH, {"refresh": refresh}, format="json").status_code == 200
 
 
+@pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_a_redis_outage_degrades_to_unlimited_never_to_broken(own_redis, real_rates, api_client, user, password):
     real_rates(login="3/m")
@@ -156,6 +157,7 @@ def _redis_commands(url: str) -> dict[str, int]:
     return {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
 
 
+@pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_an_authenticated_request_is_checked_and_counted_in_one_redis_round_trip(
         own_redis, real_rates, api_client, user, password):
@@ -184,6 +186,7 @@ def test_an_authenticated_request_is_checked_and_counted_in_one_redis_round_trip
     assert code(statuses[-1]) == "RATE_LIMITED" and 1 <= int(statuses[-1]["Retry-After"]) <= 60
 
 
+@pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_a_revoked_token_is_refused_and_spends_nothing_of_its_users_budget(own_redis, real_rates, api_client,
                                                                            user, password):

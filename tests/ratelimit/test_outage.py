@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import logging
 
+import pytest
+
 from tests.factories import UserFactory
+
+pytestmark = pytest.mark.integration
 
 LOGIN = "/api/v1/auth/login"
 

@@ -10,6 +10,8 @@ import pytest
 
 from tests.factories import UserFactory
 
+pytestmark = pytest.mark.integration
+
 LOGIN = "/api/v1/auth/login"
 ME = "/api/v1/auth/me"
 LOGOUT = "/api/v1/auth/logout"

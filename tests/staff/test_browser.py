@@ -15,7 +15,7 @@ from tests.audit.test_browser import _admin_login, browser  # noqa: F401 - the f
 from tests.conftest import PASSWORD
 from tests.factories import UserFactory
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True), pytest.mark.integration]
 
 PAGES = ["accounts/user", "sessions_mgmt/session", "sessions_mgmt/securityconfig",
          "providers/providerconnection", "audit/auditevent", "axes/accessattempt"]
