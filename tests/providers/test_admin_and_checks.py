@@ -7,7 +7,7 @@ from django.core import checks
 
 from audit.models import AuditEvent
 from providers.models import ConnectionStatus, ProviderConnection, ProviderToken
-from tests.providers.conftest import connect
+from tests.providers.conftest import connect, connected
 
 pytestmark = pytest.mark.django_db
 
@@ -19,8 +19,8 @@ def staff_client(client, staff_user):
 
 
 @pytest.mark.integration
-def test_admin_lists_connections_with_state_and_never_a_token(staff_client, auth_client, schwab):
-    connection_id = connect(auth_client, schwab)
+def test_admin_lists_connections_with_state_and_never_a_token(staff_client, user, schwab):
+    connection_id = connected(schwab, user)
     token = ProviderToken.objects.get()
     listing = staff_client.get("/admin/providers/providerconnection/")
     detail = staff_client.get(f"/admin/providers/providerconnection/{connection_id}/change/")
@@ -34,8 +34,8 @@ def test_admin_lists_connections_with_state_and_never_a_token(staff_client, auth
 
 
 @pytest.mark.integration
-def test_admin_force_refresh_and_revoke_call_the_services(staff_client, auth_client, schwab):
-    connection_id = connect(auth_client, schwab)
+def test_admin_force_refresh_and_revoke_call_the_services(staff_client, user, schwab):
+    connection_id = connected(schwab, user)
     url = "/admin/providers/providerconnection/"
     response = staff_client.post(url, {"action": "force_refresh", "_selected_action": [connection_id]})
     assert response.status_code == 302
@@ -86,9 +86,9 @@ def test_connection_and_account_lists_do_not_grow_queries(
 
 
 @pytest.mark.integration
-def test_admin_breach_rotation_replaces_the_tokens(staff_client, auth_client, schwab,
+def test_admin_breach_rotation_replaces_the_tokens(staff_client, user, schwab,
                                                    django_capture_on_commit_callbacks):
-    connection_id = connect(auth_client, schwab)
+    connection_id = connected(schwab, user)
     with django_capture_on_commit_callbacks(execute=True):
         response = staff_client.post("/admin/providers/providerconnection/",
                                      {"action": "rotate_tokens", "_selected_action": [connection_id]})

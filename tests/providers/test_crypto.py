@@ -14,7 +14,8 @@ from audit.models import AuditEvent
 from providers import crypto
 from providers.models import ProviderToken
 from providers.services import token_access_plaintext
-from tests.providers.conftest import connect
+from tests.factories import ProviderTokenFactory
+from tests.providers.conftest import connected
 
 
 def _key(kid: str) -> str:
@@ -59,12 +60,11 @@ def test_generate_encryption_key_prints_a_valid_entry():
     assert problems == [] and ring[0][0] == "k2026" and len(ring[0][1]) == 32
 
 
-@pytest.mark.integration
 @pytest.mark.django_db
-def test_rotation_reencrypts_every_token_and_the_old_key_can_go(settings, auth_client, schwab):
+def test_rotation_reencrypts_every_token_and_the_old_key_can_go(settings, user):
     old = _key("old")
     settings.FIELD_ENCRYPTION_KEYS = old
-    ids = [connect(auth_client, schwab, alias=f"A{i}") for i in range(3)]
+    ids = [ProviderTokenFactory(connection__user=user, connection__alias=f"A{i}").connection_id for i in range(3)]
     plain = {t.pk: token_access_plaintext(token=t) for t in ProviderToken.objects.all()}
     assert set(ProviderToken.objects.values_list("key_id", flat=True)) == {"old"}
 
@@ -90,8 +90,8 @@ def test_rotation_reencrypts_every_token_and_the_old_key_can_go(settings, auth_c
 
 @pytest.mark.integration
 @pytest.mark.django_db
-def test_tokens_are_never_in_the_raw_columns(auth_client, schwab):
-    connect(auth_client, schwab)
+def test_tokens_are_never_in_the_raw_columns(user, schwab):
+    connected(schwab, user)
     from django.db import connection
 
     with connection.cursor() as cursor:
@@ -127,14 +127,14 @@ def test_rotation_also_reseals_authorizations_in_flight(settings, auth_client):
 @pytest.mark.integration
 @pytest.mark.django_db
 @pytest.mark.parametrize("mode", ["omit", "same"])
-def test_a_refresh_without_rotation_leaves_nothing_under_the_old_key(settings, auth_client, schwab, mode):
+def test_a_refresh_without_rotation_leaves_nothing_under_the_old_key(settings, user, schwab, mode):
     """A provider that keeps its refresh token: the refresh re-seals it under the newest key,
     so dropping the old key after the refresh breaks nothing."""
     from providers.services import token_refresh
 
     old, new = _key("old"), _key("new")
     settings.FIELD_ENCRYPTION_KEYS = old
-    connection_id = connect(auth_client, schwab)
+    connection_id = connected(schwab, user)
     settings.FIELD_ENCRYPTION_KEYS = f"{new},{old}"
     ProviderToken.objects.update(expires_at=timezone.now())
     schwab.token_script = [mode]
@@ -152,13 +152,13 @@ def test_a_refresh_without_rotation_leaves_nothing_under_the_old_key(settings, a
 
 @pytest.mark.integration
 @pytest.mark.django_db
-def test_a_row_whose_refresh_token_is_under_an_old_key_is_still_rotated(settings, auth_client, schwab):
+def test_a_row_whose_refresh_token_is_under_an_old_key_is_still_rotated(settings, user, schwab):
     """key_id names the oldest key a row uses, so rotate_encryption_keys does not skip it."""
     from providers.services import _seal
 
     old, new = _key("old"), _key("new")
     settings.FIELD_ENCRYPTION_KEYS = old
-    connect(auth_client, schwab)
+    connected(schwab, user)
     settings.FIELD_ENCRYPTION_KEYS = f"{new},{old}"
     token = ProviderToken.objects.get()
     _seal(token, access="fresh-access", refresh=None)  # keeps the stored refresh token (old key)

@@ -8,7 +8,7 @@ from django.db import transaction
 
 from providers import refresh_statements
 from providers.models import ProviderToken
-from tests.providers.conftest import connect
+from tests.factories import ProviderTokenFactory
 
 pytestmark = [
     pytest.mark.django_db,
@@ -21,9 +21,8 @@ def _fields(obj) -> dict:
     return {f.attname: getattr(obj, f.attname) for f in obj._meta.concrete_fields}
 
 
-@pytest.mark.integration
-def test_the_lock_reads_what_the_orm_reads_in_one_query(auth_client, schwab, django_assert_num_queries):
-    connection_id = connect(auth_client, schwab)
+def test_the_lock_reads_what_the_orm_reads_in_one_query(user, django_assert_num_queries):
+    connection_id = ProviderTokenFactory(connection__user=user).connection_id
     orm = ProviderToken.objects.select_related("connection", "connection__user").get(connection_id=connection_id)
     with transaction.atomic(), django_assert_num_queries(1):
         token = refresh_statements.lock_token(connection_id, wait=False)
