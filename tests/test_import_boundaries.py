@@ -17,6 +17,7 @@ any listed one that no longer occurs, so the list only shrinks.
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 from pathlib import Path
 
@@ -137,7 +138,8 @@ def _source_files():
             yield path
 
 
-def crossings() -> set[tuple[str, str]]:
+@functools.cache
+def crossings() -> frozenset[tuple[str, str]]:
     """Every (importer, imported) pair against the allowed directions."""
     found = set()
     for path in _source_files():
@@ -145,7 +147,7 @@ def crossings() -> set[tuple[str, str]]:
         for imported in _imports(path):
             if not _allowed(importer, imported):
                 found.add((importer, imported))
-    return found
+    return frozenset(found)
 
 
 def test_apps_import_only_in_the_allowed_directions():

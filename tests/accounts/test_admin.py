@@ -26,6 +26,7 @@ def lock(api_client, email):
         login(api_client, email, WRONG)
 
 
+@pytest.mark.slow
 def test_changelist_searches_and_filters(staff_client, user, api_client):
     other = UserFactory(email="zed@example.com", email_verified_at=None)
     lock(api_client, user.email)
@@ -38,6 +39,7 @@ def test_changelist_searches_and_filters(staff_client, user, api_client):
     assert user.email in locked and other.email not in locked
 
 
+@pytest.mark.slow
 def test_change_page_shows_lock_and_attempts_but_no_password(staff_client, user, api_client):
     lock(api_client, user.email)
     page = staff_client.get(reverse("admin:accounts_user_change", args=[user.pk])).content.decode()
@@ -56,6 +58,7 @@ def test_password_cannot_be_set_through_the_admin(staff_client, user):
     assert staff_client.get(url + "password/").status_code in (302, 404)
 
 
+@pytest.mark.slow
 def test_unlock_action_clears_the_lock(staff_client, staff_user, user, password, api_client):
     lock(api_client, user.email)
     assert login(api_client, user.email, password).status_code == 429
@@ -84,6 +87,7 @@ def test_deactivate_action(staff_client, user, password, api_client):
     assert login(api_client, user.email, password).status_code == 401
 
 
+@pytest.mark.slow
 def test_changelist_query_count_does_not_grow_with_users(staff_client, django_assert_max_num_queries):
     url = reverse("admin:accounts_user_changelist")
     UserFactory.create_batch(3)
@@ -94,6 +98,7 @@ def test_changelist_query_count_does_not_grow_with_users(staff_client, django_as
         assert staff_client.get(url).status_code == 200
 
 
+@pytest.mark.slow
 def test_demo_data_is_idempotent_and_unlocks_the_demo_user(api_client, capsys):
     from django.core.management import call_command
 

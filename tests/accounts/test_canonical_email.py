@@ -50,6 +50,7 @@ def ivan(db, password):
 
 
 @pytest.mark.parametrize("lookalike", ["u\u017fer@example.com", "U\u017fER@example.com", "\uff55ser@example.com"])
+@pytest.mark.slow
 def test_a_lookalike_registration_is_refused_and_the_real_login_keeps_working(
     api_client, client, password, lookalike,
 ):
@@ -76,6 +77,7 @@ def test_a_dotless_i_registration_is_refused(api_client, ivan, password):
     assert login(api_client, "ivan@example.com", password).status_code == 200
 
 
+@pytest.mark.slow
 def test_a_lookalike_row_left_by_old_data_never_breaks_the_real_login(api_client, client, password):
     """Even with a look-alike row in the table (written past every check), the lookup is an
     exact match on the canonical form: one row answers, never a 500."""
@@ -99,6 +101,7 @@ def test_any_spelling_that_folds_to_the_address_reaches_the_one_account(api_clie
     assert response.json()["user"]["id"] == str(real.pk)
 
 
+@pytest.mark.slow
 def test_failures_through_every_spelling_count_toward_one_lockout_and_the_owner_is_told(
     api_client, client, ivan, password, django_capture_on_commit_callbacks,
 ):
@@ -167,6 +170,7 @@ def test_an_email_change_to_a_lookalike_is_refused_and_a_new_address_is_stored_c
     assert token.new_email == "new.owner@example.com"
 
 
+@pytest.mark.slow
 def test_the_admin_search_finds_an_address_in_any_spelling(client, staff_user, password):
     target = UserFactory(email="findme@example.com")
     client.force_login(staff_user)
@@ -252,6 +256,7 @@ def _post_raw(api_client, path, email):
     return api_client.post(f"/api/v1/auth/{path}", body, content_type="application/json")
 
 
+@pytest.mark.slow
 def test_management_commands_take_any_spelling(api_client, user, password):
     from io import StringIO
 

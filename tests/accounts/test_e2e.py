@@ -18,6 +18,7 @@ def token_in(smtp_sink, message) -> str:
     return match.group(1)
 
 
+@pytest.mark.slow
 def test_register_verify_login_me_change_reset_and_login_again(api_client, smtp_sink, celery_worker, settings):
     settings.RATELIMIT_ENABLE = False
     post = lambda path, data, **kw: api_client.post(f"/api/v1/auth/{path}", data, format="json", **kw)  # noqa: E731

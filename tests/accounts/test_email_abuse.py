@@ -54,6 +54,7 @@ def assert_rate_limited(response):
 
 
 # --- Email-change budgets ------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_user_gets_three_email_changes_an_hour_and_names_and_reads_stay_free(
     api_client, user, password, limits, django_capture_on_commit_callbacks,
 ):
@@ -71,6 +72,7 @@ def test_a_user_gets_three_email_changes_an_hour_and_names_and_reads_stay_free(
     assert client.patch(ME, {"first_name": "Grace"}, format="json").status_code == 200
 
 
+@pytest.mark.slow
 def test_a_user_gets_ten_email_changes_a_day(api_client, user, password, limits):
     limits(email_change="100/h", email_change_address="100/h")
     client = signed_in(api_client, user, password)
@@ -87,6 +89,7 @@ def test_wrong_passwords_spend_the_email_change_budget_too(api_client, user, pas
     assert_rate_limited(change_email(client, "t9@example.net", password))
 
 
+@pytest.mark.slow
 def test_one_address_gets_at_most_three_change_emails_an_hour_whoever_asks(
     api_client, password, limits, django_capture_on_commit_callbacks,
 ):

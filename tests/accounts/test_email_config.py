@@ -20,6 +20,7 @@ CHECK_AND_PRINT_BACKEND = (
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_amazon_ses_through_anymail_passes_the_production_checks():
     pytest.importorskip("boto3", reason="boto3 comes with requirements/prod.txt")
     env = {

@@ -34,6 +34,7 @@ def test_nine_failures_do_not_lock(api_client, user, password):
     assert login(api_client, user.email, password).status_code == 200
 
 
+@pytest.mark.slow
 def test_the_tenth_failure_locks_for_an_hour_even_with_the_right_password(
     api_client, user, password, django_capture_on_commit_callbacks,
 ):
@@ -71,6 +72,7 @@ def test_time_travel_past_the_lock_lets_the_user_log_in(api_client, user, passwo
     assert login(api_client, user.email, password).status_code == 200
 
 
+@pytest.mark.slow
 def test_a_successful_login_resets_the_counter(api_client, user, password):
     fail(api_client, user.email, 9)
     assert login(api_client, user.email, password).status_code == 200
@@ -78,6 +80,7 @@ def test_a_successful_login_resets_the_counter(api_client, user, password):
     assert login(api_client, user.email, password).status_code == 200
 
 
+@pytest.mark.slow
 def test_a_successful_login_resets_only_its_own_account(api_client, user, password):
     other = "someone-else@example.com"
     fail(api_client, user.email, 3)
@@ -100,6 +103,7 @@ def test_the_daily_cleanup_deletes_attempts_that_no_longer_count(api_client, use
     assert cleanup_account_tokens() == 0
 
 
+@pytest.mark.slow
 def test_many_accounts_from_one_ip_hit_the_ip_threshold(api_client, user, password, settings):
     settings.LOCKOUT_IP_FAILURE_LIMIT = 12
     for n in range(4):
@@ -112,18 +116,21 @@ def test_many_accounts_from_one_ip_hit_the_ip_threshold(api_client, user, passwo
     assert other_ip.status_code == 200
 
 
+@pytest.mark.slow
 def test_the_ip_threshold_is_higher_than_the_account_threshold(api_client, user, password):
     for n in range(4):
         fail(api_client, f"colleague{n}@example.com", 5)
     assert login(api_client, user.email, password).status_code == 200
 
 
+@pytest.mark.slow
 def test_staff_unlock_command_clears_the_lock(api_client, user, password):
     fail(api_client, user.email, 10)
     call_command("axes_reset_username", user.email)
     assert login(api_client, user.email, password).status_code == 200
 
 
+@pytest.mark.slow
 def test_lockout_clear_service_unlocks_and_audits(api_client, user, password, staff_user):
     from accounts.services import lockout_clear
 
@@ -134,6 +141,7 @@ def test_lockout_clear_service_unlocks_and_audits(api_client, user, password, st
     assert AuditEvent.objects.filter(action="auth.lockout.cleared", actor=staff_user).count() == 1
 
 
+@pytest.mark.slow
 def test_admin_login_is_locked_with_a_429_too(client, staff_user, password):
     for _ in range(10):
         client.post("/admin/login/", {"username": staff_user.email, "password": WRONG})
@@ -143,6 +151,7 @@ def test_admin_login_is_locked_with_a_429_too(client, staff_user, password):
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_the_lock_holds_while_redis_is_down(api_client, user, password, own_redis):
     fail(api_client, user.email, 5)
     own_redis.kill()
@@ -151,6 +160,7 @@ def test_the_lock_holds_while_redis_is_down(api_client, user, password, own_redi
     assert AccessAttempt.objects.get(username=user.email).failures_since_start == 10
 
 
+@pytest.mark.slow
 def test_the_thresholds_follow_the_settings(api_client, user, password, settings):
     settings.LOCKOUT_FAILURE_LIMIT = 3
     settings.LOCKOUT_COOLOFF_SECONDS = 120

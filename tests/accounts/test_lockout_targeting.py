@@ -49,6 +49,7 @@ def unlock_token_from(message) -> str:
 
 
 # --- The unlock link -------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_the_lockout_email_carries_a_link_that_unlocks_and_signs_in(
     api_client, user, password, django_capture_on_commit_callbacks, settings,
 ):
@@ -79,6 +80,7 @@ def test_the_lockout_email_carries_a_link_that_unlocks_and_signs_in(
     assert AuditEvent.objects.filter(action="auth.lockout.cleared", target_id=str(user.pk)).count() == 1
 
 
+@pytest.mark.slow
 def test_the_unlock_link_works_once(api_client, user, django_capture_on_commit_callbacks):
     lock(api_client, user.email, commit_callbacks=django_capture_on_commit_callbacks)
     token = unlock_token_from(outbox_to(user.email)[0])
@@ -90,6 +92,7 @@ def test_the_unlock_link_works_once(api_client, user, django_capture_on_commit_c
     assert AuditEvent.objects.filter(action="auth.lockout.unlock_failed").count() == 1
 
 
+@pytest.mark.slow
 def test_an_expired_or_unknown_unlock_link_is_refused_and_the_lock_stays(
     api_client, user, password, django_capture_on_commit_callbacks,
 ):
@@ -102,6 +105,7 @@ def test_an_expired_or_unknown_unlock_link_is_refused_and_the_lock_stays(
     assert login(api_client, user.email, password).status_code == 429
 
 
+@pytest.mark.slow
 def test_a_newer_lockout_email_kills_the_older_link(api_client, user, django_capture_on_commit_callbacks):
     lock(api_client, user.email, commit_callbacks=django_capture_on_commit_callbacks)
     first = unlock_token_from(outbox_to(user.email)[0])
@@ -120,6 +124,7 @@ def test_a_reset_token_is_not_an_unlock_token(api_client, user, django_capture_o
 
 
 # --- The admin login shares the login's rules -----------------------------------------------------------
+@pytest.mark.slow
 def test_a_lock_set_through_the_admin_login_emails_the_owner_an_unlock_link(
     client, api_client, staff_user, password, django_capture_on_commit_callbacks,
 ):
@@ -133,6 +138,7 @@ def test_a_lock_set_through_the_admin_login_emails_the_owner_an_unlock_link(
     assert client.post("/admin/login/", {"username": staff_user.email, "password": password}).status_code == 302
 
 
+@pytest.mark.slow
 def test_the_admin_login_spends_the_api_login_rate_limit(client, api_client, settings):
     from dashtam.config import DEFAULT_RATE_RULES
     from dashtam.ratelimit import core
@@ -177,6 +183,7 @@ def ip_locked(api_client, settings):
     return apply
 
 
+@pytest.mark.slow
 def test_a_client_that_signed_in_before_passes_the_ip_lock_with_the_right_password(
     api_client, user, password, ip_locked,
 ):
@@ -192,6 +199,7 @@ def test_a_client_that_signed_in_before_passes_the_ip_lock_with_the_right_passwo
     assert response.json()["user"]["id"] == str(user.pk)
 
 
+@pytest.mark.slow
 def test_a_known_client_with_a_wrong_password_is_refused_and_counted_toward_the_account(
     api_client, user, password, ip_locked, django_capture_on_commit_callbacks,
 ):
@@ -208,6 +216,7 @@ def test_a_known_client_with_a_wrong_password_is_refused_and_counted_toward_the_
     assert len(outbox_to(user.email)) == 1  # the owner is told, with an unlock link
 
 
+@pytest.mark.slow
 def test_a_client_without_history_on_this_account_stays_locked(api_client, user, password, ip_locked):
     from tests.factories import UserFactory
 
@@ -217,6 +226,7 @@ def test_a_client_without_history_on_this_account_stays_locked(api_client, user,
     assert post_login(api_client, user.email, password, **HOME).status_code == 429
 
 
+@pytest.mark.slow
 def test_the_account_lock_is_never_bypassed_by_a_known_client(
     api_client, user, password, ip_locked, django_capture_on_commit_callbacks,
 ):
@@ -228,6 +238,7 @@ def test_the_account_lock_is_never_bypassed_by_a_known_client(
     assert post_login(api_client, user.email, password, **HOME).status_code == 429
 
 
+@pytest.mark.slow
 def test_a_known_client_passes_the_ip_lock_on_the_admin_login_too(
     client, api_client, staff_user, password, ip_locked,
 ):
@@ -284,6 +295,7 @@ def test_no_proxy_warning_with_a_trusted_proxy_or_outside_production(
     assert _proxy_warnings(caplog) == []
 
 
+@pytest.mark.slow
 def test_the_unlock_link_of_an_account_with_a_second_factor_still_asks_for_it(
     api_client, user, password, django_capture_on_commit_callbacks,
 ):

@@ -95,6 +95,7 @@ def test_deactivated_user_cannot_log_in(api_client, password):
     assert (response.status_code, response.json()["code"]) == (401, "INVALID_CREDENTIALS")
 
 
+@pytest.mark.slow
 def test_a_legacy_bcrypt_hash_logs_in_and_is_upgraded_to_argon2id(api_client, password):
     legacy = "bcrypt$" + bcrypt.hashpw(password.encode(), bcrypt.gensalt(12)).decode()
     assert legacy.startswith("bcrypt$$2b$12$")
@@ -120,6 +121,7 @@ def test_a_legacy_bcrypt_hash_never_matches_a_password_longer_than_72_bytes(api_
     assert login(api_client, user.email, truncated.decode()).status_code == 200
 
 
+@pytest.mark.slow
 def test_production_hasher_stores_argon2id_with_django_parameters(settings):
     settings.PASSWORD_HASHERS = [
         "accounts.hashers.Argon2idPasswordHasher",  # what production lists first

@@ -94,6 +94,7 @@ def test_once_every_legacy_hash_is_upgraded_the_padding_stops(api_client, caplog
     assert hashes_of(api_client, caplog, "nobody@example.com", "x", 401) == {"argon2": 1, "bcrypt": 0}
 
 
+@pytest.mark.slow
 def test_the_admin_login_costs_the_same_for_known_and_unknown_addresses(client, caplog):
     legacy_user("legacy@example.com")
     staff = UserFactory(email="staff@example.com", password=PASSWORD, is_staff=True)

@@ -105,6 +105,7 @@ def test_the_link_verifies_an_unverified_address(api_client, unverified_user, pa
     assert login(api_client, unverified_user.email, password).status_code == 200
 
 
+@pytest.mark.slow
 def test_a_locked_account_is_refused_and_the_link_stays_unused(api_client, user, password, settings,
                                                                django_capture_on_commit_callbacks):
     settings.LOCKOUT_FAILURE_LIMIT = 3

@@ -144,6 +144,7 @@ def test_deactivation_revokes_provider_connections(auth_client, user, password, 
 
 
 @pytest.mark.parametrize("how", ["reset", "change"])
+@pytest.mark.slow
 def test_a_new_password_kills_pending_email_changes(
     auth_client, api_client, user, password, how, django_capture_on_commit_callbacks,
 ):

@@ -186,6 +186,7 @@ def test_malformed_codes_are_invalid_mfa_code(auth_client, api_client, user, pas
         _problem(response, 401, "INVALID_MFA_CODE")
 
 
+@pytest.mark.slow
 def test_wrong_expired_and_replayed_codes_are_refused(auth_client, api_client, user, password):
     secret, _ = enable_totp(auth_client, password)
     token = mfa_token_for(api_client, user.email, password)
@@ -234,6 +235,7 @@ def test_the_mfa_token_is_bound_to_the_client(auth_client, api_client, user, pas
     assert login_mfa(api_client, token, code_for(secret)).status_code == 200
 
 
+@pytest.mark.slow
 def test_wrong_codes_count_toward_the_account_lockout(auth_client, api_client, user, password, settings):
     settings.LOCKOUT_FAILURE_LIMIT = 6
     secret, _ = enable_totp(auth_client, password)
@@ -254,6 +256,7 @@ def test_wrong_codes_count_toward_the_account_lockout(auth_client, api_client, u
     assert any("lock" in m.subject.lower() for m in outbox_to(user.email))
 
 
+@pytest.mark.slow
 def test_a_completed_sign_in_resets_the_failure_count(auth_client, api_client, user, password, settings):
     settings.LOCKOUT_FAILURE_LIMIT = 6
     secret, _ = enable_totp(auth_client, password)
@@ -268,6 +271,7 @@ def test_a_completed_sign_in_resets_the_failure_count(auth_client, api_client, u
 
 
 # --- recovery codes --------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_a_recovery_code_works_once_ignoring_case_and_dashes(auth_client, api_client, user, password):
     _, codes = enable_totp(auth_client, password)
     mail.outbox.clear()
@@ -323,6 +327,7 @@ def test_disabling_with_a_wrong_code_changes_nothing(auth_client, api_client, us
     assert login(api_client, user.email, password).json()["mfa_required"] is True
 
 
+@pytest.mark.slow
 def test_disabling_with_password_and_code_turns_it_off(auth_client, api_client, user, password):
     secret, _ = enable_totp(auth_client, password)
     other = login_mfa(api_client, mfa_token_for(api_client, user.email, password), code_for(secret)).json()

@@ -44,6 +44,7 @@ def _password_step(client, email: str):
 
 
 # --- the admin's code step ----------------------------------------------------------------------
+@pytest.mark.slow
 def test_staff_with_a_factor_need_the_code_after_the_password(client):
     staff = UserFactory(password=PASSWORD, is_staff=True, is_superuser=True)
     secret, _ = _enabled_for(staff)
@@ -84,6 +85,7 @@ def test_without_a_factor_and_the_setting_off_the_admin_login_is_unchanged(clien
     assert client.get("/admin/").status_code == 200
 
 
+@pytest.mark.slow
 def test_five_wrong_admin_codes_send_the_staff_member_back_to_the_password(client):
     staff = UserFactory(password=PASSWORD, is_staff=True, is_superuser=True)
     secret, _ = _enabled_for(staff)
@@ -98,6 +100,7 @@ def test_five_wrong_admin_codes_send_the_staff_member_back_to_the_password(clien
 
 
 # --- status and reset -------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_the_admin_shows_mfa_status_and_never_a_seed_or_code(client):
     staff = UserFactory(password=PASSWORD, is_staff=True, is_superuser=True)
     user = UserFactory(password=PASSWORD)
@@ -129,6 +132,7 @@ def test_a_superuser_resets_a_users_factors_audited_and_emailed(client, api_clie
     assert "access" in login(api_client, user.email, PASSWORD).json()
 
 
+@pytest.mark.slow
 def test_staff_who_are_not_superusers_cannot_reset_factors(client):
     from django.contrib.auth.models import Permission
 
@@ -146,6 +150,7 @@ def test_staff_who_are_not_superusers_cannot_reset_factors(client):
 
 
 # --- key rotation -------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_key_rotation_reseals_the_seeds_and_the_old_key_can_go(settings, api_client):
     old = _key("old")
     settings.FIELD_ENCRYPTION_KEYS = old
@@ -193,6 +198,7 @@ def test_a_bad_mfa_setting_fails_the_checks_naming_it(settings, variable, value)
 
 
 # --- concurrency ----------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_one_recovery_code_used_concurrently_succeeds_exactly_once(settings):
     if connection.vendor != "postgresql":
         pytest.skip("row locks under concurrency are tested on PostgreSQL (SQLite serialises every write)")

@@ -132,6 +132,7 @@ def test_a_registration_challenge_works_once(api_client, user, password, authent
 
 
 @pytest.mark.parametrize("bad", [{"origin": "https://evil.example"}, {"rp_id": "evil.example"}])
+@pytest.mark.slow
 def test_a_registration_from_the_wrong_origin_or_rp_id_is_refused(api_client, user, password, authenticator, bad):
     client = bearer(api_client, user, password)
     response = register(client, authenticator, **bad)
@@ -141,6 +142,7 @@ def test_a_registration_from_the_wrong_origin_or_rp_id_is_refused(api_client, us
     assert AuditEvent.objects.filter(action="auth.passkey.failed", outcome="failure").exists()
 
 
+@pytest.mark.slow
 def test_a_registration_challenge_of_another_user_is_refused(api_client, user, password, authenticator):
     other = UserFactory(password=password)
     other_client = bearer(anonymous(), other, password)
@@ -295,6 +297,7 @@ def test_a_sign_counter_going_backwards_is_refused_and_audited(enrolled, user, a
     assert sign_in(client, authenticator, sign_count=6)[0].status_code == 200
 
 
+@pytest.mark.slow
 def test_another_users_credential_cannot_answer_for_an_email(enrolled, user, password, authenticator,
                                                              django_capture_on_commit_callbacks):
     other = UserFactory(password=password)
@@ -327,6 +330,7 @@ def test_an_unknown_credential_is_refused(db, authenticator):
     assert response.status_code == 401 and response.json()["code"] == "INVALID_CREDENTIALS"
 
 
+@pytest.mark.slow
 def test_a_deactivated_or_unverified_account_cannot_sign_in(enrolled, user, authenticator):
     user.email_verified_at = None
     user.save(update_fields=["email_verified_at"])
@@ -338,6 +342,7 @@ def test_a_deactivated_or_unverified_account_cannot_sign_in(enrolled, user, auth
     assert response.status_code == 401
 
 
+@pytest.mark.slow
 def test_a_locked_account_cannot_sign_in_with_a_passkey(enrolled, user, authenticator, settings):
     settings.LOCKOUT_FAILURE_LIMIT = 2
     client = anonymous()
@@ -358,6 +363,7 @@ def test_malformed_assertions_are_answered_without_a_500(db, payload):
 
 
 # --- management ---------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_rename_is_audited_emailed_and_another_users_id_is_404(
     enrolled, user, password, django_capture_on_commit_callbacks,
 ):
@@ -373,6 +379,7 @@ def test_rename_is_audited_emailed_and_another_users_id_is_404(
     assert Passkey.objects.get(pk=passkey.pk).name == "Old phone"
 
 
+@pytest.mark.slow
 def test_delete_needs_the_password_and_is_audited_and_emailed(
     enrolled, user, password, authenticator, django_capture_on_commit_callbacks,
 ):
@@ -428,6 +435,7 @@ def test_a_relying_party_that_browsers_would_refuse_fails_the_checks(settings):
     assert any("WEBAUTHN_RP_ID" in e.msg for e in check_webauthn())
 
 
+@pytest.mark.slow
 def test_options_and_verification_are_rate_limited_per_ip(db, settings):
     settings.RATELIMIT_ENABLE = True
     client = anonymous()
@@ -440,6 +448,7 @@ def test_options_and_verification_are_rate_limited_per_ip(db, settings):
     assert 429 not in codes[:20] and codes[20] == 429
 
 
+@pytest.mark.slow
 def test_staff_see_passkeys_read_only_without_key_material(enrolled, user, staff_user, client):
     client.force_login(staff_user)
     passkey = Passkey.objects.get(user=user)
@@ -453,6 +462,7 @@ def test_staff_see_passkeys_read_only_without_key_material(enrolled, user, staff
     assert Passkey.objects.filter(pk=passkey.pk).exists()
 
 
+@pytest.mark.slow
 def test_one_assertion_sent_concurrently_signs_in_once(transactional_db, password, authenticator):
     """The challenge is spent by one request only (PostgreSQL + Redis; the cache's delete decides)."""
     import threading
@@ -489,6 +499,7 @@ def test_one_assertion_sent_concurrently_signs_in_once(transactional_db, passwor
     assert AuditEvent.objects.filter(action="auth.login.succeeded", actor=user).count() == 2  # password + passkey
 
 
+@pytest.mark.slow
 def test_an_expired_challenge_is_refused(enrolled, authenticator, settings):
     from django.core.cache import cache
     from webauthn.helpers import base64url_to_bytes

@@ -82,6 +82,7 @@ def test_usernameless_sign_in_records_passkey_as_the_method(with_passkey, user, 
     assert AuditEvent.objects.filter(action="auth.login.succeeded", extra__auth_methods=["passkey"]).exists()
 
 
+@pytest.mark.slow
 def test_an_assertion_for_another_challenge_is_a_wrong_code(with_passkey, user, password, authenticator):
     client = anonymous()
     mfa_token = mfa_token_for(client, user.email, password)
@@ -94,6 +95,7 @@ def test_an_assertion_for_another_challenge_is_a_wrong_code(with_passkey, user, 
     assert response.status_code == 200
 
 
+@pytest.mark.slow
 def test_options_of_one_mfa_token_do_not_serve_another(with_passkey, user, password, authenticator):
     client = anonymous()
     first = mfa_token_for(client, user.email, password)
@@ -102,6 +104,7 @@ def test_options_of_one_mfa_token_do_not_serve_another(with_passkey, user, passw
     assert response.status_code == 401 and response.json()["code"] == "INVALID_MFA_CODE"
 
 
+@pytest.mark.slow
 def test_another_users_passkey_cannot_finish_the_step(with_passkey, user, password, authenticator):
     other, other_device = UserFactory(password=password), SoftAuthenticator(origin=ORIGIN)
     assert register(bearer(anonymous(), other, password), other_device).status_code == 201

@@ -30,6 +30,7 @@ def request_reset(client, email, capture):
     return token_from(outbox_to(email)[-1])
 
 
+@pytest.mark.slow
 def test_reset_sets_the_password_ends_every_session_and_confirms_by_email(
     api_client, user, password, django_capture_on_commit_callbacks,
 ):
@@ -79,6 +80,7 @@ def test_a_weak_new_password_keeps_the_token_usable(api_client, user, django_cap
     assert api_client.post(RESET, {"token": token, "new_password": NEW_PASSWORD}, format="json").status_code == 200
 
 
+@pytest.mark.slow
 def test_a_reset_clears_the_lockout(api_client, user, django_capture_on_commit_callbacks):
     for _ in range(10):
         login(api_client, user.email, "Wrong-Password-1!")
@@ -97,6 +99,7 @@ def test_reset_request_for_an_unknown_address_sends_nothing(api_client, django_c
     assert mail.outbox == []
 
 
+@pytest.mark.slow
 def test_change_password_keeps_this_session_and_ends_the_others(
     api_client, user, password, django_capture_on_commit_callbacks,
 ):
@@ -113,6 +116,7 @@ def test_change_password_keeps_this_session_and_ends_the_others(
     assert AuditEvent.objects.filter(action="auth.password.changed", actor=user).count() == 1
 
 
+@pytest.mark.slow
 def test_change_password_needs_the_current_password(api_client, user, password):
     access = login(api_client, user.email, password).json()["access"]
     response = api_client.post(CHANGE, {"current_password": "Not-The-One-1!", "new_password": NEW_PASSWORD},
@@ -153,6 +157,7 @@ def test_cleanup_deletes_tokens_expired_for_a_week_only(user):
     ("delete", ME, "password"),
     ("patch", ME, "current_password"),
 ])
+@pytest.mark.slow
 def test_guessing_the_current_password_with_a_stolen_access_token_locks_the_account(
     api_client, user, password, settings, method, path, field,
 ):

@@ -111,6 +111,7 @@ def test_verify_with_an_expired_token_is_400(api_client, django_capture_on_commi
     assert not User.objects.get(email="late@example.com").is_verified
 
 
+@pytest.mark.slow
 def test_resend_invalidates_the_earlier_link(api_client, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         register(api_client, "resend@example.com")

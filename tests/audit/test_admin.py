@@ -123,6 +123,7 @@ def test_the_changelist_never_counts_the_whole_table(staff_client, settings):
 
 @pytest.mark.parametrize("params", [{}, {"q": "req-7"}, {"q": "alice@example.com"}, {"q": "198.51.100.1"},
                                     {"action": "admin.action", "outcome": "success"}])
+@pytest.mark.slow
 def test_changelist_and_search_run_a_bounded_number_of_queries(staff_client, django_assert_max_num_queries,
                                                                params):
     alice = UserFactory(email="alice@example.com")
@@ -167,6 +168,7 @@ def test_csv_cells_that_look_like_formulas_are_neutralised(staff_client):
     assert rows[0]["target_repr"] == "'" + '=HYPERLINK("http://x")'
 
 
+@pytest.mark.slow
 def test_query_count_does_not_grow_with_rows(staff_client, django_assert_num_queries):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext

@@ -177,6 +177,7 @@ def test_the_seal_task_logs_the_new_head_of_the_chain(in_request, caplog):
     assert (line.head_seq, line.head_hash) == audit_chain_head() and line.head_seq == 3
 
 
+@pytest.mark.slow
 def test_the_seal_command_seals_everything_pending(in_request, settings):
     import io
 

@@ -86,6 +86,7 @@ def staff_api(api_client, settings):
     return client_for(staff)
 
 
+@pytest.mark.slow
 def test_the_staff_api_filters_and_shows_client_request_ids(api_client, staff_api):
     user = UserFactory()
     failed_login(api_client, user.email, HTTP_X_REQUEST_ID="client-abc")
@@ -101,6 +102,7 @@ def test_the_staff_api_filters_and_shows_client_request_ids(api_client, staff_ap
     assert [r["request_id"] for r in by_request] == [request_id]
 
 
+@pytest.mark.slow
 def test_the_admin_search_finds_a_client_request_id(api_client, client, settings):
     settings.TRUSTED_PROXY_COUNT = 0
     staff = UserFactory(is_staff=True, is_superuser=True)

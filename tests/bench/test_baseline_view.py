@@ -51,6 +51,7 @@ def test_baseline_is_in_the_schema_only_when_enabled(bench_routes, api_client):
     assert "/api/v1/bench/baseline" in response.json()["paths"]
 
 
+@pytest.mark.slow
 def test_production_leaves_bench_endpoints_off_unless_enabled():
     env = {k: v for k, v in os.environ.items() if k != "BENCH_ENDPOINTS"}
     env["DJANGO_ENV"] = "production"

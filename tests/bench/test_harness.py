@@ -168,6 +168,7 @@ class RotatingServer:
 
 
 @pytest.mark.skipif(not shutil.which("wrk"), reason="wrk is not installed")
+@pytest.mark.slow
 def test_refresh_script_never_sends_a_refresh_token_twice(tmp_path):
     seeds = [f"s{i}.0" for i in range(200)]
     server = RotatingServer(seeds)

@@ -28,6 +28,7 @@ def test_seeded_sessions_carry_working_tokens(db, api_client):
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="COPY is PostgreSQL's")
+@pytest.mark.slow
 def test_audit_rows_are_copied_in_sealed_into_the_hash_chain(db, django_capture_on_commit_callbacks):
     from audit.models import AuditEvent
     from audit.services import audit_chain_verify

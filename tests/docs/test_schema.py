@@ -156,6 +156,7 @@ class _WidgetApi(APIView):
         return Response({})
 
 
+@pytest.mark.slow
 def test_a_new_endpoint_is_documented_without_any_schema_work():
     from drf_spectacular.generators import SchemaGenerator
 
@@ -198,6 +199,7 @@ def test_the_password_schema_agrees_with_the_policy(schema, value):
         assert _password_schema(schema, component, field) == prop
 
 
+@pytest.mark.slow
 def test_the_password_schema_follows_the_policy_setting(client, settings):
     settings.PASSWORD_POLICY = "nist"
     prop = client.get("/api/schema/", {"format": "json"}).json()["components"]["schemas"]["RegisterRequest"][
@@ -222,6 +224,7 @@ def test_request_schemas_state_tokens_provider_keys_and_filters(schema):
     assert audit["until"]["schema"]["anyOf"] == [{"format": "date"}, {"format": "date-time"}]
 
 
+@pytest.mark.slow
 def test_bodies_the_schema_allows_are_accepted_and_the_others_refused(client):
     user = UserFactory(password=PASSWORD)
     auth = {"HTTP_AUTHORIZATION": bearer(user)}

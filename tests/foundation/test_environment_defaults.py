@@ -28,6 +28,7 @@ def run_python(code: str, env: dict) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("module", ["dashtam.wsgi", "dashtam.asgi"])
+@pytest.mark.slow
 def test_the_servers_refuse_to_start_in_development_when_django_env_is_forgotten(module):
     # Nothing set: production's checks run and name what is missing; DEBUG never comes on.
     result = run_python(f"import {module}", {})
@@ -36,6 +37,7 @@ def test_the_servers_refuse_to_start_in_development_when_django_env_is_forgotten
 
 
 @pytest.mark.parametrize("module", ["dashtam.wsgi", "dashtam.asgi", "dashtam.celery"])
+@pytest.mark.slow
 def test_a_complete_deployment_without_django_env_runs_as_production(module):
     env = good_production_env()
     del env["DJANGO_ENV"]
@@ -43,6 +45,7 @@ def test_a_complete_deployment_without_django_env_runs_as_production(module):
     assert "ENV production False" in result.stdout, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_celery_worker_start_checks_production_configuration_when_django_env_is_unset():
     code = ("from dashtam.celery import app; import django; django.setup(); "
             "from dashtam.celery import _check_configuration; _check_configuration()")
@@ -50,6 +53,7 @@ def test_celery_worker_start_checks_production_configuration_when_django_env_is_
     assert result.returncode == 3 and "DJANGO_SECRET_KEY" in result.stderr, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_manage_py_keeps_development():
     base = {"PATH": os.environ.get("PATH", ""), "HOME": os.environ.get("HOME", "/tmp")}
     result = subprocess.run(  # fixed argv
@@ -59,6 +63,7 @@ def test_manage_py_keeps_development():
     assert "ENV development True" in result.stdout, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_an_explicit_django_env_wins_over_every_default():
     result = run_python(f"import dashtam.celery; import django; django.setup(); {PRINT_ENV}",
                         {"DJANGO_ENV": "development"})
@@ -87,6 +92,7 @@ def test_behind_a_trusted_proxy_its_forwarded_scheme_counts(client, settings, ht
     assert client.get("/api/v1/auth/me", HTTP_X_FORWARDED_PROTO="http").status_code == 403
 
 
+@pytest.mark.slow
 def test_production_settings_trust_the_forwarded_scheme_only_with_a_proxy_count():
     env = good_production_env()
     code = "import os; os.environ.setdefault('DJANGO_SETTINGS_MODULE', 'dashtam.settings'); import django; django.setup(); from django.conf import settings; print('HDR', settings.SECURE_PROXY_SSL_HEADER)"
@@ -97,6 +103,7 @@ def test_production_settings_trust_the_forwarded_scheme_only_with_a_proxy_count(
 
 @pytest.mark.parametrize(("var", "value"), [("JWT_ISSUER", " "), ("JWT_AUDIENCE", ""), ("JSON_MAX_DEPTH", "1"),
                                             ("PASSWORD_LEGACY_CHECK_SECONDS", "-1")])
+@pytest.mark.slow
 def test_a_bad_hardening_setting_stops_start_up_naming_the_variable(var, value):
     from tests.foundation.test_configuration import run_check
 

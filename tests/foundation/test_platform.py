@@ -28,6 +28,7 @@ def test_readyz_reports_each_dependency(client):
     assert isinstance(body["circuit_breakers"], dict)
 
 
+@pytest.mark.slow
 def test_openapi_schema_and_docs_are_served(client):
     schema = client.get("/api/schema/", HTTP_ACCEPT="application/json")
     assert schema.status_code == 200
@@ -39,6 +40,7 @@ def test_openapi_schema_and_docs_are_served(client):
     assert b"swagger" in docs.content.lower()
 
 
+@pytest.mark.slow
 def test_security_headers_on_every_response(client):
     response = client.get("/api/v1/nothing-here")
     assert response["X-Content-Type-Options"] == "nosniff"
@@ -115,6 +117,7 @@ def test_a_tampered_pagination_cursor_is_a_400_validation_problem(api_client, us
     assert "cursor" in body["errors"]
 
 
+@pytest.mark.slow
 def test_operations_endpoints_are_in_the_openapi_schema(client):
     paths = client.get("/api/schema/", HTTP_ACCEPT="application/json").json()["paths"]
     assert "/healthz" in paths and "/readyz" in paths

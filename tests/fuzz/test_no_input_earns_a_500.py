@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from tests.factories import UserFactory
 from tests.providers.conftest import client_for, connect
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 EXAMPLES = int(os.environ.get("HYPOTHESIS_EXAMPLES", "20"))
 PROFILE = hsettings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,

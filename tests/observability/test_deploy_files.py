@@ -67,6 +67,7 @@ def test_grafana_provisioning_points_at_the_dashboard_and_prometheus():
 
 
 @pytest.mark.django_db
+@pytest.mark.slow
 def test_every_metric_on_the_dashboard_exists_and_every_issue_metric_is_on_it(client, settings):
     dashboard = json.loads((DOCKER / "grafana/dashboards/dashtam.json").read_text())
     exprs = [t["expr"] for p in dashboard["panels"] if p["type"] != "row" for t in p["targets"]]

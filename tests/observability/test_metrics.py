@@ -75,6 +75,7 @@ def test_metrics_refuse_a_wrong_or_missing_token(client, metrics_on):
     assert b"dashtam_" not in body
 
 
+@pytest.mark.slow
 def test_metrics_by_allowed_network(client, settings):
     settings.METRICS_BEARER_TOKEN = ""
     settings.METRICS_ALLOWED_NETWORKS = ["10.0.0.0/8"]
@@ -91,6 +92,7 @@ def test_metrics_off_means_no_route(client, metrics_on):
 
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)  # tasks enqueued on commit really run (eagerly)
+@pytest.mark.slow
 def test_every_metric_of_the_issue_is_scraped_after_a_scripted_session(
         client, api_client, metrics_on, schwab, settings):
     settings.LOCKOUT_FAILURE_LIMIT = 3

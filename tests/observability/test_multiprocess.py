@@ -27,6 +27,7 @@ for _ in range(int(sys.argv[1])):
 
 
 @pytest.mark.django_db
+@pytest.mark.slow
 def test_two_worker_processes_are_counted_together(client, settings, tmp_path, monkeypatch):
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL",)}
     env.update(PROMETHEUS_MULTIPROC_DIR=str(tmp_path), DJANGO_ENV="test")

@@ -93,6 +93,7 @@ def _login(email: str) -> dict:
     return response.json()
 
 
+@pytest.mark.slow
 def test_backup_then_restore_into_a_fresh_database_keeps_users_sessions_tokens_and_the_audit_chain(
         restore_db, schwab, tmp_path):  # noqa: F811 - the fixture imported above
     from audit.services import audit_chain_seal

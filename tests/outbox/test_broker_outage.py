@@ -24,6 +24,7 @@ def _sent_to(smtp_sink, address: str) -> int:
     return len([m for m in smtp_sink.messages if address in m["To"]])
 
 
+@pytest.mark.slow
 def test_work_committed_while_the_broker_is_down_answers_normally_and_runs_once_when_it_is_back(
     own_broker, celery_worker, smtp_sink, schwab, settings,  # noqa: F811
 ):
@@ -119,6 +120,7 @@ def test_a_row_another_sweeper_holds_is_skipped_and_every_row_is_published_once(
     assert _queued(own_broker) == 3 and not OutboxTask.objects.exists()
 
 
+@pytest.mark.slow
 def test_while_the_broker_is_known_down_a_task_is_recorded_with_the_work_and_rolls_back_with_it(own_broker):
     from dashtam.celery import app
     from dashtam.outbox.services import broker_known_down, enqueue

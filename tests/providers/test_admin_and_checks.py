@@ -73,6 +73,7 @@ def test_the_default_configuration_passes():
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_connection_and_account_lists_do_not_grow_queries(
         auth_client, schwab, django_assert_max_num_queries, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
@@ -98,6 +99,7 @@ def test_admin_breach_rotation_replaces_the_tokens(staff_client, user, schwab,
     assert ProviderConnection.objects.get().min_token_version == 2
 
 
+@pytest.mark.slow
 def test_every_provider_endpoint_is_in_the_openapi_schema(client):
     import yaml
 

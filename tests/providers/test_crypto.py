@@ -61,6 +61,7 @@ def test_generate_encryption_key_prints_a_valid_entry():
 
 
 @pytest.mark.django_db
+@pytest.mark.slow
 def test_rotation_reencrypts_every_token_and_the_old_key_can_go(settings, user):
     old = _key("old")
     settings.FIELD_ENCRYPTION_KEYS = old

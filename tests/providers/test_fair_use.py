@@ -47,6 +47,7 @@ def test_a_forced_refresh_of_a_fresh_token_answers_from_the_stored_state(auth_cl
     assert schwab.refresh_calls() == 1
 
 
+@pytest.mark.slow
 def test_forced_refreshes_have_a_per_user_budget(auth_client, schwab):
     connection_id = connect(auth_client, schwab)
     statuses = [auth_client.post(f"/api/v1/providers/{connection_id}/token-refresh").status_code
@@ -72,6 +73,7 @@ def test_manual_syncs_have_a_per_user_budget(auth_client, schwab, settings):
     assert over.status_code == 429 and over.json()["code"] == "RATE_LIMITED" and "Retry-After" in over
 
 
+@pytest.mark.slow
 def test_the_scheduled_refresh_keeps_its_reserved_share_of_the_budget(auth_client, schwab, settings):
     from providers.tasks import refresh_connection_tokens
 

@@ -63,6 +63,7 @@ def _wait_for_token_call(schwab, before: int, timeout: float = 5.0) -> None:
         time.sleep(0.005)
 
 
+@pytest.mark.slow
 def test_refreshes_and_revokes_race_without_deadlock_or_500(schwab):
     assert db_connection.vendor == "postgresql"
     schwab.default_mode = "slow"  # the provider takes its time: the revoke arrives meanwhile

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_connecting_schwab_stores_encrypted_tokens_and_syncs_accounts(
         auth_client, schwab, user, django_capture_on_commit_callbacks):
     created = auth_client.post("/api/v1/providers", {"provider_key": "schwab", "alias": "Main"}, format="json")
@@ -73,6 +74,7 @@ def test_connecting_schwab_stores_encrypted_tokens_and_syncs_accounts(
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_sync_twice_does_not_duplicate(auth_client, schwab, django_capture_on_commit_callbacks):
     from providers.services import connection_sync
 
@@ -291,6 +293,7 @@ def test_reconnect_issues_a_new_state_and_kills_the_old_one(auth_client, api_cli
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_another_users_connection_and_accounts_are_404(auth_client, schwab, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         connection_id = connect(auth_client, schwab)
@@ -312,6 +315,7 @@ def test_another_users_connection_and_accounts_are_404(auth_client, schwab, djan
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_delete_destroys_tokens_and_data_and_keeps_the_audit_trail(
         auth_client, schwab, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
@@ -365,6 +369,7 @@ def test_expired_oauth_states_are_cleaned_up(auth_client, schwab):
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_accounts_are_filtered_by_connection_and_type(auth_client, schwab, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         first = connect(auth_client, schwab, alias="One")
@@ -383,6 +388,7 @@ def test_accounts_are_filtered_by_connection_and_type(auth_client, schwab, djang
 
 
 @pytest.mark.integration
+@pytest.mark.slow
 def test_transaction_filters_accept_dates_and_common_spellings(auth_client, schwab,
                                                                django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):

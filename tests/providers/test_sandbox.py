@@ -37,6 +37,7 @@ def _session(user, base):
 
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
 def test_a_newcomer_connects_the_sandbox_and_sees_accounts(sandbox):
     user = UserFactory()
     api = _session(user, sandbox)

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
 def test_whole_flow_with_a_real_worker(schwab, celery_worker, smtp_sink):
     from providers.tasks import refresh_due_tokens
 
@@ -53,6 +54,7 @@ def test_whole_flow_with_a_real_worker(schwab, celery_worker, smtp_sink):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
 def test_a_transient_failure_is_retried_by_the_worker_with_backoff(schwab, celery_worker, settings):
     from providers.tasks import refresh_connection_token
 
@@ -83,6 +85,7 @@ def test_a_redelivered_refresh_task_does_not_refresh_twice(schwab):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
 def test_concurrent_refreshes_call_the_provider_exactly_once(schwab):
     if db_connection.vendor != "postgresql":
         pytest.skip("row locks with SKIP LOCKED need PostgreSQL; SQLite serialises writers instead")
@@ -125,6 +128,7 @@ def _due_connections(schwab, count):
 
 
 @pytest.mark.django_db
+@pytest.mark.slow
 def test_a_batch_refreshes_each_connection_once_and_a_redelivery_refreshes_nothing(schwab):
     from providers import tasks
 
@@ -145,6 +149,7 @@ def test_a_batch_refreshes_each_connection_once_and_a_redelivery_refreshes_nothi
 
 
 @pytest.mark.django_db
+@pytest.mark.slow
 def test_a_transient_failure_in_a_batch_is_retried_on_its_own(schwab, settings):
     from unittest import mock
 
@@ -168,6 +173,7 @@ def test_a_transient_failure_in_a_batch_is_retried_on_its_own(schwab, settings):
 
 
 @pytest.mark.django_db
+@pytest.mark.slow
 def test_one_connection_that_crashes_does_not_stop_the_batch(schwab):
     from unittest import mock
 
@@ -187,6 +193,7 @@ def test_one_connection_that_crashes_does_not_stop_the_batch(schwab):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
 def test_two_workers_on_the_same_batch_refresh_each_connection_exactly_once(schwab):
     if db_connection.vendor != "postgresql":
         pytest.skip("row locks with SKIP LOCKED need PostgreSQL; SQLite serialises writers instead")
@@ -219,6 +226,7 @@ def test_two_workers_on_the_same_batch_refresh_each_connection_exactly_once(schw
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
 def test_a_transient_failure_in_a_batch_is_retried_by_the_worker(schwab, celery_worker, settings):
     from providers.tasks import refresh_due_tokens
 

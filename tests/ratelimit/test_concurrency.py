@@ -11,6 +11,7 @@ from django.test import Client
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.slow
 def test_concurrent_requests_against_a_limit_admit_exactly_the_limit(own_redis, rate_rules, transactional_db):
     from audit.models import AuditEvent
 

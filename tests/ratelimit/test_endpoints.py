@@ -27,6 +27,7 @@ def log_in(client, user, password, **extra):
 
 
 @pytest.mark.django_db
+@pytest.mark.slow
 def test_hammering_one_account_shows_account_locked_never_rate_limited(real_rates, api_client, user, password):
     codes = [code(api_client.post(LOGIN, {"email": user.email, "password": "Wrong-Horse-1-Battery"},
                                   format="json")) for _ in range(25)]
@@ -44,6 +45,7 @@ def test_hammering_one_account_shows_account_locked_never_rate_limited(real_rate
 
 
 @pytest.mark.django_db
+@pytest.mark.slow
 def test_hammering_login_across_accounts_gets_exactly_twenty_a_minute_per_ip(real_rates, api_client):
     responses = [api_client.post(LOGIN, {"email": f"n{n}@example.com", "password": "x"}, format="json")
                  for n in range(21)]
@@ -53,6 +55,7 @@ def test_hammering_login_across_accounts_gets_exactly_twenty_a_minute_per_ip(rea
 
 
 @pytest.mark.django_db
+@pytest.mark.slow
 def test_many_ips_each_get_their_own_login_budget(real_rates, api_client):
     responses = [api_client.post(LOGIN, {"email": f"n{n}@example.com", "password": "x"}, format="json",
                                  REMOTE_ADDR=f"198.51.100.{n}") for n in range(30)]

@@ -47,6 +47,7 @@ def test_each_mfa_token_has_its_own_budget(rules):
     assert login_mfa(client, other, code_for(secret)).status_code == 200
 
 
+@pytest.mark.slow
 def test_one_client_ip_has_one_budget_across_tokens(rules):
     rules(mfa_login_token="100/m", mfa_login_ip="4/m")
     user = UserFactory(password=PASSWORD)

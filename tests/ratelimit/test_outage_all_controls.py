@@ -28,6 +28,7 @@ def bearer(client, tokens):
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.slow
 def test_a_redis_outage_keeps_revocation_and_lockout_and_drops_only_rate_limits(
     own_redis, real_rates, api_client, user, password, settings
 ):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 
+import pytest
 from rest_framework_simplejwt.state import token_backend
 
 from dashtam.ratelimit import core, enforcement
@@ -305,6 +306,7 @@ def test_a_superuser_can_unblock_a_key_and_it_is_audited(rate_rules, client, api
     assert str(event.actor_id) == str(staff_user.pk)
 
 
+@pytest.mark.slow
 def test_staff_who_are_not_superusers_can_look_but_not_unblock(rate_rules, client, api_client, db):
     rate_rules(login="1/m")
     login(api_client)

@@ -81,6 +81,7 @@ def test_admin_global_breach_rotation(admin_client, start_session, client_for):
     assert AuditEvent.objects.filter(action="admin.action", extra__action="tokens.revoke_all").exists()
 
 
+@pytest.mark.slow
 def test_session_admin_list_query_count_does_not_grow_with_rows(
     admin_client, start_session, django_assert_max_num_queries
 ):

@@ -16,6 +16,7 @@ SESSIONS = "/api/v1/auth/sessions"
 REFRESH = "/api/v1/auth/refresh"
 
 
+@pytest.mark.slow
 def test_revoke_tokens_all_invalidates_every_token_of_every_user(start_session, client_for, api_client):
     users = [UserFactory(), UserFactory()]
     issued = [start_session(u) for u in users for _ in range(2)]

@@ -20,6 +20,7 @@ pytestmark = [
 ]
 
 
+@pytest.mark.slow
 def test_twenty_concurrent_refreshes_with_one_token_give_exactly_one_success(user, start_session):
     from rest_framework.test import APIClient
 

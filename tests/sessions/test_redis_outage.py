@@ -11,6 +11,7 @@ pytestmark = [pytest.mark.django_db, pytest.mark.integration]
 SESSIONS = "/api/v1/auth/sessions"
 
 
+@pytest.mark.slow
 def test_authentication_survives_a_redis_outage_without_failing_open(own_redis, user, start_session, client_for):
     from django.core.cache import cache
 

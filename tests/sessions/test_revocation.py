@@ -39,6 +39,7 @@ def test_session_revoke_is_idempotent(user, start_session):
     assert Session.objects.get(pk=issued.session.pk).revoke_reason == "test"
 
 
+@pytest.mark.slow
 def test_revoke_all_keeps_only_the_named_session(user, start_session, client_for):
     keep, other1, other2 = start_session(user), start_session(user), start_session(user)
     for issued in (keep, other1, other2):

@@ -125,6 +125,7 @@ def test_every_admin_action_declares_the_permission_it_needs():
             assert "view" not in allowed, f"{model.__name__} action {name} runs with view alone"
 
 
+@pytest.mark.slow
 def test_a_view_only_staff_member_sees_no_action_and_a_forged_post_changes_nothing(
     world, django_capture_on_commit_callbacks,
 ):
@@ -154,6 +155,7 @@ def test_a_view_only_staff_member_sees_no_action_and_a_forged_post_changes_nothi
     assert ProviderConnection.objects.get().status == ConnectionStatus.ACTIVE
 
 
+@pytest.mark.slow
 def test_the_same_post_by_a_superuser_does_act(world, django_capture_on_commit_callbacks):
     """The control: the forged posts above are the real thing, so their refusal means something."""
     browser = AdminBrowser(world["chief"])
@@ -168,6 +170,7 @@ def test_the_same_post_by_a_superuser_does_act(world, django_capture_on_commit_c
     assert world["victim_api"].get(ME).status_code == 401
 
 
+@pytest.mark.slow
 def test_each_action_needs_its_own_permission(world):
     victim = world["victim"]
     unlocker = AdminBrowser(make_staff("view_user", "unlock_user"))
@@ -199,6 +202,7 @@ def test_only_a_superuser_deactivates_a_superuser(world):
     assert not User.objects.get(pk=chief.pk).is_active
 
 
+@pytest.mark.slow
 def test_only_a_superuser_revokes_every_token(world):
     every_permission = list(Permission.objects.values_list("codename", flat=True).distinct())
     almighty = make_staff(*every_permission)
