@@ -1,4 +1,5 @@
-"""The refresh queue's claims: which due connections already wait in the queue.
+"""The refresh queue: which due connections already wait in it, and the beat's fan-out
+that claims and enqueues the others.
 
 A connection waiting in the queue for its refresh is "claimed" in the cache, so a
 backlog longer than one beat interval is not enqueued again on every tick. A claim
@@ -15,6 +16,7 @@ from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import RedisError
 
 from dashtam.ratelimit.core import redis_client
+from providers import selectors
 
 QUEUED_KEY = "providers:refresh-queued:{}"
 CACHE_ERRORS = (ConnectionInterrupted, RedisError)
@@ -74,3 +76,22 @@ def release(*connection_ids: str) -> None:
         cache.delete_many([QUEUED_KEY.format(cid) for cid in connection_ids])
     except CACHE_ERRORS:
         pass
+
+
+def due_enqueue(*, publish, size: int) -> tuple[int, int]:
+    """Claim the due connections (the PROVIDER_REFRESH_BATCH most urgent, see
+    ``selectors.tokens_due_for_refresh``) that are not queued yet, and hand them to
+    ``publish`` (the refresh task's ``delay``) ``size`` connections per call.
+
+    Claimed and published a thousand at a time, so the first refreshes start at once.
+    Returns (connections enqueued, tasks published).
+    """
+    due = selectors.tokens_due_for_refresh(limit=settings.PROVIDER_REFRESH_BATCH)
+    enqueued = tasks = 0
+    for i in range(0, len(due), CLAIM_CHUNK):
+        ids = claim_many(due[i:i + CLAIM_CHUNK])
+        for j in range(0, len(ids), size):
+            publish(ids[j:j + size])
+            tasks += 1
+        enqueued += len(ids)
+    return enqueued, tasks

@@ -12,7 +12,7 @@ import random
 from celery import shared_task
 from django.conf import settings
 
-from providers import refresh_queue, selectors, services
+from providers import refresh_queue, services
 from providers.clients.base import reserved_budget
 
 logger = logging.getLogger("dashtam.providers")
@@ -93,16 +93,7 @@ def refresh_due_tokens() -> int:
     task. A connection whose task is still queued or running is not enqueued again
     (``providers.refresh_queue``: a claim released when its refresh ends), so a backlog
     longer than one tick is not multiplied by every tick. Returns how many connections were enqueued."""
-    due = selectors.tokens_due_for_refresh(limit=settings.PROVIDER_REFRESH_BATCH)
-    size = _task_size()
-    enqueued = tasks = 0
-    # Claimed and published a thousand at a time, so the first refreshes start at once.
-    for i in range(0, len(due), refresh_queue.CLAIM_CHUNK):
-        ids = refresh_queue.claim_many(due[i:i + refresh_queue.CLAIM_CHUNK])
-        for j in range(0, len(ids), size):
-            refresh_connection_tokens.delay(ids[j:j + size])
-            tasks += 1
-        enqueued += len(ids)
+    enqueued, tasks = refresh_queue.due_enqueue(publish=refresh_connection_tokens.delay, size=_task_size())
     if enqueued:
         logger.info("provider refreshes enqueued", extra={"count": enqueued, "tasks": tasks})
     return enqueued
