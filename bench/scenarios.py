@@ -102,6 +102,11 @@ class Bench:
                                   env=self.peer.env(), **placement)
             self.processes.append(server)
             return server
+        if kind == "granian":
+            # gunicorn itself turns X-Forwarded-Proto from 127.0.0.1 into the https scheme
+            # (its forwarded_allow_ips); granian passes the header on, so ours must be told
+            # a proxy is in front, as a granian deployment behind one would be.
+            overrides.setdefault("TRUSTED_PROXY_COUNT", "1")
         # Metrics as production keeps them: gunicorn's workers share their samples through
         # files (prometheus_client's multiprocess mode), one fresh folder per server.
         if "PROMETHEUS_MULTIPROC_DIR" not in overrides:
