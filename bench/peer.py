@@ -236,8 +236,9 @@ from django.db import transaction
 from rest_framework_simplejwt.tokens import RefreshToken
 
 request = json.loads(sys.argv[1])
+EMAIL = request["email"]
 User = get_user_model()
-emails = ["peer-user-%05d@bench.invalid" % i for i in range(request["users"])]
+emails = [EMAIL % i for i in range(request["users"])]
 have = set(User.objects.filter(email__in=emails).values_list("email", flat=True))
 missing = [e for e in emails if e not in have]
 if missing:
@@ -253,6 +254,13 @@ with transaction.atomic():
                                for i in range(request["refresh_per_slice"])])
 json.dump(out, sys.stdout)
 '''
+
+
+EMAIL = "peer-user-%05d@bench.invalid"
+
+
+def user_email(index: int) -> str:
+    return EMAIL % index
 
 
 def database_url(bench_database_url: str) -> str:
@@ -319,5 +327,5 @@ class Peer:
     def seed(self, *, users: int, access: int, refresh_slices: int, refresh_per_slice: int) -> dict:
         """{"access": [token, ...], "refresh": [[token, ...] per slice]}."""
         request = {"users": users, "access": access, "refresh_slices": refresh_slices,
-                   "refresh_per_slice": refresh_per_slice, "password": self.password}
+                   "refresh_per_slice": refresh_per_slice, "password": self.password, "email": EMAIL}
         return json.loads(self.run("bench_seed.py", json.dumps(request)))

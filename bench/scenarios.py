@@ -137,11 +137,12 @@ class Bench:
         return path
 
     def wrk(self, server: stack.Server, script: str, data: Path, path: str, *,
-            connections: int | None = None, duration: float | None = None) -> wrk.WrkResult:
+            connections: int | None = None, duration: float | None = None, extra: tuple[str, ...] = ()
+            ) -> wrk.WrkResult:
         workers = server.workers()
         cpu_before = stack.cpu_seconds(workers)
         result = wrk.run(
-            url=server.base_url, script=wrk.build_script(script, self.work_dir), args=[str(data), path],
+            url=server.base_url, script=wrk.build_script(script, self.work_dir), args=[str(data), path, *extra],
             threads=self.opts.threads, connections=connections or self.opts.connections,
             duration=duration or self.opts.duration, cpus=self.config.load_cpus,
         )
@@ -582,6 +583,9 @@ def login(bench: Bench) -> dict:
     users = bench.users[: opts.login_users]
     data = bench.lines_file("login", [f"{u.email} {seed.PASSWORD}" for u in users])
     server = bench.server("login")
+    peer_server = peer_data = None
+    peer_results: list[wrk.WrkResult] = []
+    peer_latency_overhead: list[float] = []
     timer = HashTimer(bench)
     hashes: list[float] = []
     in_request_hash: list[float] = []
@@ -591,6 +595,16 @@ def login(bench: Bench) -> dict:
         if not _endpoint_exists(server, "POST", LOGIN_PATH):
             raise Unavailable(f"{LOGIN_PATH} is not routed yet")
         bench.wrk(server, "login", data, LOGIN_PATH, connections=1, duration=opts.warmup)
+        if bench.peer is not None:
+            # simplejwt's TokenObtainPairView through axes' backend, Django's Argon2 (the same
+            # parameters as ours): its latency over the bare hash, the same measure as ours.
+            count = max(opts.me_sessions, 200)
+            bench.peer.seed(users=count, access=0, refresh_slices=0, refresh_per_slice=0)
+            peer_data = bench.lines_file("peer-login", [f"{peer.user_email(i)} {bench.peer.password}"
+                                                        for i in range(min(count, opts.login_users))])
+            peer_server = bench.server("login", side="peer")
+            bench.wrk(peer_server, "login", peer_data, peer.LOGIN_PATH, connections=1, duration=opts.warmup,
+                      extra=("username",))
         results = []
         for _ in range(opts.runs):
             offset = server.log_path.stat().st_size
@@ -603,18 +617,38 @@ def login(bench: Bench) -> dict:
             round_overhead = statistics.median(d - h for d, h in paired)
             overhead.append(round_overhead)
             in_request_hash.extend(h for _, h in paired)
+            if peer_server is not None:
+                peer_results.append(bench.wrk(peer_server, "login", peer_data, peer.LOGIN_PATH, connections=1,
+                                              extra=("username",)))
             round_hashes = timer.sample(max(5, min(30, results[-1].requests)))
             hashes.extend(round_hashes)
             latency_overhead.append(results[-1].p50_ms - statistics.median(round_hashes))
+            if peer_results:
+                peer_latency_overhead.append(peer_results[-1].p50_ms - statistics.median(round_hashes))
+                bench.log(f"  peer login p50 {peer_results[-1].p50_ms:.1f} ms, "
+                          f"{peer_results[-1].errors} errors")
             bench.log(f"  login p50 {results[-1].p50_ms:.1f} ms; in the server {len(paired)} logins: hash "
                       f"{statistics.median(h for _, h in paired):.1f} ms, the rest {round_overhead:.1f} ms; "
                       f"bare Argon2 verify {statistics.median(round_hashes):.1f} ms; {results[-1].errors} errors")
         out = summarize(results, server)
         out["profile"] = bench.profiled(server, "login", lambda: bench.wrk(
             server, "login", data, LOGIN_PATH, connections=1))
+        if peer_server is not None:
+            out["peer"] = dict(summarize(peer_results, peer_server), path=peer.LOGIN_PATH,
+                               latency_minus_bare_hash_ms=spread(peer_latency_overhead))
+            out["vs_peer"] = {
+                "latency_minus_bare_hash_ms": spread(o - p for o, p in zip(latency_overhead, peer_latency_overhead,
+                                                                            strict=True)),
+                "rps": spread(o.rps / p.rps for o, p in zip(results, peer_results, strict=True) if p.rps),
+                "cpu": spread(o.cpu_ms_per_request / p.cpu_ms_per_request
+                              for o, p in zip(results, peer_results, strict=True)
+                              if o.cpu_ms_per_request and p.cpu_ms_per_request),
+            }
     finally:
         timer.close()
         bench.stop(server)
+        if peer_server is not None:
+            bench.stop(peer_server)
     out.update(path=LOGIN_PATH, argon2_verify_ms=spread(hashes), hash_in_request_ms=spread(in_request_hash),
                overhead_ms=spread(overhead), latency_minus_bare_hash_ms=spread(latency_overhead),
                target=TARGETS["login"])

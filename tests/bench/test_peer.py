@@ -180,3 +180,23 @@ def test_the_refresh_report_pairs_ours_with_simplejwts_and_compares_servers():
 
 def test_spread_of_no_ratio_is_empty():
     assert scenarios._ratios({}, "a", "b") == spread([])
+
+
+def test_the_login_row_compares_the_latency_over_the_bare_hash_with_the_peers():
+    s = spread([180.0])
+    login = {"rps": spread([5.0]), "p50_ms": s, "p95_ms": s, "p99_ms": s, "errors": 0, "peak_rss_mb": 1.0,
+             "argon2_verify_ms": spread([172.0]), "hash_in_request_ms": spread([172.0]),
+             "overhead_ms": spread([8.0]), "latency_minus_bare_hash_ms": spread([8.0]), "met": False,
+             "peer": {"rps": spread([5.2]), "p50_ms": spread([176.0]), "p95_ms": s, "p99_ms": s, "errors": 0,
+                      "latency_minus_bare_hash_ms": spread([4.0])},
+             "vs_peer": {"latency_minus_bare_hash_ms": spread([4.0]), "rps": spread([0.96]), "cpu": spread([1.0])}}
+    document = {"started_at": "x", "short": True, "machine": {}, "options": {"runs": 1},
+                "scenarios": {"login": login}}
+    table = report.markdown(document)
+    assert "latency over the bare hash 8.0 ms vs the peer's 4.0 ms" in table
+    assert "| login (peer) | 5 |" in table and "176 ms per login, 4.0 ms over the bare hash" in table
+
+
+def test_the_login_script_names_the_peers_login_field():
+    lua = (scenarios.wrk.LUA_DIR / "login.lua").read_text()
+    assert 'args[4] or "email"' in lua
