@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     users_needed = 1000 if "audit_admin" in wanted or not opts.short else max(opts.me_sessions, 200)
     bench = scenarios.Bench(config, opts, log, Path(tempfile.mkdtemp(prefix="dashtam-bench-")))
     bench.users = seed.users_ensure(count=users_needed)
-    if opts.peer and wanted_http(wanted):
+    if opts.peer and has_peer_counterpart(wanted):
         bench.peer = peer.Peer(bench.work_dir / "peer", peer.database_url(database_url), log)
         bench.peer.prepare(fresh=args.fresh)
 
@@ -208,9 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if any(r.get("error") for r in results.values()) else 0
 
 
-def wanted_http(wanted: list[str]) -> bool:
-    """Whether a scenario with a peer counterpart runs (the HTTP group or refresh)."""
-    return bool(set(wanted) & {"baseline", "me", "ratelimit_overhead", "metrics_overhead", "refresh"})
+def has_peer_counterpart(wanted: list[str]) -> bool:
+    """Whether a scenario with a peer counterpart runs (the HTTP group, refresh, login)."""
+    return bool(set(wanted) & {"baseline", "me", "ratelimit_overhead", "metrics_overhead", "refresh", "login"})
 
 
 def merge(results: dict, found: dict) -> None:
