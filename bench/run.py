@@ -1,7 +1,7 @@
 """`make bench`: Dashtam's hot paths under load in the production configuration.
 
     .venv/bin/python bench/run.py                 # the full run (docs/performance.md)
-    .venv/bin/python bench/run.py --short         # make bench-ci: under 3 minutes
+    .venv/bin/python bench/run.py --short         # make bench-ci: about 5 minutes
     .venv/bin/python bench/run.py --only me,login # some scenarios
     .venv/bin/python bench/run.py --server gunicorn,granian   # both application servers
     .venv/bin/python bench/run.py --scale-out     # also one worker per core on every core
@@ -65,7 +65,7 @@ def options(args) -> scenarios.Options:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--short", action="store_true", help="the short CI version (under 3 minutes)")
+    parser.add_argument("--short", action="store_true", help="the short CI version (about 5 minutes with the peer)")
     parser.add_argument("--only", default="", help="comma-separated scenarios: " + ",".join(ORDER))
     parser.add_argument("--runs", type=int, default=0, help="runs per scenario (default 5, short 3)")
     parser.add_argument("--duration", type=float, default=0, help="seconds per run (default 10, short 3)")
