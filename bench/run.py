@@ -155,8 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     bench = scenarios.Bench(config, opts, log, Path(tempfile.mkdtemp(prefix="dashtam-bench-")))
     bench.users = seed.users_ensure(count=users_needed)
     if opts.peer and has_peer_counterpart(wanted):
-        bench.peer = peer.Peer(bench.work_dir / "peer", peer.database_url(database_url), log)
-        bench.peer.prepare(fresh=args.fresh)
+        made = peer.Peer(bench.work_dir / "peer", peer.database_url(database_url), log)
+        try:
+            made.prepare(fresh=args.fresh)
+            bench.peer = made
+        except Exception:  # noqa: BLE001 - without the peer, ours is still measured
+            log("the peer could not be built; its columns stay empty:\n" + traceback.format_exc())
 
     results: dict = {}
     try:
