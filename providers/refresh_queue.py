@@ -47,8 +47,8 @@ def claim_many(connection_ids: list[str]) -> list[str]:
     """The connections among ``connection_ids`` that were not already queued, now claimed.
 
     On Redis one script call per thousand connections (a ``SET NX EX`` each, run by
-    Redis: a pipeline of ten thousand commands cost the fan-out most of a second of
-    CPU); on other caches ``cache.add`` each. Fails open, like ``claim``.
+    Redis: a pipeline of that many commands cost the fan-out far more CPU); on other
+    caches ``cache.add`` each. Fails open, like ``claim``.
     """
     timeout = settings.PROVIDER_REFRESH_AHEAD
     try:

@@ -70,7 +70,7 @@ def refresh_connection_tokens(self, connection_ids: list[str]) -> dict[str, int]
             try:
                 with reserved_budget():
                     result = services.token_refresh(connection_id=connection_id)
-            except Exception:  # noqa: BLE001 - one broken connection must not strand the batch
+            except Exception:  # one broken connection must not strand the batch
                 logger.exception("provider token refresh crashed", extra={"connection": connection_id})
                 counts["crashed"] = counts.get("crashed", 0) + 1
                 continue

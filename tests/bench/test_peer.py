@@ -40,7 +40,7 @@ def test_the_generated_peer_is_a_plain_project_with_the_stack_a_user_would_pick(
         ast.parse((tmp_path / peer.PACKAGE / name).read_text())
     ast.parse((tmp_path / "bench_seed.py").read_text())
     namespace: dict = {"__file__": str(tmp_path / peer.PACKAGE / "settings.py")}
-    exec(compile(settings, "settings.py", "exec"), namespace)  # noqa: S102 - the bench's own template
+    exec(compile(settings, "settings.py", "exec"), namespace)  # the bench's own template
     assert namespace["DEBUG"] is False
     assert namespace["DATABASES"]["default"]["NAME"] == "dashtam_bench_peer"
     assert namespace["DATABASES"]["default"]["PASSWORD"] == "s@cret"
