@@ -259,7 +259,8 @@ def _rotate_sql(db) -> str:
 
 
 # PostgreSQL (UPDATE ... FROM ... RETURNING). It writes the session with an UPDATE, as the
-# locked path's ORM ``update()`` does: neither sends save signals, so none are bypassed.
+# locked path's ORM ``update()`` does: neither sends save signals, so this statement bypasses
+# none (the revocation cache's ``post_save`` listener on Session hears neither path).
 ROTATE = Statement("sessions.rotate", _rotate_sql)
 
 
