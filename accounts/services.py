@@ -81,10 +81,14 @@ def user_register(*, email: str, password: str, first_name: str = "", last_name:
 
     A new address gets an unverified account and a verification email. A taken
     address gets a "someone tried to sign up" email, no account, and the same
-    password-hashing cost. The password must already satisfy the policy.
+    password-hashing cost. A password that breaks the policy is refused first, taken
+    address or not (400 VALIDATION_ERROR on ``password``, every broken rule listed).
     Audits ``auth.register.requested`` or ``auth.register.duplicate``.
     """
     email = normalize_email(email)
+    # The similarity check compares the password with the address and names given here.
+    probe = User(email=email, first_name=first_name, last_name=last_name)
+    password_policy_check(password=password, user=probe)
     existing = User.objects.filter(email=email).first()
     if existing is None:
         try:
