@@ -9,6 +9,7 @@ on the first one, so an operator fixes the whole configuration in one pass.
 
 from __future__ import annotations
 
+import secrets
 import sys
 import tempfile
 from datetime import timedelta
@@ -493,10 +494,12 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL
 CELERY_EMBEDDED = not CELERY_BROKER_URL
 # A test run's embedded broker is its own: nothing left in a developer's queue by
-# `make run`, or by another test run, reaches its workers.
+# `make run`, or by another test run, reaches its workers. The folders are made when the
+# Celery app is configured (dashtam/celery.py), not here: settings write nothing.
 CELERY_DATA_DIR = Path(env.str(
     "CELERY_DATA_DIR",
-    default=tempfile.mkdtemp(prefix="dashtam-celery-") if IS_TEST else str(BASE_DIR / "var" / "celery"),
+    default=str(Path(tempfile.gettempdir()) / f"dashtam-celery-{secrets.token_hex(8)}") if IS_TEST
+    else str(BASE_DIR / "var" / "celery"),
 ))
 if CELERY_EMBEDDED:
     # kombu's filesystem transport: one machine, no broker to run (make run).
@@ -509,8 +512,6 @@ if CELERY_EMBEDDED:
         "store_processed": False,
         "polling_interval": env.float("CELERY_POLLING_INTERVAL", default=0.2),
     }
-    for _sub in ("queue", "processed", "control"):
-        (CELERY_DATA_DIR / _sub).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=IS_TEST)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
