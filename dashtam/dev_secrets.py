@@ -9,6 +9,7 @@ the settings module reads this before Django is configured.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import secrets
@@ -37,6 +38,15 @@ def generate() -> dict[str, str]:
     """A new secret key and a new AES-256-GCM field key (FIELD_ENCRYPTION_KEYS' format)."""
     key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
     return {"DJANGO_SECRET_KEY": secrets.token_urlsafe(64), "FIELD_ENCRYPTION_KEYS": f"dev1:{key}"}
+
+
+def for_tests() -> dict[str, str]:
+    """Fixed values for DJANGO_ENV=test without the file: derived from a public label, so every
+    process of a test run agrees on them. Public by construction: never a production secret."""
+    seed = hashlib.sha256(b"dashtam: test-only secrets, public").digest()
+    key = base64.urlsafe_b64encode(seed).decode().rstrip("=")
+    return {"DJANGO_SECRET_KEY": "test-only-" + hashlib.sha256(seed).hexdigest(),
+            "FIELD_ENCRYPTION_KEYS": f"test1:{key}"}
 
 
 def ensure(base_dir: Path) -> bool:
