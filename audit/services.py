@@ -24,6 +24,7 @@ from dashtam.observability import metrics
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.http import HttpRequest
 
 logger = logging.getLogger("dashtam.audit")
 
@@ -509,7 +510,7 @@ def audit_events_purge(*, now: datetime | None = None, batch_size: int | None = 
 
 
 # --- Admin actions ------------------------------------------------------------------------
-def record_admin_action(request, *, action: str, target=None, **extra) -> AuditEvent:
+def record_admin_action(request: HttpRequest, *, action: str, target: Any = None, **extra: Any) -> AuditEvent:
     """What a staff member did from the admin: one ``admin.action`` event, the staff member
     as actor, ``extra`` = {"action": action, **extra} (``count`` of rows done, ...).
 
