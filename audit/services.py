@@ -14,9 +14,10 @@ from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
-from audit import chain, context
+from audit import chain
 from audit.catalogue import validate
 from audit.models import AuditEvent, Outcome
+from dashtam import context
 from dashtam.logging import scrub
 from dashtam.observability import metrics
 

@@ -112,7 +112,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     # Request context first: every response, even a crash, carries X-Request-ID.
-    "audit.middleware.RequestContextMiddleware",
+    "dashtam.context_middleware.RequestContextMiddleware",
     # Request count and latency by route and status (off with METRICS_ENABLED=false).
     "dashtam.observability.middleware.MetricsMiddleware",
     "dashtam.api.middleware.ProblemDetailsMiddleware",
@@ -448,7 +448,7 @@ AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
 # LockoutHandler instead: with it in the list, a successful login would also wipe
 # every other account's failures from the same IP (AXES_RESET_ON_SUCCESS).
 SILENCED_SYSTEM_CHECKS = [*globals().get("SILENCED_SYSTEM_CHECKS", []), "axes.W006"]
-AXES_CLIENT_IP_CALLABLE = "audit.context.client_ip_for_request"
+AXES_CLIENT_IP_CALLABLE = "dashtam.context.client_ip_for_request"
 AXES_VERBOSE = False
 # The audit trail (auth.login.succeeded, auth.logout) is the sign-in history, kept 400 days
 # and tamper-evident; axes' AccessLog would be a second copy that nothing purges, and one

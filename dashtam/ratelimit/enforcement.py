@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from audit import context
+from dashtam import context
 from dashtam.api.middleware import is_api
 from dashtam.ratelimit.core import Decision, consume_many, refund_many
 from dashtam.ratelimit.rules import Rule, rules_for

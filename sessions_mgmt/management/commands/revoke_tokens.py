@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import normalize_email
-from audit import context
+from dashtam import context
 from sessions_mgmt.services import tokens_revoke_all, tokens_revoke_for_user
 
 
