@@ -11,11 +11,9 @@ import random
 
 from celery import shared_task
 from django.conf import settings
-from django.core.cache import cache, caches
-from django_redis.exceptions import ConnectionInterrupted
-from redis.exceptions import RedisError
+from django.core.cache import cache
 
-from dashtam.ratelimit.core import redis_client
+from dashtam.redis import CACHE_ERRORS, default_client, lua_script
 from providers import services
 from providers.clients.base import reserved_budget
 
@@ -24,7 +22,6 @@ logger = logging.getLogger("dashtam.providers")
 # A connection waiting in the queue for its refresh is "claimed" in the cache, so a
 # backlog longer than one beat interval is not enqueued again on every tick.
 QUEUED_KEY = "providers:refresh-queued:{}"
-CACHE_ERRORS = (ConnectionInterrupted, RedisError)
 # Due connections per refresh task enqueued by the beat fan-out. Celery's per-message
 # work (receive, ack, bookkeeping) is paid once per task, not once per connection;
 # every connection is still locked and refreshed on its own (see services.token_refresh).
@@ -34,11 +31,6 @@ _CLAIM_CHUNK = 1000
 
 def _task_size() -> int:
     return max(1, int(getattr(settings, "PROVIDER_REFRESH_TASK_SIZE", DEFAULT_TASK_SIZE)))
-
-
-def _redis_client():
-    """The raw client behind the default cache when it is Redis (the fast paths), else None."""
-    return redis_client(caches["default"])  # the backend itself: ``cache`` is a proxy to it
 
 
 def _claim(connection_id: str) -> bool:
@@ -55,6 +47,7 @@ for i, key in ipairs(KEYS) do
 end
 return won
 """
+CLAIM = lua_script("providers.refresh_claim", _CLAIM_SCRIPT)
 
 
 def _claim_many(connection_ids: list[str]) -> list[str]:
@@ -66,16 +59,13 @@ def _claim_many(connection_ids: list[str]) -> list[str]:
     """
     timeout = settings.PROVIDER_REFRESH_AHEAD
     try:
-        client = _redis_client()
+        client = default_client()
         if client is None:
             return [cid for cid in connection_ids if cache.add(QUEUED_KEY.format(cid), 1, timeout=timeout)]
-        script = getattr(client, "_dashtam_refresh_claim_script", None)
-        if script is None:
-            script = client._dashtam_refresh_claim_script = client.register_script(_CLAIM_SCRIPT)
         claimed = []
         for i in range(0, len(connection_ids), _CLAIM_CHUNK):
             chunk = connection_ids[i:i + _CLAIM_CHUNK]
-            won = script(keys=[cache.make_key(QUEUED_KEY.format(cid)) for cid in chunk], args=[timeout])
+            won = CLAIM(client, keys=[cache.make_key(QUEUED_KEY.format(cid)) for cid in chunk], args=[timeout])
             claimed += [chunk[int(n) - 1] for n in won]
         return claimed
     except CACHE_ERRORS:

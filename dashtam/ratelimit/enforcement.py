@@ -13,7 +13,7 @@ from django.utils.module_loading import import_string
 
 from dashtam import context
 from dashtam.api.middleware import is_api
-from dashtam.ratelimit.core import Decision, consume_many, refund_many
+from dashtam.ratelimit.counter import Decision, consume_many, refund_many
 from dashtam.ratelimit.rules import Rule, rules_for
 
 logger = logging.getLogger("dashtam.ratelimit")

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 
 from dashtam.config import RATE_LIMIT_KEYS, RATE_OFF, rate_rule_env_var
-from dashtam.ratelimit.core import parse_rate
+from dashtam.ratelimit.counter import parse_rate
 
 
 @dataclass(frozen=True)
