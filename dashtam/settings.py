@@ -18,7 +18,8 @@ from pathlib import Path
 
 import environ
 
-from dashtam.config import browser_url, derive_jwt_key, parse_rate_rules
+from dashtam.config import browser_url, derive_jwt_key
+from dashtam.ratelimit.rule_table import parse_rate_rules
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -610,7 +611,7 @@ RATELIMIT_IPV6_MASK = env.int("RATELIMIT_IPV6_MASK", default=64)
 # After a cache error, requests are served uncounted (fail open) without retrying the
 # cache for this many seconds, so a dead Redis costs no connect timeout per request.
 RATELIMIT_CACHE_RETRY_SECONDS = env.int("RATELIMIT_CACHE_RETRY_SECONDS", default=5)
-# The rule table (dashtam/config.py): RATE_LIMIT_<NAME>=20/m overrides a rate, =off disables it.
+# The rule table (dashtam/ratelimit/rule_table.py): RATE_LIMIT_<NAME>=20/m overrides a rate, =off disables it.
 RATE_LIMIT_RULES = parse_rate_rules(env)
 
 # --- Providers ---------------------------------------------------------------------------

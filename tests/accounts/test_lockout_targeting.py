@@ -134,8 +134,8 @@ def test_a_lock_set_through_the_admin_login_emails_the_owner_an_unlock_link(
 
 
 def test_the_admin_login_spends_the_api_login_rate_limit(client, api_client, settings):
-    from dashtam.config import DEFAULT_RATE_RULES
     from dashtam.ratelimit import counter
+    from dashtam.ratelimit.rule_table import DEFAULT_RATE_RULES
 
     settings.RATELIMIT_ENABLE = True
     rules = {name: dict(rule) for name, rule in DEFAULT_RATE_RULES.items()}

@@ -43,7 +43,7 @@ def rate_rules(settings):
 
     Call the fixture's value with ``name=rate`` to change rates (``"off"`` disables).
     """
-    from dashtam.config import DEFAULT_RATE_RULES
+    from dashtam.ratelimit.rule_table import DEFAULT_RATE_RULES
 
     settings.ROOT_URLCONF = "tests.ratelimit.urls"
 
@@ -61,7 +61,7 @@ def rate_rules(settings):
 @pytest.fixture
 def real_rates(settings):
     """The default rule table on the real routes; call with ``name=rate`` to change rates."""
-    from dashtam.config import DEFAULT_RATE_RULES
+    from dashtam.ratelimit.rule_table import DEFAULT_RATE_RULES
 
     def apply(**rates):
         rules = {name: dict(rule) for name, rule in DEFAULT_RATE_RULES.items()}
