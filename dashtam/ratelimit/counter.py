@@ -222,8 +222,9 @@ def _consume_local(cache, items: list[tuple[str, int, int]]) -> list[tuple[int, 
     return out
 
 
-# --- Public API --------------------------------------------------------------------------
+# --- Public API (the helpers just below are shared with counted_read and registry) ---------
 def cache_backend():
+    """The cache the counters live in (RATELIMIT_USE_CACHE)."""
     return caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
 
 
