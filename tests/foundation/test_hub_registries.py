@@ -21,7 +21,7 @@ def test_a_script_is_registered_once_by_name():
 
 
 def test_the_apps_scripts_are_all_in_the_registry():
-    from providers import breaker, tasks  # noqa: F401 - register their scripts on import
+    from providers import breaker, refresh_queue  # noqa: F401 - register their scripts on import
     from sessions_mgmt import revocation  # noqa: F401
 
     assert {"ratelimit.consume", "ratelimit.refund", "sessions.revocation_fill",
