@@ -8,10 +8,9 @@ Names with a leading underscore are private to the ``providers.services`` packag
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import connection as db
 
 from dashtam.mail import send_templated_email
-from providers import registry
+from providers import refresh_statements, registry
 from providers.exceptions import ProviderError
 from providers.models import ConnectionStatus, ProviderConnection
 
@@ -35,15 +34,7 @@ def _user_key_share(user_id) -> None:
     user and waits for the connection: a deadlock. Taken first, the write simply waits for
     the deactivation to commit (and then finds the connection revoked).
     """
-    if db.vendor != "postgresql" or user_id is None:
-        return
-    from django.contrib.auth import get_user_model
-
-    model = get_user_model()
-    q = db.ops.quote_name
-    with db.cursor() as cursor:  # identifiers from the model's metadata, quoted; the id is a parameter
-        cursor.execute(f"SELECT 1 FROM {q(model._meta.db_table)} WHERE {q(model._meta.pk.column)} = %s"  # noqa: S608  # nosec B608
-                       " FOR KEY SHARE", [model._meta.pk.get_db_prep_value(user_id, db)])
+    refresh_statements.user_key_share(user_id)
 
 
 def _lock_connection(connection_id, *, user_id, related_user: bool = False) -> ProviderConnection | None:
