@@ -7,7 +7,7 @@ from typing import Any
 from django.db import transaction
 
 from audit.services import record
-from dashtam.ratelimit.core import limited_key_clear
+from dashtam.ratelimit.registry import limited_key_clear
 
 
 @transaction.atomic

@@ -13,7 +13,9 @@ import hashlib
 import ipaddress
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from django.conf import settings
 
@@ -53,7 +55,7 @@ def sane_request_id(value: str | None) -> str:
     return new_request_id()
 
 
-def request_ids(meta) -> tuple[str, str]:
+def request_ids(meta: Mapping[str, Any]) -> tuple[str, str]:
     """(request id, client request id) for an incoming request.
 
     The incoming X-Request-ID becomes the request id only when it is sane and a trusted
@@ -85,7 +87,7 @@ def reset(token: contextvars.Token) -> None:
     _current.reset(token)
 
 
-def update(**changes) -> None:
+def update(**changes: Any) -> None:
     ctx = _current.get()
     if ctx is not None:
         _current.set(replace(ctx, **changes))
@@ -105,7 +107,7 @@ def add_count(name: str, n: int = 1) -> None:
         _current.set(replace(ctx, extra={**ctx.extra, name: ctx.extra.get(name, 0) + n}))
 
 
-def bind_actor(user, session_id=None) -> None:
+def bind_actor(user: Any, session_id: Any = None) -> None:
     """Record the authenticated user (and login session) for the rest of the request."""
     update(
         user_id=str(user.pk) if user is not None and user.pk else None,
@@ -128,7 +130,7 @@ def _valid_ip(value: str) -> str | None:
         return None
 
 
-def client_ip(meta) -> str | None:
+def client_ip(meta: Mapping[str, Any]) -> str | None:
     """The client's IP, trusting exactly TRUSTED_PROXY_COUNT proxies.
 
     With N trusted proxies, the last N hops are ours: the client is the N-th
@@ -146,7 +148,7 @@ def client_ip(meta) -> str | None:
     return _valid_ip(hops[-count]) or remote
 
 
-def client_ip_for_request(request) -> str | None:
+def client_ip_for_request(request: Any) -> str | None:
     """django-axes hook (AXES_CLIENT_IP_CALLABLE): the same IP as everywhere else."""
     ctx = _current.get()
     if ctx is not None and ctx.ip:
@@ -154,7 +156,7 @@ def client_ip_for_request(request) -> str | None:
     return client_ip(request.META)
 
 
-def context_for_request(request, request_id: str, client_request_id: str = "") -> RequestContext:
+def context_for_request(request: Any, request_id: str, client_request_id: str = "") -> RequestContext:
     ip = client_ip(request.META)
     ua = (request.META.get("HTTP_USER_AGENT", "") or "")[:512]
     return RequestContext(
