@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             made.prepare(fresh=args.fresh)
             bench.peer = made
-        except Exception:  # noqa: BLE001 - without the peer, ours is still measured
+        except Exception:  # without the peer, ours is still measured
             log("the peer could not be built; its columns stay empty:\n" + traceback.format_exc())
 
     results: dict = {}
@@ -237,7 +237,7 @@ def _guard(results: dict, names: list[str], fn, log) -> None:
         log(f"  skipped: {exc}")
         for name in names:
             results[name] = {"skipped": str(exc)}
-    except Exception as exc:  # noqa: BLE001 - one broken scenario must not hide the others
+    except Exception as exc:  # one broken scenario must not hide the others
         log("  failed:\n" + traceback.format_exc())
         for name in names:
             results[name] = {"error": f"{type(exc).__name__}: {exc}"}

@@ -123,7 +123,7 @@ class _TLSThreadingHTTPServer(ThreadingHTTPServer):
 
 class SchwabServer:
     def __init__(self, *, latency: float = 0.05, client_id: str = "bench-client",
-                 client_secret: str = "bench-secret", tls: bool = False):  # noqa: S107 - a local fake's credential
+                 client_secret: str = "bench-secret", tls: bool = False):  # a local fake's credential
         self.ledger = Ledger()
         self.latency = latency
         expected = "Basic " + base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
@@ -147,7 +147,7 @@ class SchwabServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_POST(self):  # noqa: N802 - http.server API
+            def do_POST(self):  # http.server API
                 length = int(self.headers.get("Content-Length") or 0)
                 form = parse_qs(self.rfile.read(length).decode())
                 time.sleep(server.latency)
@@ -166,7 +166,7 @@ class SchwabServer:
                                         "token_type": "Bearer", "expires_in": 1800, "scope": "api",
                                         "id_token": "bench"})
 
-            def do_GET(self):  # noqa: N802 - accounts and the rest are not part of this scenario
+            def do_GET(self):  # accounts and the rest are not part of this scenario
                 time.sleep(server.latency)
                 self._send(200, {})
 

@@ -226,7 +226,7 @@ class Process:
     def __init__(self, name: str, argv: list[str], env: dict, log_path: Path, cwd: Path = ROOT):
         self.name = name
         self.log_path = log_path
-        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log = open(log_path, "ab")  # closed in stop()
         self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
 
@@ -361,7 +361,7 @@ class SmtpSink:
         sink = self
 
         class Handler:
-            async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+            async def handle_DATA(self, server, session, envelope):  # aiosmtpd API
                 sink.received += 1
                 return "250 OK"
 

@@ -73,7 +73,7 @@ def _check_cache() -> str:
         cache.set(key, "1", 5)
         ok = cache.get(key) == "1"
         cache.delete(key)
-    except Exception as exc:  # noqa: BLE001 - any backend error is an unreachable cache
+    except Exception as exc:  # any backend error is an unreachable cache
         raise CacheDegraded(
             f"degraded: unreachable ({type(exc).__name__}); rate limits fail open, "
             "revocation and lockout use the database"
@@ -102,7 +102,7 @@ def _run(check) -> tuple[bool, str]:
     except CacheDegraded as exc:
         logger.warning("readiness check: cache %s", exc)
         return False, str(exc)
-    except Exception as exc:  # noqa: BLE001 - a readiness probe reports, it does not raise
+    except Exception as exc:  # a readiness probe reports, it does not raise
         logger.warning("readiness check failed: %s", type(exc).__name__)
         return False, f"error: {type(exc).__name__}"
 
@@ -137,7 +137,7 @@ def register_readiness_detail(name: str, report: Callable[[], dict]) -> None:
 def _detail(name: str, report: Callable[[], dict]) -> dict:
     try:
         return report()
-    except Exception:  # noqa: BLE001 - a readiness probe reports, it does not raise
+    except Exception:  # a readiness probe reports, it does not raise
         logger.warning("readiness detail %s unavailable", name)
         return {}
 

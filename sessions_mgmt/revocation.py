@@ -254,7 +254,7 @@ def _without_password(user):
     """
     cached = copy.copy(user)
     cached.__dict__.pop("password", None)
-    cached._state = copy.copy(user._state)  # noqa: SLF001 - Django's per-instance state
+    cached._state = copy.copy(user._state)  # Django's per-instance state
     return cached
 
 
