@@ -28,6 +28,7 @@ def test_the_apps_scripts_are_all_in_the_registry():
             "providers.breaker_close", "providers.refresh_claim"} <= set(registered_scripts())
 
 
+@pytest.mark.integration
 def test_a_script_loads_itself_on_a_server_that_does_not_know_it(own_redis):
     from django.core.cache import caches
 
