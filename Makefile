@@ -17,7 +17,7 @@ help:
 	@echo "make lint   - ruff, bandit, makemigrations --check"
 	@echo "make schemathesis - the OpenAPI schema against a live server (needs DATABASE_URL=postgres://..., REDIS_URL)"
 	@echo "make docs   - serve the documentation site on http://127.0.0.1:8001 (make docs-build: strict build into site/)"
-	@echo "make bench  - benchmarks in the production configuration (see docs/performance.md)"
+	@echo "make bench  - benchmarks in the production configuration, beside a plain Django + DRF + simplejwt peer (docs/performance.md)"
 
 $(VENV)/bin/python:
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }

@@ -3,11 +3,16 @@
     .venv/bin/python bench/run.py                 # the full run (docs/performance.md)
     .venv/bin/python bench/run.py --short         # make bench-ci: under 3 minutes
     .venv/bin/python bench/run.py --only me,login # some scenarios
+    .venv/bin/python bench/run.py --server gunicorn,granian   # both application servers
+    .venv/bin/python bench/run.py --scale-out     # also one worker per core on every core
 
 It starts gunicorn (and Celery where a scenario needs it) with DJANGO_ENV=production
 and generated secrets, on PostgreSQL (BENCH_DATABASE_URL, database dashtam_bench) and
-Redis (BENCH_REDIS_URL db 8, broker on db 9), drives it with wrk pinned to other
-cores, writes bench/results/<timestamp>.json and prints a markdown table.
+Redis (BENCH_REDIS_URL db 8, broker on db 9 or BENCH_BROKER_URL), drives it with wrk
+pinned to other cores, writes bench/results/<timestamp>.json and prints a markdown table.
+Beside ours it builds the peer (bench/peer.py: a plain Django + DRF + simplejwt project,
+in a temporary folder, on its own database BENCH_PEER_DATABASE_URL, by default the bench
+database's name + "_peer") and runs it round by round with ours (--no-peer skips it).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench import report, scenarios, seed, stack  # noqa: E402
+from bench import peer, report, scenarios, seed, stack  # noqa: E402
 
 ORDER = ["baseline", "me", "ratelimit_overhead", "metrics_overhead", "refresh", "login", "audit_admin", "provider_refresh"]
 
@@ -52,6 +57,9 @@ def options(args) -> scenarios.Options:
         provider_beat_interval=args.provider_beat_interval,
         provider_settle_s=3 if short else 10,
         profile=args.profile,
+        peer=not args.no_peer,
+        servers=tuple(args.servers),
+        scale_out=args.scale_out,
     )
 
 
@@ -78,6 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     server_cores = len((stack.cpu_split()[0] or "0").split(","))
     parser.add_argument("--gunicorn-args", default=os.environ.get(
         "BENCH_GUNICORN_ARGS", f"--workers {server_cores} --worker-class gthread --threads 8"))
+    parser.add_argument("--server", default="gunicorn",
+                        help="application server(s), comma-separated: gunicorn, granian (WSGI). The first is the "
+                             "table's; with two, every HTTP scenario runs under both, round by round")
+    parser.add_argument("--no-peer", action="store_true",
+                        help="skip the peer (the plain Django + DRF + simplejwt project of bench/peer.py)")
+    parser.add_argument("--scale-out", action="store_true",
+                        help="also run the HTTP scenarios with one worker per core on every core (wrk shares them)")
     parser.add_argument("--fresh", action="store_true",
                         help="drop and recreate the bench database (its seeded rows are kept otherwise)")
     parser.add_argument("--profile", action="store_true",
@@ -94,6 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     unknown = set(wanted) - set(ORDER)
     if unknown:
         parser.error("unknown scenario(s): " + ", ".join(sorted(unknown)))
+    args.servers = [k.strip() for k in args.server.split(",") if k.strip()]
+    if not args.servers or set(args.servers) - set(stack.SERVERS) or len(set(args.servers)) != len(args.servers):
+        parser.error(f"--server: one or more of {', '.join(stack.SERVERS)}")
     opts = options(args)
     began = time.monotonic()
 
@@ -105,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     if load_cpus:
         # This process (fixtures, the fake provider, polling) counts as load generator.
         os.sched_setaffinity(0, {int(c) for c in load_cpus.split(",")})
-    stack.ensure_tools(log)
+    stack.ensure_tools(log, servers=args.servers)
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     log_dir = ROOT / "var" / "bench" / stamp
@@ -136,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     users_needed = 1000 if "audit_admin" in wanted or not opts.short else max(opts.me_sessions, 200)
     bench = scenarios.Bench(config, opts, log, Path(tempfile.mkdtemp(prefix="dashtam-bench-")))
     bench.users = seed.users_ensure(count=users_needed)
+    if opts.peer and has_peer_counterpart(wanted):
+        bench.peer = peer.Peer(bench.work_dir / "peer", peer.database_url(database_url), log)
+        bench.peer.prepare(fresh=args.fresh)
 
     results: dict = {}
     try:
@@ -153,7 +174,10 @@ def main(argv: list[str] | None = None) -> int:
             if name in wanted:
                 log(f"scenario {name}")
                 fn = getattr(scenarios, name)
-                _guard(results, [name], lambda fn=fn, name=name: {name: fn(bench)}, log)
+                if name == "refresh":  # with the peer and the other servers beside it
+                    _guard(results, [name], lambda: scenarios.refresh(bench), log)
+                else:
+                    _guard(results, [name], lambda fn=fn, name=name: {name: fn(bench)}, log)
     finally:
         bench.stop_all()
         smtp.stop()
@@ -166,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
             "cpus": os.cpu_count(), "server_cpus": server_cpus, "load_cpus": load_cpus,
             "platform": platform.platform(), "python": platform.python_version(),
             "gunicorn": args.gunicorn_args,
+            "servers": args.servers,
+            "peer": bench.peer.db_url.rsplit("/", 1)[-1] if bench.peer else None,
+            "scale_out": args.scale_out,
         },
         "options": vars(opts),
         "seconds": round(time.monotonic() - began, 1),
@@ -181,10 +208,27 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if any(r.get("error") for r in results.values()) else 0
 
 
+def has_peer_counterpart(wanted: list[str]) -> bool:
+    """Whether a scenario with a peer counterpart runs (the HTTP group, refresh, login)."""
+    return bool(set(wanted) & {"baseline", "me", "ratelimit_overhead", "metrics_overhead", "refresh", "login"})
+
+
+def merge(results: dict, found: dict) -> None:
+    """Add a group's results; the server and scale-out comparisons of both groups are merged."""
+    for key, value in found.items():
+        if key in ("servers", scenarios.SCALE_OUT) and key in results:
+            if key == "servers":
+                results[key]["scenarios"].update(value["scenarios"])
+            else:
+                results[key].update(value)
+        else:
+            results[key] = value
+
+
 def _guard(results: dict, names: list[str], fn, log) -> None:
     """Run one scenario group; a missing endpoint skips it, a crash is reported, not fatal."""
     try:
-        results.update(fn())
+        merge(results, fn())
     except scenarios.Unavailable as exc:
         log(f"  skipped: {exc}")
         for name in names:

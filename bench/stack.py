@@ -45,8 +45,9 @@ def cpu_split() -> tuple[str | None, str | None]:
     return ",".join(map(str, cores[:half])), ",".join(map(str, cores[half:]))
 
 
-def ensure_tools(log) -> None:
-    """wrk from the distribution and gunicorn from requirements/prod.txt, installed when missing."""
+def ensure_tools(log, servers: list[str] | tuple[str, ...] = ("gunicorn",)) -> None:
+    """wrk from the distribution, gunicorn from requirements/prod.txt and granian (when asked for)
+    at its pin in requirements/dev.txt, installed when missing."""
     if not shutil.which("wrk"):
         if os.geteuid() != 0 or not shutil.which("apt-get"):
             raise SystemExit("wrk is not installed: install it (Debian: apt-get install -y wrk)")
@@ -58,6 +59,11 @@ def ensure_tools(log) -> None:
         log("installing requirements/prod.txt (gunicorn)")
         subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-r",
                         str(ROOT / "requirements" / "prod.txt")], check=True)
+    if "granian" in servers and not (VENV_BIN / "granian").exists():
+        pin = next(line.split()[0] for line in (ROOT / "requirements" / "dev.txt").read_text().splitlines()
+                   if line.startswith("granian=="))
+        log(f"installing {pin}")
+        subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", pin], check=True)
 
 
 def with_database(url: str, name: str) -> str:
@@ -217,11 +223,11 @@ def cpu_seconds(pids: list[int]) -> float:
 class Process:
     """A child process in its own process group, its output in a log file."""
 
-    def __init__(self, name: str, argv: list[str], env: dict, log_path: Path):
+    def __init__(self, name: str, argv: list[str], env: dict, log_path: Path, cwd: Path = ROOT):
         self.name = name
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+        self.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
 
     @property
@@ -248,18 +254,74 @@ class Process:
         self._log.close()
 
 
-class Server(Process):
-    """gunicorn on the server cores, answering on a fresh port."""
+SERVERS = ("gunicorn", "granian")
 
-    def __init__(self, config: BenchConfig, label: str, **overrides: str):
+
+def option_value(args: list[str], name: str, default: str) -> str:
+    """The value of ``--name N`` (or ``--name=N``) in an argument list."""
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return default
+
+
+def with_option(args: list[str], name: str, value: str) -> list[str]:
+    """The argument list with ``--name`` set to ``value`` (replaced, or added)."""
+    out, skip = [], False
+    for i, arg in enumerate(args):
+        if skip:
+            skip = False
+            continue
+        if arg == name and i + 1 < len(args):
+            skip = True
+            continue
+        if arg.startswith(name + "="):
+            continue
+        out.append(arg)
+    return [*out, name, value]
+
+
+def server_argv(kind: str, app: str, port: int, gunicorn_args: list[str], *, workers: int | None = None,
+                cwd: Path = ROOT) -> list[str]:
+    """The command line of one application server: gunicorn (gthread) or granian (WSGI).
+
+    granian gets what gunicorn's arguments say: as many worker processes, and as many
+    threads running the application (``--blocking-threads``) as gthread's ``--threads``;
+    HTTP/1 with keep-alive, no websockets, no access log (gunicorn logs none either).
+    """
+    if workers is not None:
+        gunicorn_args = with_option(gunicorn_args, "--workers", str(workers))
+    if kind == "gunicorn":
+        return [str(VENV_BIN / "gunicorn"), app, "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
+                "--graceful-timeout", "5", *gunicorn_args]
+    if kind == "granian":
+        return [str(VENV_BIN / "granian"), "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
+                "--workers", option_value(gunicorn_args, "--workers", "1"),
+                "--blocking-threads", option_value(gunicorn_args, "--threads", "8"),
+                "--runtime-threads", "1", "--http", "1", "--no-ws", "--log-level", "warning",
+                "--working-dir", str(cwd), app]
+    raise ValueError(f"unknown server {kind!r}: one of {', '.join(SERVERS)}")
+
+
+class Server(Process):
+    """An application server on the server cores (or ``cpus``), answering on a fresh port.
+
+    Ours by default (``dashtam.wsgi``, the bench's production environment); the peer
+    passes its own ``app``, ``cwd`` and ``env``.
+    """
+
+    def __init__(self, config: BenchConfig, label: str, *, kind: str = "gunicorn", app: str = "dashtam.wsgi:application",
+                 cwd: Path = ROOT, env: dict | None = None, cpus: str | None = None, workers: int | None = None,
+                 **overrides: str):
         self.port = free_port()
+        self.kind = kind
         self.base_url = f"http://127.0.0.1:{self.port}"
-        argv = _pin(config.server_cpus) + [
-            str(VENV_BIN / "gunicorn"), "dashtam.wsgi:application", "--bind", f"127.0.0.1:{self.port}",
-            "--log-level", "warning", "--graceful-timeout", "5", *config.gunicorn_args,
-        ]
-        super().__init__(f"gunicorn-{label}", argv, config.env(**overrides),
-                         config.log_dir / f"gunicorn-{label}.log")
+        argv = _pin(cpus or config.server_cpus) + server_argv(kind, app, self.port, config.gunicorn_args,
+                                                              workers=workers, cwd=cwd)
+        super().__init__(f"{kind}-{label}", argv, env if env is not None else config.env(**overrides),
+                         config.log_dir / f"{kind}-{label}.log", cwd=cwd)
         self.wait_ready()
 
     def wait_ready(self, timeout: float = 60) -> None:
@@ -268,15 +330,17 @@ class Server(Process):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive():
-                raise RuntimeError(f"gunicorn exited; see {self.log_path.name}:\n"
+                raise RuntimeError(f"{self.kind} exited; see {self.log_path.name}:\n"
                                    + self.log_path.read_text(errors="replace")[-3000:])
             try:
-                if requests.get(self.base_url + "/healthz", timeout=1).status_code == 200:
+                response = requests.get(self.base_url + "/healthz", headers={"X-Forwarded-Proto": "https"},
+                                        timeout=1)
+                if response.status_code == 200:
                     return
             except requests.RequestException:
                 pass
             time.sleep(0.2)
-        raise RuntimeError("gunicorn did not become ready in time")
+        raise RuntimeError(f"{self.kind} did not become ready in time")
 
 
 def celery(config: BenchConfig, role: str, *extra: str, **overrides: str) -> Process:

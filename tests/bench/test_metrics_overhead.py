@@ -43,7 +43,7 @@ def test_the_report_and_the_runner_know_the_metrics_scenario():
 
 
 def test_the_metrics_off_variant_switches_the_setting_the_app_reads():
-    source = inspect.getsource(scenarios.http_group)
+    source = inspect.getsource(scenarios.http_variants)
     assert '"METRICS_ENABLED": "false"' in source
     from django.conf import settings
 
