@@ -8,7 +8,8 @@
   the page: the README's first screen (the two commands, the demo logins) is written once.
 * ``<!-- python-reference:APP -->`` expands to a mkdocstrings ``::: module`` directive for every
   ``services.py`` and ``selectors.py`` of that app and its sub-packages (``accounts.mfa``...),
-  so a new module appears in the Python reference without anyone remembering to add it.
+  and for every public module of a ``services/`` or ``selectors/`` package, so a new module
+  appears in the Python reference without anyone remembering to add it.
 * Every Mermaid diagram is rendered in headless Chromium with the site's own Mermaid; a
   diagram that does not render is logged as a warning, which fails ``mkdocs build --strict``.
   Set ``DOCS_SKIP_DIAGRAM_CHECK=1`` to skip this (``make docs`` does, for quick reloads).
@@ -57,10 +58,13 @@ ROOT = Path(__file__).parent
 
 
 def _python_reference(app: str) -> str:
+    paths = [path for name in ("services.py", "selectors.py") for path in (ROOT / app).rglob(name)]
+    # A services (or selectors) package: each public module of it.
+    paths += [path for name in ("services", "selectors") for package in (ROOT / app).rglob(name)
+              if (package / "__init__.py").is_file() for path in package.glob("[!_]*.py")]
     modules = sorted(
         ".".join(path.relative_to(ROOT).with_suffix("").parts)
-        for name in ("services.py", "selectors.py")
-        for path in (ROOT / app).rglob(name)
+        for path in paths
         if "migrations" not in path.parts and "tests" not in path.parts
     )
     if not modules:

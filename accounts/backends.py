@@ -29,5 +29,6 @@ def _note_legacy_hash(sender, instance, **kwargs):
 
 
 # Only the user model: a listener on every model would, for one, send the audit trail's
-# INSERTs through the ORM's slower save() (audit.services._insert_many).
+# INSERTs through the ORM's slower save() (``audit.services.INSERT.usable``; no hand-written
+# statement writes users without save(), so this listener switches none of them off).
 post_save.connect(_note_legacy_hash, sender=settings.AUTH_USER_MODEL, dispatch_uid="accounts.note_legacy_hash")

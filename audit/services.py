@@ -10,13 +10,13 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, connections, router, transaction
-from django.db.models.signals import post_save, pre_save
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from audit import chain, context
 from audit.catalogue import validate
 from audit.models import AuditEvent, Outcome
+from dashtam.db.statements import Statement, Table
 from dashtam.logging import scrub
 from dashtam.observability import metrics
 
@@ -103,9 +103,6 @@ def batched():
         _insert_many(events)
 
 
-_insert_sql: dict[tuple[str, int], str] = {}
-
-
 def _insert(event: AuditEvent) -> AuditEvent:
     pending = _batch.get()
     if pending is not None:
@@ -115,52 +112,58 @@ def _insert(event: AuditEvent) -> AuditEvent:
     return _insert_many([event])[0]
 
 
+_INSERT_FIELDS = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
+
+
+def _insert_sql(db, rows: int) -> str:
+    """INSERT ``rows`` events in one statement, returning their ids in VALUES order."""
+    table = Table(AuditEvent, db)
+    returning, _ = db.ops.return_insert_columns([AuditEvent._meta.pk])
+    row = f"({', '.join(['%s'] * len(_INSERT_FIELDS))})"
+    # Identifiers from the model's metadata, quoted; every value is a bound parameter.
+    return (
+        f"INSERT INTO {table.ref} "  # noqa: S608  # nosec B608
+        f"({', '.join(table.column(f.name) for f in _INSERT_FIELDS)}) VALUES {', '.join([row] * rows)} "
+        f"{returning}"
+    )
+
+
+# Portable SQL: any database that returns the new ids from a multi-row INSERT (PostgreSQL,
+# SQLite). It writes audit events without save(): not while anyone listens for their saves.
+INSERT = Statement("audit.insert", _insert_sql, vendors=None, features=["can_return_rows_from_bulk_insert"],
+                   writes_without_save=[AuditEvent])
+
+
 def _insert_many(events: list[AuditEvent]) -> list[AuditEvent]:
-    """INSERT one new event with a statement built once per database.
+    """INSERT new events with a statement built once per database and row count.
 
     Every login, refresh and sign-up writes one or two events, and compiling this
     20-column INSERT through the ORM each time was a fifth of what an event cost.
     The values go through each field's own ``pre_save`` and ``get_db_prep_save``,
     as the ORM prepares them, and the row hash is taken as ``AuditEvent.save``
-    takes it (tests compare both ways). A database that cannot return the new id
-    from an INSERT gets the ORM's ``save()``.
+    takes it (tests compare both ways). Where the statement is not usable
+    (``INSERT.usable``), the ORM's ``save()``.
     """
     alias = router.db_for_write(AuditEvent)
-    db = connections[alias]
-    if (not db.features.can_return_rows_from_bulk_insert
-            or pre_save.has_listeners(AuditEvent) or post_save.has_listeners(AuditEvent)):
+    if not INSERT.usable(alias):
         # The ORM's save(), which sends the signals someone listens to.
         for event in events:
             event._state.adding = True
             event.save(using=alias)
         return events
+    db = connections[alias]
     for event in events:
         if not event.row_hash:
             event.take_row_hash()
-    fields = _INSERT_FIELDS
-    sql = _insert_sql.get((alias, len(events)))
-    if sql is None:
-        quote = db.ops.quote_name
-        returning, _ = db.ops.return_insert_columns([AuditEvent._meta.pk])
-        row = f"({', '.join(['%s'] * len(fields))})"
-        # Only the model's table and column names are formatted in; every value is a bound parameter.
-        sql = _insert_sql[(alias, len(events))] = (
-            f"INSERT INTO {quote(AuditEvent._meta.db_table)} "  # noqa: S608  # nosec B608
-            f"({', '.join(quote(f.column) for f in fields)}) VALUES {', '.join([row] * len(events))} "
-            f"{returning}"
-        )
-    params = [f.get_db_prep_save(f.pre_save(event, True), connection=db) for event in events for f in fields]
+    params = [f.get_db_prep_save(f.pre_save(event, True), connection=db) for event in events for f in _INSERT_FIELDS]
     with db.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(INSERT.get(alias, len(events)), params)
         ids = [row[0] for row in cursor.fetchall()]
     for event, pk in zip(events, ids, strict=True):  # RETURNING gives the rows in VALUES order
         event.pk = pk
         event._state.adding = False
         event._state.db = alias
     return events
-
-
-_INSERT_FIELDS = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
 
 
 def _user_exists(user_id) -> bool:
@@ -258,16 +261,31 @@ def _seal_batch(batch_size: int) -> int | None:
             row = {name: getattr(event, name) for name in _HASHED}
             event.chain_hash = prev = chain.link_hash(event.prev_hash, row)
         if pending:
-            # One plain UPDATE per row, sent together (psycopg pipelines executemany): far cheaper
-            # to build and to run than bulk_update's CASE over the whole batch.
-            table = connection.ops.quote_name(AuditEvent._meta.db_table)
-            with connection.cursor() as cursor:
-                cursor.executemany(
-                    # Only the table name (from the model) is formatted in; the values are parameters.
-                    f"UPDATE {table} SET seq = %s, prev_hash = %s, chain_hash = %s WHERE id = %s",  # noqa: S608  # nosec B608
-                    [(e.seq, e.prev_hash, e.chain_hash, e.pk) for e in pending],
-                )
+            _seal_rows(pending)
         return len(pending)
+
+
+def _seal_sql(db) -> str:
+    table = Table(AuditEvent, db)
+    # Identifiers from the model's metadata, quoted; the values are parameters.
+    return (f"UPDATE {table.ref} SET {table.column('seq')} = %s, {table.column('prev_hash')} = %s, "  # noqa: S608  # nosec B608
+            f"{table.column('chain_hash')} = %s WHERE {table.pk} = %s")
+
+
+# Portable SQL. Its ORM path is update(), which sends no save signal either: it bypasses none.
+SEAL = Statement("audit.seal", _seal_sql, vendors=None)
+
+
+def _seal_rows(events: list[AuditEvent]) -> None:
+    """Write the seal fields of ``events``: one plain UPDATE per row, sent together (psycopg
+    pipelines executemany), far cheaper to build and to run than bulk_update's CASE over the
+    whole batch."""
+    if not SEAL.usable(connection.alias):
+        for e in events:
+            AuditEvent.objects.filter(pk=e.pk).update(seq=e.seq, prev_hash=e.prev_hash, chain_hash=e.chain_hash)
+        return
+    with connection.cursor() as cursor:
+        cursor.executemany(SEAL.get(connection.alias), [(e.seq, e.prev_hash, e.chain_hash, e.pk) for e in events])
 
 
 def audit_chain_seal(*, batch_size: int | None = None, max_batches: int = 1000) -> int:

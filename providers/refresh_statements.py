@@ -1,14 +1,15 @@
-"""The token refresh's claim lock, written out once for PostgreSQL.
+"""The providers' hand-written SQL (PostgreSQL): the token refresh's claim lock, and the
+KEY SHARE lock on a user row that every provider write takes first.
 
-Every connection is refreshed about every half hour, so this is one of the app's most
-frequent statements. Through the ORM, the lock (a ``SELECT ... FOR UPDATE OF`` the
+Every connection is refreshed about every half hour, so the claim lock is one of the app's
+most frequent statements. Through the ORM, the lock (a ``SELECT ... FOR UPDATE OF`` the
 token, joined to its connection and user) was compiled again on every refresh. Here the
-SQL is built once per process from the models' metadata, and the rows become model
-instances through ``Model.from_db`` (what the ORM does).
+SQL is built once per database (``dashtam.db.statements``) from the models' metadata, and
+the rows become model instances through ``Model.from_db`` (what the ORM does).
 
-Same rows, same lock, same values as the ORM path, which other databases (SQLite in
-tests, where ``select_for_update`` does nothing) keep using, as does any process where
-something listens for the models' save signals.
+Same rows, same lock, same values as the ORM path, which other databases keep using
+(SQLite in tests, where ``select_for_update`` does nothing; tests compare both).
+Both statements only read and lock: they bypass no save signal.
 
 (The refresh's write used to be one statement here too, updating the token before the
 connection. It now goes through the ORM, connection first: every provider write takes
@@ -21,8 +22,8 @@ from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.db import connection as db
-from django.db.models.signals import post_save, pre_save
 
+from dashtam.db.statements import Statement, Table
 from providers.models import ProviderConnection, ProviderToken
 
 
@@ -35,53 +36,47 @@ class _Plan:
     connection_id_field: object
 
 
-_plans: dict[str, _Plan] = {}
-_updates: dict[tuple, str] = {}
-
-
-def supported() -> bool:
-    """PostgreSQL, and no one listening for the saves these statements do not send."""
-    return db.vendor == "postgresql" and not any(
-        signal.has_listeners(model)
-        for signal in (pre_save, post_save) for model in (ProviderToken, ProviderConnection))
-
-
-def _converters(field, alias: str):
+def _converters(field, alias: str, connection):
     col = field.get_col(alias)
-    found = db.ops.get_db_converters(col) + col.get_db_converters(db)
+    found = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
     return (col, found) if found else None
 
 
-def _plan() -> _Plan:
-    plan = _plans.get(db.alias)
-    if plan is not None:
-        return plan
-    q = db.ops.quote_name
-    user_model = get_user_model()
-    parts = ((ProviderToken, "t"), (ProviderConnection, "c"), (user_model, "u"))
+def _lock_plan(connection) -> _Plan:
+    t = Table(ProviderToken, connection, "t")
+    c = Table(ProviderConnection, connection, "c")
+    u = Table(get_user_model(), connection, "u")
     columns, models = [], []
-    for model, alias in parts:
-        fields = model._meta.concrete_fields
-        columns += [f"{alias}.{q(f.column)}" for f in fields]
-        models.append((model, [f.attname for f in fields], [_converters(f, alias) for f in fields]))
+    for table in (t, c, u):
+        fields = table.model._meta.concrete_fields
+        columns += [table.qualified(f.name) for f in fields]
+        models.append((table.model, [f.attname for f in fields],
+                       [_converters(f, table.alias, connection) for f in fields]))
     connection_fk = ProviderToken._meta.get_field("connection")
     user_fk = ProviderConnection._meta.get_field("user")
     # Identifiers from the models' metadata, quoted; every value is a parameter.
     base = (
-        f"SELECT {', '.join(columns)} FROM {q(ProviderToken._meta.db_table)} t"  # noqa: S608  # nosec B608
-        f" JOIN {q(ProviderConnection._meta.db_table)} c ON c.{q(connection_fk.target_field.column)} = t.{q(connection_fk.column)}"
-        f" JOIN {q(user_model._meta.db_table)} u ON u.{q(user_fk.target_field.column)} = c.{q(user_fk.column)}"
-        f" WHERE t.{q(connection_fk.column)} = %s FOR UPDATE OF t"
+        f"SELECT {', '.join(columns)} FROM {t.ref}"  # noqa: S608  # nosec B608
+        f" JOIN {c.ref} ON {c.qualified(connection_fk.target_field.name)} = {t.connection}"
+        f" JOIN {u.ref} ON {u.qualified(user_fk.target_field.name)} = {c.user}"
+        f" WHERE {t.connection} = %s FOR UPDATE OF t"
     )
-    plan = _plans[db.alias] = _Plan(base + " SKIP LOCKED", base, tuple(models), connection_fk)
-    return plan
+    return _Plan(base + " SKIP LOCKED", base, tuple(models), connection_fk)
+
+
+LOCK_TOKEN = Statement("providers.lock_token", _lock_plan)
+
+
+def supported() -> bool:
+    """Whether the refresh may use ``lock_token`` here (``LOCK_TOKEN.usable``)."""
+    return LOCK_TOKEN.usable(db.alias)
 
 
 def lock_token(connection_id, *, wait: bool) -> ProviderToken | None:
     """The connection's token row, locked for this transaction, with ``token.connection``
     and ``token.connection.user`` loaded; None when there is none or (unless ``wait``)
     another transaction holds its lock. PostgreSQL only (see ``supported``)."""
-    plan = _plan()
+    plan = LOCK_TOKEN.get(db.alias)
     value = plan.connection_id_field.get_db_prep_value(connection_id, db)
     with db.cursor() as cursor:
         cursor.execute(plan.wait_sql if wait else plan.skip_locked_sql, [value])
@@ -102,3 +97,23 @@ def lock_token(connection_id, *, wait: bool) -> ProviderToken | None:
     connection.user = user
     token.connection = connection
     return token
+
+
+def _user_key_share_sql(connection) -> str:
+    user = Table(get_user_model(), connection)
+    # Identifiers from the model's metadata, quoted; the id is a parameter.
+    return f"SELECT 1 FROM {user.ref} WHERE {user.pk} = %s FOR KEY SHARE"  # noqa: S608  # nosec B608
+
+
+USER_KEY_SHARE = Statement("providers.user_key_share", _user_key_share_sql)
+
+
+def user_key_share(user_id) -> None:
+    """Take a KEY SHARE lock on the user row for this transaction; nothing where the
+    statement is not usable (SQLite has no row locks)."""
+    if user_id is None or not USER_KEY_SHARE.usable(db.alias):
+        return
+    value = get_user_model()._meta.pk.get_db_prep_value(user_id, db)
+    with db.cursor() as cursor:
+        cursor.execute(USER_KEY_SHARE.get(db.alias), [value])
+

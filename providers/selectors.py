@@ -1,12 +1,27 @@
-"""Reads for the providers app. A user only ever sees their own rows (another's id -> 404)."""
+"""Reads for the providers app. A user only ever sees their own rows (another's id -> 404).
+
+The due-lists at the end pick what the background work refreshes, syncs, warns about and
+cleans up; they read only, and the service that acts on each row takes its own lock.
+"""
 
 from __future__ import annotations
 
-from django.db.models import QuerySet
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import F, Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
 from providers import breaker, registry
-from providers.models import FinancialAccount, ProviderConnection, Transaction
+from providers.models import (
+    ConnectionStatus,
+    FinancialAccount,
+    OAuthState,
+    ProviderConnection,
+    ProviderToken,
+    Transaction,
+)
 
 
 def circuit_breaker_states() -> dict:
@@ -75,13 +90,6 @@ def token_refresh_lag_seconds() -> float:
     the time since the earliest due moment among active (or erroring) connections.
     One indexed read of the earliest ``expires_at``; for the metrics scrape.
     """
-    from datetime import timedelta
-
-    from django.conf import settings
-    from django.utils import timezone
-
-    from providers.models import ConnectionStatus, ProviderToken
-
     now = timezone.now()
     ahead = timedelta(seconds=settings.PROVIDER_REFRESH_AHEAD)
     earliest = (ProviderToken.objects
@@ -91,3 +99,45 @@ def token_refresh_lag_seconds() -> float:
     if earliest is None:
         return 0.0
     return max(0.0, (now - (earliest - ahead)).total_seconds())
+
+
+# --- Due-lists for the background work ----------------------------------------------------------
+def tokens_due_for_refresh(*, limit: int = 500) -> list[str]:
+    """Ids of connections whose token expires within PROVIDER_REFRESH_AHEAD or is below
+    the minimum version, most urgent first, at most ``limit`` (read-only; each refresh
+    takes its own lock)."""
+    horizon = timezone.now() + timedelta(seconds=settings.PROVIDER_REFRESH_AHEAD)
+    qs = (ProviderToken.objects
+          .filter(connection__status__in=[ConnectionStatus.ACTIVE, ConnectionStatus.ERROR])
+          .filter(Q(expires_at__lte=horizon) | Q(token_version__lt=F("connection__min_token_version")))
+          .order_by("expires_at").values_list("connection_id", flat=True)[:limit])
+    return [str(pk) for pk in qs]
+
+
+def tokens_due_for_reauth_warning(*, now: datetime) -> QuerySet[ProviderToken]:
+    """Tokens of active connections whose refresh token dies within
+    PROVIDER_REAUTH_WARNING_HOURS of ``now`` and whose user was not warned yet."""
+    horizon = now + timedelta(hours=settings.PROVIDER_REAUTH_WARNING_HOURS)
+    return ProviderToken.objects.filter(
+        connection__status=ConnectionStatus.ACTIVE, reauth_warned_at__isnull=True,
+        refresh_expires_at__gt=now, refresh_expires_at__lte=horizon,
+    )
+
+
+def connections_due_for_sync(*, limit: int = 500) -> list[str]:
+    """Ids of active connections not synced for PROVIDER_SYNC_MINUTES and with no sync
+    queued in the last PROVIDER_SYNC_QUEUED_SECONDS, least recently synced first, at most
+    ``limit``."""
+    now = timezone.now()
+    horizon = now - timedelta(minutes=settings.PROVIDER_SYNC_MINUTES)
+    queued = now - timedelta(seconds=settings.PROVIDER_SYNC_QUEUED_SECONDS)
+    qs = (ProviderConnection.objects.filter(status=ConnectionStatus.ACTIVE)
+          .filter(Q(last_sync_at__isnull=True) | Q(last_sync_at__lte=horizon))
+          .filter(Q(sync_requested_at__isnull=True) | Q(sync_requested_at__lte=queued))
+          .order_by("last_sync_at").values_list("pk", flat=True)[:limit])
+    return [str(pk) for pk in qs]
+
+
+def oauth_states_expired(*, before: datetime) -> QuerySet[OAuthState]:
+    """OAuth states (used or not) that expired before ``before``."""
+    return OAuthState.objects.filter(expires_at__lt=before)

@@ -11,84 +11,20 @@ import random
 
 from celery import shared_task
 from django.conf import settings
-from django.core.cache import cache, caches
-from django_redis.exceptions import ConnectionInterrupted
-from redis.exceptions import RedisError
 
-from dashtam.ratelimit.core import redis_client
-from providers import services
+from providers import refresh_queue, services
 from providers.clients.base import reserved_budget
 
 logger = logging.getLogger("dashtam.providers")
 
-# A connection waiting in the queue for its refresh is "claimed" in the cache, so a
-# backlog longer than one beat interval is not enqueued again on every tick.
-QUEUED_KEY = "providers:refresh-queued:{}"
-CACHE_ERRORS = (ConnectionInterrupted, RedisError)
 # Due connections per refresh task enqueued by the beat fan-out. Celery's per-message
 # work (receive, ack, bookkeeping) is paid once per task, not once per connection;
 # every connection is still locked and refreshed on its own (see services.token_refresh).
 DEFAULT_TASK_SIZE = 20
-_CLAIM_CHUNK = 1000
 
 
 def _task_size() -> int:
     return max(1, int(getattr(settings, "PROVIDER_REFRESH_TASK_SIZE", DEFAULT_TASK_SIZE)))
-
-
-def _redis_client():
-    """The raw client behind the default cache when it is Redis (the fast paths), else None."""
-    return redis_client(caches["default"])  # the backend itself: ``cache`` is a proxy to it
-
-
-def _claim(connection_id: str) -> bool:
-    """True when the connection was not already queued. Fails open (a duplicate task
-    is safe: the refresh takes a row lock and re-checks that it is due)."""
-    return bool(_claim_many([connection_id]))
-
-
-# SET NX EX on each key; returns the 1-based positions of the keys it set.
-_CLAIM_SCRIPT = """
-local won = {}
-for i, key in ipairs(KEYS) do
-  if redis.call('SET', key, '1', 'NX', 'EX', ARGV[1]) then won[#won + 1] = i end
-end
-return won
-"""
-
-
-def _claim_many(connection_ids: list[str]) -> list[str]:
-    """The connections among ``connection_ids`` that were not already queued, now claimed.
-
-    On Redis one script call per thousand connections (a ``SET NX EX`` each, run by
-    Redis: a pipeline of ten thousand commands cost the fan-out most of a second of
-    CPU); on other caches ``cache.add`` each. Fails open, like ``_claim``.
-    """
-    timeout = settings.PROVIDER_REFRESH_AHEAD
-    try:
-        client = _redis_client()
-        if client is None:
-            return [cid for cid in connection_ids if cache.add(QUEUED_KEY.format(cid), 1, timeout=timeout)]
-        script = getattr(client, "_dashtam_refresh_claim_script", None)
-        if script is None:
-            script = client._dashtam_refresh_claim_script = client.register_script(_CLAIM_SCRIPT)
-        claimed = []
-        for i in range(0, len(connection_ids), _CLAIM_CHUNK):
-            chunk = connection_ids[i:i + _CLAIM_CHUNK]
-            won = script(keys=[cache.make_key(QUEUED_KEY.format(cid)) for cid in chunk], args=[timeout])
-            claimed += [chunk[int(n) - 1] for n in won]
-        return claimed
-    except CACHE_ERRORS:
-        return list(connection_ids)
-
-
-def _release(*connection_ids: str) -> None:
-    if not connection_ids:
-        return
-    try:
-        cache.delete_many([QUEUED_KEY.format(cid) for cid in connection_ids])
-    except CACHE_ERRORS:
-        pass
 
 
 def _retry_countdown(result, retries: int) -> float:
@@ -109,7 +45,7 @@ def refresh_connection_token(self, connection_id: str, force: bool = False) -> s
         result = services.token_refresh(connection_id=connection_id, force=force)
     if result.retryable and not self.request.is_eager and self.request.retries < self.max_retries:
         raise self.retry(countdown=_retry_countdown(result, self.request.retries))
-    _release(connection_id)
+    refresh_queue.release(connection_id)
     return result.status
 
 
@@ -145,7 +81,7 @@ def refresh_connection_tokens(self, connection_ids: list[str]) -> dict[str, int]
             else:
                 done.append(connection_id)
     finally:
-        _release(*done)
+        refresh_queue.release(*done)
     return counts
 
 
@@ -155,18 +91,9 @@ def refresh_due_tokens() -> int:
     PROVIDER_REFRESH_AHEAD (or is below its minimum version), among the
     PROVIDER_REFRESH_BATCH most urgent, PROVIDER_REFRESH_TASK_SIZE connections per
     task. A connection whose task is still queued or running is not enqueued again
-    (cache claim, released when its refresh ends), so a backlog longer than one tick
-    is not multiplied by every tick. Returns how many connections were enqueued."""
-    due = services.tokens_due_for_refresh(limit=settings.PROVIDER_REFRESH_BATCH)
-    size = _task_size()
-    enqueued = tasks = 0
-    # Claimed and published a thousand at a time, so the first refreshes start at once.
-    for i in range(0, len(due), _CLAIM_CHUNK):
-        ids = _claim_many(due[i:i + _CLAIM_CHUNK])
-        for j in range(0, len(ids), size):
-            refresh_connection_tokens.delay(ids[j:j + size])
-            tasks += 1
-        enqueued += len(ids)
+    (``providers.refresh_queue``: a claim released when its refresh ends), so a backlog
+    longer than one tick is not multiplied by every tick. Returns how many connections were enqueued."""
+    enqueued, tasks = refresh_queue.due_enqueue(publish=refresh_connection_tokens.delay, size=_task_size())
     if enqueued:
         logger.info("provider refreshes enqueued", extra={"count": enqueued, "tasks": tasks})
     return enqueued

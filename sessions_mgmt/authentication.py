@@ -19,7 +19,15 @@ from audit import context
 from dashtam.api.exceptions import ProblemError
 from dashtam.ratelimit.enforcement import early_count
 from sessions_mgmt import revocation, tokens
-from sessions_mgmt.models import SecurityConfig, Session
+from sessions_mgmt.models import (
+    EXPIRED,
+    INACTIVE,
+    REVOKED,
+    Session,
+    global_min_version,
+    refusal,
+    version_floor,
+)
 
 BEARER = {"WWW-Authenticate": 'Bearer realm="api"'}
 
@@ -106,23 +114,23 @@ class SessionJWTAuthentication(JWTAuthentication):
                 raise _invalid()
             fill["user"] = user
         if global_version is None:
-            global_version = (
-                SecurityConfig.objects.filter(pk=1).values_list("min_token_version", flat=True).first() or 0
-            )
+            global_version = global_min_version()
             fill["global_version"] = global_version
         if fill and found.cache_ok:
             revocation.fill(lookup=found, session_id=sid, user_id=uid, **fill)
 
         if state.user_id != uid:
             raise _invalid()
-        if state.revoked:
-            raise _revoked()
         now = time.time()
-        if state.expires_at <= now:
+        why = refusal(revoked=state.revoked, expires_at=state.expires_at, now=now, user_active=user.is_active,
+                      version=version, user_min=user.min_token_version, global_min=global_version)
+        if why == REVOKED:
+            raise _revoked()
+        if why == EXPIRED:
             raise _invalid("This session has expired. Sign in again.")
-        if not user.is_active:
+        if why == INACTIVE:
             raise _invalid("This account is inactive.")
-        if version < user.min_token_version or version < global_version:
+        if why is not None:  # a stale token version
             if "user" in fill and "global_version" in fill:
                 raise _revoked()
             # Refusing on a cached minimum: confirm with the database first (refusals are
@@ -138,7 +146,7 @@ class SessionJWTAuthentication(JWTAuthentication):
                                 user=user, global_version=global_version)
             if not user.is_active:
                 raise _invalid("This account is inactive.")
-            if version < user.min_token_version or version < global_version:
+            if version < version_floor(user_min=user.min_token_version, global_min=global_version):
                 raise _revoked()
         if now - state.last_used_at >= _resolution():
             self._touch(sid, state, found)
@@ -146,9 +154,7 @@ class SessionJWTAuthentication(JWTAuthentication):
 
     @staticmethod
     def _versions_from_db(uid):
-        user = get_user_model().objects.filter(pk=uid).first()
-        global_version = SecurityConfig.objects.filter(pk=1).values_list("min_token_version", flat=True).first() or 0
-        return user, global_version
+        return get_user_model().objects.filter(pk=uid).first(), global_min_version()
 
     @staticmethod
     def _touch(sid, state, found) -> None:

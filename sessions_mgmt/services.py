@@ -14,17 +14,31 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import Q, Subquery
+from django.db.models import Q
 from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
 from audit import context
 from audit.services import record
 from dashtam.api.exceptions import ProblemError
+from dashtam.db.statements import Statement, Table
 from dashtam.mail import send_templated_email
 from sessions_mgmt import revocation, tokens
 from sessions_mgmt.devices import describe
-from sessions_mgmt.models import SecurityConfig, Session
+from sessions_mgmt.models import (
+    EXPIRED,
+    INACTIVE,
+    REVOKED,
+    SecurityConfig,
+    Session,
+    born_after,
+    global_min_version,
+    global_min_version_expression,
+    global_min_version_sql,
+    refusal,
+    token_live_sql,
+    version_floor,
+)
 
 logger = logging.getLogger("dashtam.sessions")
 
@@ -40,15 +54,6 @@ class IssuedTokens:
     refresh: str
     expires_in: int
     session: Session
-
-
-# --- token versions ---------------------------------------------------------------
-def global_min_version() -> int:
-    """The global minimum token version (``SecurityConfig``, raised by ``tokens_revoke_all``);
-    0 before anyone was ever revoked."""
-
-    value = SecurityConfig.objects.filter(pk=1).values_list("min_token_version", flat=True).first()
-    return value or 0
 
 
 # --- start ----------------------------------------------------------------------------
@@ -80,7 +85,7 @@ def session_start(*, user, request, auth_methods: list[str] | None = None) -> Is
     # from this device or at all. The user's own minimum comes from the row this login
     # read a moment ago.
     global_min, known_device, signed_in_before = _login_facts(user_id=user.pk, info=info)
-    version = max(user.min_token_version or 0, global_min or 0)
+    version = version_floor(user_min=user.min_token_version, global_min=global_min)
     first_login = not signed_in_before
 
     session = Session(
@@ -104,29 +109,32 @@ def session_start(*, user, request, auth_methods: list[str] | None = None) -> Is
     return IssuedTokens(access=pair.access, refresh=pair.refresh, expires_in=pair.expires_in, session=session)
 
 
-_LOGIN_FACTS_SQL = None
+def _login_facts_sql(db) -> str:
+    session = Table(Session, db)
+    # Identifiers from the models' metadata, quoted; every value is a bound parameter.
+    return (
+        f"SELECT {global_min_version_sql(Table(SecurityConfig, db, 'c'))}, "  # noqa: S608  # nosec B608
+        f"EXISTS (SELECT 1 FROM {session.ref} WHERE {session.user} = %s AND {session.device} = %s "
+        f"AND {session.browser} = %s AND {session.location} = %s), "
+        f"EXISTS (SELECT 1 FROM {session.ref} WHERE {session.user} = %s)"
+    )
+
+
+# A read, in SQL every database here speaks: usable everywhere (it saves nothing).
+LOGIN_FACTS = Statement("sessions.login_facts", _login_facts_sql, vendors=None)
 
 
 def _login_facts(*, user_id, info) -> tuple[int, bool, bool]:
     """(global minimum version, signed in before from this device, signed in before at all).
 
     One statement written out once: the ORM took longer to build these three small reads
-    (about 0.7 ms of CPU per login) than the database took to answer them.
+    (about 0.7 ms of CPU per login) than the database took to answer them. What it stands
+    for in the ORM: ``global_min_version()`` and two ``Session.objects.filter(...).exists()``
+    (tests compare both).
     """
-    global _LOGIN_FACTS_SQL
-    if _LOGIN_FACTS_SQL is None:
-        session_table = connection.ops.quote_name(Session._meta.db_table)
-        config_table = connection.ops.quote_name(SecurityConfig._meta.db_table)
-        # Only the two table names (from the models) are formatted in; every value is a bound parameter.
-        _LOGIN_FACTS_SQL = (
-            f"SELECT (SELECT min_token_version FROM {config_table} WHERE id = 1), "  # noqa: S608  # nosec B608
-            f"EXISTS (SELECT 1 FROM {session_table} WHERE user_id = %s AND device = %s "
-            "AND browser = %s AND location = %s), "
-            f"EXISTS (SELECT 1 FROM {session_table} WHERE user_id = %s)"
-        )
     uid = Session._meta.get_field("user").target_field.get_db_prep_value(user_id, connection)
     with connection.cursor() as cursor:
-        cursor.execute(_LOGIN_FACTS_SQL, [uid, info.device, info.browser, info.location, uid])
+        cursor.execute(LOGIN_FACTS.get(connection.alias), [uid, info.device, info.browser, info.location, uid])
         global_min, known_device, signed_in_before = cursor.fetchone()
     return global_min or 0, bool(known_device), bool(signed_in_before)
 
@@ -161,7 +169,7 @@ def session_refresh(*, refresh: str) -> IssuedTokens:
     except tokens.InvalidTokenError:
         raise ProblemError("TOKEN_INVALID", "The refresh token is invalid or expired.", headers=BEARER) from None
 
-    if connection.vendor == "postgresql":
+    if ROTATE.usable(connection.alias):
         issued = _rotate_in_one_statement(payload)
         if issued is not None:
             return issued
@@ -172,18 +180,21 @@ def session_refresh(*, refresh: str) -> IssuedTokens:
         # One statement: the session (locked), its user, and the global minimum version.
         session = (
             Session.objects.select_for_update(of=("self",)).select_related("user")
-            .annotate(global_min_version=Subquery(
-                SecurityConfig.objects.filter(pk=1).values("min_token_version")[:1]))
+            .annotate(global_min_version=global_min_version_expression())
             .filter(pk=payload["sid"]).first()
         )
         now = timezone.now()
+        why = None if session is None else refusal(
+            revoked=session.revoked_at is not None, expires_at=session.effective_expires_at, now=now,
+            user_active=session.user.is_active, version=payload["ver"],
+            user_min=session.user.min_token_version, global_min=session.global_min_version)
         if session is None or str(session.user_id) != str(payload["user_id"]):
             failure = ProblemError("TOKEN_INVALID", "The refresh token is invalid or expired.", headers=BEARER)
-        elif session.revoked_at is not None:
+        elif why == REVOKED:
             failure = ProblemError("SESSION_REVOKED", "This session has ended. Sign in again.", headers=BEARER)
-        elif session.effective_expires_at <= now or not session.user.is_active:
+        elif why in (EXPIRED, INACTIVE):
             failure = ProblemError("TOKEN_INVALID", "This session has expired. Sign in again.", headers=BEARER)
-        elif payload["ver"] < (version := max(session.user.min_token_version, session.global_min_version or 0)):
+        elif why is not None:  # a stale token version
             failure = ProblemError("SESSION_REVOKED", "This session has ended. Sign in again.", headers=BEARER)
         elif payload["jti"] != session.refresh_jti:
             grace = settings.REFRESH_REUSE_GRACE_SECONDS
@@ -203,6 +214,7 @@ def session_refresh(*, refresh: str) -> IssuedTokens:
                     headers=BEARER,
                 )
         else:
+            version = version_floor(user_min=session.user.min_token_version, global_min=session.global_min_version)
             issued = _rotate(session=session, old_jti=payload["jti"], version=version, now=now)
             if issued is None:
                 failure = ProblemError("TOKEN_INVALID", "The refresh token is invalid or expired.", headers=BEARER)
@@ -226,31 +238,30 @@ def _rotate(*, session: Session, old_jti: str, version: int, now) -> IssuedToken
     return IssuedTokens(access=pair.access, refresh=pair.refresh, expires_in=pair.expires_in, session=session)
 
 
-_ROTATE_SQL = None
+def _rotate_sql(db) -> str:
+    """The one statement of a normal rotation: the whole liveness rule (``token_live_sql``)
+    and the compare-and-swap of the jti in its WHERE clause, the session's times and the
+    user's email back in RETURNING."""
+    s = Table(Session, db, "s")
+    u = Table(get_user_model(), db, "u")
+    rule = token_live_sql(session=s, user=u, config=Table(SecurityConfig, db, "c"),
+                          version="%(ver)s", now="%(now)s", born_after="%(born_after)s")
+    # Identifiers from the models' metadata, quoted; every value is a bound parameter.
+    return (
+        f"UPDATE {s.ref} SET {s.column('refresh_jti')} = %(new_jti)s, "  # noqa: S608  # nosec B608
+        f"{s.column('previous_refresh_jti')} = %(old_jti)s, {s.column('rotated_at')} = %(now)s, "
+        f"{s.column('last_used_at')} = %(now)s "
+        f"FROM {u.ref} "
+        f"WHERE {s.pk} = %(sid)s AND {s.user} = %(uid)s AND {u.pk} = {s.user} "
+        f"AND {s.refresh_jti} = %(old_jti)s AND {rule} "
+        f"RETURNING {s.created_at}, {s.expires_at}, {s.browser}, {s.os}, {u.email}"
+    )
 
 
-def _rotate_sql() -> str:
-    """The one statement of a normal rotation (PostgreSQL): every check of the locked
-    path in its WHERE clause, the compare-and-swap of the jti, and the session's
-    times and the user's email back in RETURNING. Built once from the models' tables."""
-    global _ROTATE_SQL
-    if _ROTATE_SQL is None:
-        user_table = connection.ops.quote_name(get_user_model()._meta.db_table)
-        session_table = connection.ops.quote_name(Session._meta.db_table)
-        config_table = connection.ops.quote_name(SecurityConfig._meta.db_table)
-        # Only the three table names (from the models) are formatted in; every value is a bound parameter.
-        _ROTATE_SQL = (
-            f"UPDATE {session_table} AS s SET refresh_jti = %(new_jti)s, "  # noqa: S608  # nosec B608
-            "previous_refresh_jti = %(old_jti)s, rotated_at = %(now)s, last_used_at = %(now)s "
-            f"FROM {user_table} AS u "
-            "WHERE s.id = %(sid)s AND s.user_id = %(uid)s AND u.id = s.user_id "
-            "AND s.refresh_jti = %(old_jti)s AND s.revoked_at IS NULL "
-            "AND s.expires_at > %(now)s AND s.created_at > %(born_after)s "
-            "AND u.is_active AND u.min_token_version <= %(ver)s "
-            f"AND COALESCE((SELECT c.min_token_version FROM {config_table} AS c WHERE c.id = 1), 0) <= %(ver)s "
-            "RETURNING s.created_at, s.expires_at, s.browser, s.os, u.email"
-        )
-    return _ROTATE_SQL
+# PostgreSQL (UPDATE ... FROM ... RETURNING). It writes the session with an UPDATE, as the
+# locked path's ORM ``update()`` does: neither sends save signals, so this statement bypasses
+# none (the revocation cache's ``post_save`` listener on Session hears neither path).
+ROTATE = Statement("sessions.rotate", _rotate_sql)
 
 
 def _rotate_in_one_statement(payload: dict) -> IssuedTokens | None:
@@ -267,10 +278,10 @@ def _rotate_in_one_statement(payload: dict) -> IssuedTokens | None:
     new_jti = tokens.new_jti()
     with transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute(_rotate_sql(), {
+            cursor.execute(ROTATE.get(connection.alias), {
                 "new_jti": new_jti, "old_jti": payload["jti"], "now": now,
                 "sid": payload["sid"], "uid": payload["user_id"], "ver": payload["ver"],
-                "born_after": now - timedelta(seconds=settings.SESSION_MAX_AGE),
+                "born_after": born_after(now),
             })
             row = cursor.fetchone()
         if row is None:

@@ -30,7 +30,7 @@ def _enqueued(delay) -> list[str]:
 
 
 def test_a_connection_still_queued_is_not_enqueued_again_on_the_next_tick(db, settings):
-    from providers import tasks
+    from providers import refresh_queue, tasks
 
     settings.SCHWAB_CLIENT_ID = "bench-client"
     ids = _due(3)
@@ -39,13 +39,13 @@ def test_a_connection_still_queued_is_not_enqueued_again_on_the_next_tick(db, se
         assert tasks.refresh_due_tokens() == 0  # all three are still waiting in the queue
         assert sorted(_enqueued(delay)) == sorted(ids)
         # When a refresh ends (here: its connection is gone), its claim goes with it.
-        tasks._release(ids[0])
+        refresh_queue.release(ids[0])
         assert tasks.refresh_due_tokens() == 1
         assert delay.call_args_list[-1].args[0] == [ids[0]]
 
 
 def test_one_tick_looks_at_most_at_the_batch_setting(db, settings):
-    from providers import tasks
+    from providers import refresh_queue, tasks
     from providers.models import ProviderToken
 
     settings.PROVIDER_REFRESH_BATCH = 2
@@ -57,7 +57,7 @@ def test_one_tick_looks_at_most_at_the_batch_setting(db, settings):
         # The two refreshes finish: their tokens are fresh and their claims released.
         ProviderToken.objects.filter(connection_id__in=first).update(
             expires_at=timezone.now() + timedelta(hours=1))
-        tasks._release(*first)
+        refresh_queue.release(*first)
         assert tasks.refresh_due_tokens() == 1
         assert delay.call_args_list[-1].args[0] == [(set(ids) - set(first)).pop()]
 
@@ -87,11 +87,11 @@ def test_the_task_size_defaults_when_not_set(db, settings):
 def test_claims_fail_open_when_the_cache_is_down(db, settings):
     from redis.exceptions import ConnectionError as RedisConnectionError
 
-    from providers import tasks
+    from providers import refresh_queue, tasks
 
     ids = _due(2)
-    with mock.patch.object(tasks.cache, "add", side_effect=RedisConnectionError("down")), \
-            mock.patch.object(tasks, "_redis_client", side_effect=RedisConnectionError("down")), \
+    with mock.patch.object(refresh_queue.cache, "add", side_effect=RedisConnectionError("down")), \
+            mock.patch.object(refresh_queue, "_redis_client", side_effect=RedisConnectionError("down")), \
             mock.patch.object(tasks.refresh_connection_tokens, "delay") as delay:
         assert tasks.refresh_due_tokens() == 2  # a duplicate task is harmless; a lost one is not
     assert sorted(_enqueued(delay)) == sorted(ids)
@@ -100,25 +100,25 @@ def test_claims_fail_open_when_the_cache_is_down(db, settings):
 def test_claims_are_kept_in_the_shared_cache_until_released(db, settings):
     from django.core.cache import cache
 
-    from providers import tasks
+    from providers import refresh_queue
 
     ids = _due(3)
-    assert tasks._claim_many(ids) == ids
-    assert tasks._claim_many(ids + ids[:1]) == []
-    assert all(cache.get(tasks.QUEUED_KEY.format(cid)) is not None for cid in ids)
-    tasks._release(*ids[:2])
-    assert tasks._claim_many(ids) == ids[:2]
+    assert refresh_queue.claim_many(ids) == ids
+    assert refresh_queue.claim_many(ids + ids[:1]) == []
+    assert all(cache.get(refresh_queue.QUEUED_KEY.format(cid)) is not None for cid in ids)
+    refresh_queue.release(*ids[:2])
+    assert refresh_queue.claim_many(ids) == ids[:2]
 
 
 def test_with_redis_the_claims_use_the_raw_client(settings):
     """The script path is the one production runs: make sure the cache is recognised."""
     from django.core.cache import caches
 
-    from providers import breaker, tasks
+    from providers import breaker, refresh_queue
 
     if not type(caches["default"]).__module__.startswith("django_redis"):
         import pytest
 
         pytest.skip("the cache is not Redis here")
-    assert tasks._redis_client() is not None
+    assert refresh_queue._redis_client() is not None
     assert breaker._redis_client() is not None

@@ -124,11 +124,11 @@ def _due_connections(schwab, count):
 
 @pytest.mark.django_db
 def test_a_batch_refreshes_each_connection_once_and_a_redelivery_refreshes_nothing(schwab):
-    from providers import tasks
+    from providers import refresh_queue, tasks
 
     ids = _due_connections(schwab, 3)
     calls_before = schwab.refresh_calls()
-    assert tasks._claim_many(ids) == ids  # as the fan-out claims them
+    assert refresh_queue.claim_many(ids) == ids  # as the fan-out claims them
     assert tasks.refresh_connection_tokens.delay(ids).get() == {"refreshed": 3}
     assert schwab.refresh_calls() == calls_before + 3
     for connection_id in ids:
@@ -136,7 +136,7 @@ def test_a_batch_refreshes_each_connection_once_and_a_redelivery_refreshes_nothi
         assert token.refresh_count == 1
         assert AuditEvent.objects.filter(action="provider.token.refreshed", target_id=connection_id).count() == 1
     # The claims went with the refreshes: the next tick may enqueue them again when due.
-    assert tasks._claim_many(ids) == ids
+    assert refresh_queue.claim_many(ids) == ids
     # The same message delivered again (a worker died before acknowledging it).
     assert tasks.refresh_connection_tokens.delay(ids).get() == {"not_due": 3}
     assert schwab.refresh_calls() == calls_before + 3
@@ -146,12 +146,12 @@ def test_a_batch_refreshes_each_connection_once_and_a_redelivery_refreshes_nothi
 def test_a_transient_failure_in_a_batch_is_retried_on_its_own(schwab, settings):
     from unittest import mock
 
-    from providers import tasks
+    from providers import refresh_queue, tasks
 
     settings.PROVIDER_REFRESH_RETRY_SECONDS = 10
     ids = _due_connections(schwab, 3)
     schwab.token_script = ["rotate", "500", "rotate"]
-    tasks._claim_many(ids)
+    refresh_queue.claim_many(ids)
     with mock.patch.object(tasks.refresh_connection_token, "apply_async") as retry:
         # run() as the worker would (not eager), so the retry is scheduled, not run in line.
         assert tasks.refresh_connection_tokens.run(ids) == {"refreshed": 2, "failed": 1}
@@ -162,7 +162,7 @@ def test_a_transient_failure_in_a_batch_is_retried_on_its_own(schwab, settings):
     connection = ProviderConnection.objects.get(pk=ids[1])
     assert connection.consecutive_failures == 1 and connection.status == ConnectionStatus.ACTIVE
     # The failed connection stays claimed until its retry ends; the others are released.
-    assert tasks._claim_many(ids) == [ids[0], ids[2]]
+    assert refresh_queue.claim_many(ids) == [ids[0], ids[2]]
 
 
 @pytest.mark.django_db

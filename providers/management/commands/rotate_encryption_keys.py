@@ -14,7 +14,7 @@ from django.db import transaction
 from audit.services import record
 from providers import crypto
 from providers.models import ProviderToken
-from providers.services import token_reencrypt
+from providers.services import oauth_state_reencrypt, token_reencrypt
 
 
 class Command(BaseCommand):
@@ -87,18 +87,7 @@ class Command(BaseCommand):
         states = (OAuthState.objects.filter(used_at__isnull=True, expires_at__gt=timezone.now())
                   .exclude(code_verifier_encrypted="").exclude(code_verifier_encrypted__startswith=f"{newest}."))
         for pk in states.values_list("pk", flat=True):
-            with transaction.atomic():
-                state = OAuthState.objects.select_for_update().filter(pk=pk, used_at__isnull=True).first()
-                if state is None:
-                    continue
-                aad = f"providers.OAuthState:{state.pk}:verifier"
-                try:
-                    plain = crypto.decrypt(state.code_verifier_encrypted, aad=aad)
-                except crypto.DecryptionError:
-                    continue
-                state.code_verifier_encrypted = crypto.encrypt(plain, aad=aad)
-                state.save(update_fields=["code_verifier_encrypted"])
-                count += 1
+            count += oauth_state_reencrypt(state_id=pk)
         if count:
             self.stdout.write(f"re-encrypted {count} pending authorization(s)")
         return count

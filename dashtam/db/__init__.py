@@ -1,0 +1,1 @@
+"""Database plumbing every app shares: the mechanism for hand-written SQL (``statements``)."""
