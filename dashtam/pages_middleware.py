@@ -2,9 +2,9 @@
 
 Every route under ``/api/v1/`` is a DRF view that authenticates with a bearer token and
 is exempt from CSRF (DRF's ``APIView.as_view``): no cookie session, no ``request.user``
-from that session, no flash messages and no static files. The
-subclasses here hand such a request straight to the next middleware and keep their
-whole behaviour for everything else: the admin, the account pages, the API's
+from that session, no flash messages and no static files (a test holds every route there
+to that). The subclasses here hand such a request straight to the next middleware and
+keep their whole behaviour for everything else: the admin, the account pages, the API's
 documentation and schema (``/api/docs/``, ``/api/schema/``), health checks.
 
 What every response needs stays in the chain for the API too: the security headers

@@ -38,6 +38,26 @@ def test_negotiation_picks_what_drf_picks(accept, query, renderers):
     assert pick(ContentNegotiation()) == pick(DefaultContentNegotiation())
 
 
+def test_every_json_api_route_is_a_drf_view_exempt_from_csrf():
+    """What lets the page-only middleware pass /api/v1/ by (dashtam/pages_middleware.py)."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+    from rest_framework.views import APIView
+
+    def walk(patterns, prefix=""):
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                yield from walk(pattern.url_patterns, prefix + str(pattern.pattern))
+            elif isinstance(pattern, URLPattern):
+                yield prefix + str(pattern.pattern), pattern.callback
+
+    api = [(route, view) for route, view in walk(get_resolver().url_patterns) if route.startswith("api/v1/")]
+    assert api
+    for route, view in api:
+        cls = getattr(view, "cls", None)
+        assert isinstance(cls, type) and issubclass(cls, APIView), route
+        assert getattr(view, "csrf_exempt", False), route
+
+
 def test_api_responses_keep_every_security_header_and_no_cookie(client):
     page = client.get("/admin/login/")
     api = client.get("/api/v1/nothing-here")
