@@ -17,7 +17,7 @@ from accounts.lockout import lockout_state
 from accounts.mfa.admin import UserMfaAdminMixin
 from accounts.models import User
 from accounts.names import name_problems
-from audit.services import record
+from audit.services import record_admin_action
 
 
 def _recent_failures():
@@ -141,8 +141,8 @@ class UserAdmin(UserMfaAdminMixin, admin.ModelAdmin):
         # field a staff member changed (permissions and groups included), never their values.
         super().save_related(request, form, formsets, change)
         if change and form.changed_data:
-            record(action="admin.action", actor=request.user, target=form.instance,
-                   extra={"action": "user.change", "count": 1, "fields": sorted(form.changed_data)})
+            record_admin_action(request, action="user.change", target=form.instance, count=1,
+                                fields=sorted(form.changed_data))
 
     @admin.display(boolean=True, description="verified", ordering="email_verified_at")
     def verified(self, obj):

@@ -30,7 +30,9 @@ def _accepted() -> Response:
 
 
 def login_response(result) -> Response:
-    """The login answer (no-store): tokens, or the second-factor step's mfa_required."""
+    """The one login answer (no-store) of every sign-in path (password, second factor, passkey,
+    magic link, unlock link): the tokens of a ``LoginResult``, or the second-factor step's
+    mfa_required for an ``MfaRequired``."""
     if not isinstance(result, services.LoginResult):
         body = {"mfa_required": True, "mfa_token": result.mfa_token, "methods": result.methods,
                 "expires_in": result.expires_in}

@@ -9,7 +9,6 @@ from rest_framework import serializers
 
 from accounts.email_address import MAX_LENGTH as EMAIL_MAX_LENGTH
 from accounts.email_address import canonical_email, new_email_problem
-from accounts.models import User
 from accounts.names import NAME_RULE, name_problems
 from accounts.tokens import TOKEN_MAX_LENGTH
 from accounts.validators import MAX_LENGTH as PASSWORD_MAX_LENGTH
@@ -115,14 +114,6 @@ class RegisterSerializer(serializers.Serializer):
     password = NewPasswordField(max_length=PASSWORD_INPUT_LIMIT)
     first_name = NameField(required=False, default="")
     last_name = NameField(required=False, default="")
-
-    def validate(self, attrs):
-        from accounts.services import password_policy_check
-
-        # The similarity check compares the password with the address and names given here.
-        probe = User(email=attrs["email"], first_name=attrs["first_name"], last_name=attrs["last_name"])
-        password_policy_check(password=attrs["password"], user=probe)
-        return attrs
 
 
 class EmailSerializer(serializers.Serializer):

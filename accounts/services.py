@@ -18,14 +18,13 @@ from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError
 
 from accounts import lockout
 from accounts.models import AccountToken, User, normalize_email
 from accounts.tokens import account_token_issue, account_token_take, account_tokens_revoke, lifetime
 from audit.services import batched as audit_batched
 from audit.services import record
-from dashtam.api.exceptions import ProblemError, RetryAfterError
+from dashtam.errors import DomainError, InvalidInput, RetryLater
 from dashtam.mail import send_templated_email
 
 Purpose = AccountToken.Purpose
@@ -37,7 +36,7 @@ def password_policy_check(*, password: str, user: User, field: str = "password")
     try:
         password_validation.validate_password(password, user=user)
     except DjangoValidationError as exc:
-        raise ValidationError({field: list(exc.messages)}) from None
+        raise InvalidInput({field: list(exc.messages)}) from None
 
 
 def _url(path: str) -> str:
@@ -82,10 +81,14 @@ def user_register(*, email: str, password: str, first_name: str = "", last_name:
 
     A new address gets an unverified account and a verification email. A taken
     address gets a "someone tried to sign up" email, no account, and the same
-    password-hashing cost. The password must already satisfy the policy.
+    password-hashing cost. A password that breaks the policy is refused first, taken
+    address or not (400 VALIDATION_ERROR on ``password``, every broken rule listed).
     Audits ``auth.register.requested`` or ``auth.register.duplicate``.
     """
     email = normalize_email(email)
+    # The similarity check compares the password with the address and names given here.
+    probe = User(email=email, first_name=first_name, last_name=last_name)
+    password_policy_check(password=password, user=probe)
     existing = User.objects.filter(email=email).first()
     if existing is None:
         try:
@@ -119,7 +122,7 @@ def email_verify(*, token: str) -> User:
     """
     try:
         return _email_verify(token=token)
-    except ProblemError as exc:
+    except DomainError as exc:
         record(action="auth.email.verification_failed", outcome="failure",
                extra={"reason": str(exc.detail), "problem_code": exc.problem_code})
         raise
@@ -138,7 +141,7 @@ def _email_verify(*, token: str) -> User:
         return user
     new_email = normalize_email(row.new_email)
     if User.objects.filter(email=new_email).exclude(pk=user.pk).exists():
-        raise ProblemError("CONFLICT", "This email address is already in use.")
+        raise DomainError("CONFLICT", "This email address is already in use.")
     old_email = user.email
     user.email = new_email
     user.email_verified_at = now
@@ -220,7 +223,7 @@ def login_password_check(*, request, email: str, password: str) -> User:
         _login_failed(request=request, email=email)
     if not user.is_verified:
         record(action="auth.login.unverified", outcome="denied", target=user, actor=user)
-        raise ProblemError("EMAIL_NOT_VERIFIED", "Verify your email address before logging in.")
+        raise DomainError("EMAIL_NOT_VERIFIED", "Verify your email address before logging in.")
     return user
 
 
@@ -231,13 +234,13 @@ def _login_failed(*, request, email: str) -> None:
     if not getattr(request, "axes_locked_out", False):
         record(action="auth.login.failed", outcome="failure", target=owner, actor=owner,
                extra={"email": email, "reason": "invalid_credentials"})
-        raise ProblemError("INVALID_CREDENTIALS", "Email or password is incorrect.")
+        raise DomainError("INVALID_CREDENTIALS", "Email or password is incorrect.")
     # The failure that set an account's lock was audited, and its owner emailed, by the
     # lockout handler (``lockout_notice``), whichever login form or password check it came from.
     state = lockout.lockout_state_for_request(request, {"email": email})
     record(action="auth.login.failed", outcome="denied", target=owner, actor=owner,
            extra={"email": email, "reason": "locked"})
-    raise RetryAfterError("ACCOUNT_LOCKED", lockout.LOCKED_DETAIL, retry_after=max(1, state.retry_after))
+    raise RetryLater("ACCOUNT_LOCKED", lockout.LOCKED_DETAIL, retry_after=max(1, state.retry_after))
 
 
 def lockout_notice(*, request, email: str) -> bool:
@@ -358,7 +361,7 @@ def magic_link_verify(*, request, token: str):
             # As for a password: the IP lock does not hold a client known to the account.
             if state.account_locked or (state.ip_locked
                                         and not lockout.known_client(request, username=user.email)):
-                raise RetryAfterError("ACCOUNT_LOCKED", lockout.LOCKED_DETAIL,
+                raise RetryLater("ACCOUNT_LOCKED", lockout.LOCKED_DETAIL,
                                       retry_after=max(1, state.retry_after))
             if user.email_verified_at is None:
                 user.email_verified_at = timezone.now()
@@ -366,7 +369,7 @@ def magic_link_verify(*, request, token: str):
                 record(action="auth.email.verified", target=user, actor=user)
             record(action="auth.magic_link.used", target=user, actor=user,
                    extra={"requested_ip": row.requested_ip or ""})
-    except ProblemError as exc:
+    except DomainError as exc:
         record(action="auth.magic_link.failed", outcome="denied" if user else "failure",
                target=user, actor=user,
                extra={"reason": str(exc.detail), "problem_code": exc.problem_code})
@@ -397,7 +400,7 @@ def lockout_unlock(*, request, token: str) -> LoginResult:
             from accounts.mfa.services import login_next_step
 
             return login_next_step(request=request, user=user, method="unlock_link")
-    except ProblemError as exc:
+    except DomainError as exc:
         record(action="auth.lockout.unlock_failed", outcome="failure",
                extra={"reason": str(exc.detail), "problem_code": exc.problem_code})
         raise
@@ -502,10 +505,10 @@ def _current_password_check(*, user: User, password: str, field: str, request=No
             state = lockout.lockout_state_for_request(request, {"email": user.email})
             record(action="auth.password_check", outcome="denied", target=user, actor=user,
                    extra={"field": field, "reason": "locked"})
-            raise RetryAfterError("ACCOUNT_LOCKED", lockout.LOCKED_DETAIL, retry_after=max(1, state.retry_after))
+            raise RetryLater("ACCOUNT_LOCKED", lockout.LOCKED_DETAIL, retry_after=max(1, state.retry_after))
     if not ok:
         record(action="auth.password_check", outcome="failure", target=user, actor=user, extra={"field": field})
-        raise ValidationError({field: ["The password is incorrect."]})
+        raise InvalidInput({field: ["The password is incorrect."]})
 
 
 def password_change(*, user: User, current_password: str, new_password: str, keep_session_id=None,
@@ -559,7 +562,7 @@ def email_change_request(*, user: User, new_email: str, current_password: str, r
     _current_password_check(user=user, password=current_password, field="current_password", request=request)
     new_email = normalize_email(new_email)
     if new_email == user.email:
-        raise ValidationError({"email": ["This is already your email address."]})
+        raise InvalidInput({"email": ["This is already your email address."]})
     with transaction.atomic():
         owner = User.objects.filter(email=new_email).first()
         if owner is not None:

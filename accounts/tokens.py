@@ -10,7 +10,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts.models import AccountToken, User
-from dashtam.api.exceptions import ProblemError
+from dashtam.errors import DomainError
 
 Purpose = AccountToken.Purpose
 TOKEN_MAX_LENGTH = 128
@@ -62,7 +62,7 @@ def account_token_take(*, token: str, purposes) -> AccountToken:
     """
     now = timezone.now()
     if not isinstance(token, str) or not token or len(token) > TOKEN_MAX_LENGTH:
-        raise ProblemError("INVALID_TOKEN", "The link is invalid or has expired.")
+        raise DomainError("INVALID_TOKEN", "The link is invalid or has expired.")
     row = (
         AccountToken.objects.select_for_update()
         .select_related("user")
@@ -70,17 +70,17 @@ def account_token_take(*, token: str, purposes) -> AccountToken:
         .first()
     )
     if row is None or not row.user.is_active:
-        raise ProblemError("INVALID_TOKEN", "The link is invalid or has expired.")
+        raise DomainError("INVALID_TOKEN", "The link is invalid or has expired.")
     if row.used_at is not None:
-        raise ProblemError("INVALID_TOKEN", "This link was already used.")
+        raise DomainError("INVALID_TOKEN", "This link was already used.")
     if row.revoked_at is not None:
-        raise ProblemError("INVALID_TOKEN", "This link was replaced by a newer one.")
+        raise DomainError("INVALID_TOKEN", "This link was replaced by a newer one.")
     if row.expires_at <= now:
-        raise ProblemError("INVALID_TOKEN", "This link has expired.")
+        raise DomainError("INVALID_TOKEN", "This link has expired.")
     # Compare-and-swap: of two requests that both read the token unused, one wins,
     # whether or not the database honoured the row lock (SQLite does not).
     won = AccountToken.objects.filter(pk=row.pk, used_at__isnull=True, revoked_at__isnull=True).update(used_at=now)
     if won != 1:
-        raise ProblemError("INVALID_TOKEN", "This link was already used.")
+        raise DomainError("INVALID_TOKEN", "This link was already used.")
     row.used_at = now
     return row

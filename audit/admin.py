@@ -33,7 +33,7 @@ from django.utils.http import urlencode
 from audit.catalogue import CATALOGUE
 from audit.models import AuditEvent
 from audit.selectors import audit_events_search
-from audit.services import record
+from audit.services import record_admin_action
 from dashtam.admin import ReadOnlyAdmin
 
 CSV_FIELDS = (
@@ -506,10 +506,8 @@ class AuditEventAdmin(ReadOnlyAdmin):  # read-only for everyone
     def export_csv(self, request, queryset):
         """Streams rows in keyset-free chunks (a server-side cursor); audited as admin.action."""
         with transaction.atomic():
-            record(action="admin.action", actor=request.user, extra={
-                "action": "audit.export_csv",
-                "filters": {k: v for k, v in request.GET.items() if k not in ("p", "o")},
-            })
+            record_admin_action(request, action="audit.export_csv",
+                                filters={k: v for k, v in request.GET.items() if k not in ("p", "o")})
         rows = queryset.order_by("-created_at", "-id").values_list(*CSV_FIELDS).iterator(chunk_size=2000)
         writer = csv.writer(_Echo())
 

@@ -501,3 +501,14 @@ def audit_events_purge(*, now=None, batch_size: int | None = None, max_batches: 
         if len(old) < size:
             break
     return total
+
+
+# --- Admin actions ------------------------------------------------------------------------
+def record_admin_action(request, *, action: str, target=None, **extra) -> AuditEvent:
+    """What a staff member did from the admin: one ``admin.action`` event, the staff member
+    as actor, ``extra`` = {"action": action, **extra} (``count`` of rows done, ...).
+
+    Call it inside the transaction of the change it describes. Each admin action keeps its
+    own ``allowed_permissions``; this only writes the trail.
+    """
+    return record(action="admin.action", actor=request.user, target=target, extra={"action": action, **extra})

@@ -26,17 +26,26 @@ app.autodiscover_tasks()
 
 
 @app.on_after_configure.connect
-def _ensure_beat_schedule_dir(sender, **kwargs):
-    # Beat opens its schedule file before any of its signals fire: make its folder
-    # exist (CELERY_DATA_DIR) in every environment, not only the embedded one.
+def _ensure_data_dirs(sender, **kwargs):
+    # Beat opens its schedule file, and kombu's filesystem transport (the embedded broker) its
+    # folders, before any of their signals fire: make them exist (CELERY_DATA_DIR) here, once
+    # the app reads its configuration (the settings module writes nothing). Private to the
+    # user (0700): queued messages carry task arguments.
     from pathlib import Path
 
-    filename = sender.conf.beat_schedule_filename
-    if filename:
+    folders = []
+    if sender.conf.beat_schedule_filename:
+        folders.append(Path(sender.conf.beat_schedule_filename).parent)
+    options = sender.conf.broker_transport_options or {}
+    if str(sender.conf.broker_url or "").startswith("filesystem:"):
+        folders += [Path(options[key]) for key in ("data_folder_in", "data_folder_out", "processed_folder",
+                                                   "control_folder") if options.get(key)]
+    for folder in folders:
         try:
-            Path(filename).parent.mkdir(parents=True, exist_ok=True)
+            folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            folder.mkdir(mode=0o700, exist_ok=True)
         except OSError:
-            pass  # beat then reports the path it cannot write, which names the problem
+            pass  # beat or the transport then reports the path it cannot write, which names the problem
 
 
 @signals.worker_init.connect

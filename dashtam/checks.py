@@ -19,6 +19,17 @@ def _err(var: str, msg: str, n: int) -> Error:
     return Error(f"{var}: {msg}", hint=f"Set the environment variable {var}.", id=f"dashtam.E{n:03d}")
 
 
+def _dev_secret_err(var: str, msg: str, n: int) -> Error:
+    """A missing secret outside production: the checkout's secrets were never generated."""
+    from dashtam.dev_secrets import COMMAND
+
+    error = _err(var, msg, n)
+    if not settings.IS_PRODUCTION:
+        error.hint = (f"Run `{COMMAND}` once in this checkout (make run and make test do), "
+                      f"or set the environment variable {var}.")
+    return error
+
+
 @register(Tags.security, deploy=False)
 def check_configuration(app_configs=None, **kwargs):
     errors: list[Error] = []
@@ -30,7 +41,7 @@ def check_configuration(app_configs=None, **kwargs):
 
     secret = settings.SECRET_KEY or ""
     if settings.SECRET_KEY_MISSING:
-        errors.append(_err("DJANGO_SECRET_KEY", "is missing", 2))
+        errors.append(_dev_secret_err("DJANGO_SECRET_KEY", "is missing", 2))
     elif prod and (len(secret) < 50 or len(set(secret)) < 5):
         errors.append(_err("DJANGO_SECRET_KEY", "must be at least 50 random characters", 3))
 
@@ -44,7 +55,8 @@ def check_configuration(app_configs=None, **kwargs):
 
     _, problems = parse_encryption_keys(settings.FIELD_ENCRYPTION_KEYS or "")
     if problems:
-        errors.append(_err("FIELD_ENCRYPTION_KEYS", "; ".join(problems), 7))
+        make = _dev_secret_err if not settings.FIELD_ENCRYPTION_KEYS else _err
+        errors.append(make("FIELD_ENCRYPTION_KEYS", "; ".join(problems), 7))
 
     if settings.TRUSTED_PROXY_COUNT < 0:
         errors.append(_err("TRUSTED_PROXY_COUNT", "cannot be negative", 8))

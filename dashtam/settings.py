@@ -9,7 +9,6 @@ on the first one, so an operator fixes the whole configuration in one pass.
 
 from __future__ import annotations
 
-import json
 import secrets
 import sys
 import tempfile
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import environ
 
+from dashtam import dev_secrets
 from dashtam.config import browser_url, derive_jwt_key, parse_rate_rules
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -39,28 +39,15 @@ IS_TEST = DJANGO_ENV == "test"
 IS_DEVELOPMENT = not (IS_PRODUCTION or IS_TEST)
 
 
-def _dev_secrets() -> dict[str, str]:
-    """Secrets for development and test, generated once per checkout and kept out of git."""
-    path = BASE_DIR / ".dev-secrets.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        import base64
-
-        values = {
-            "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
-            "FIELD_ENCRYPTION_KEYS": "dev1:"
-            + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("="),
-        }
-        try:
-            path.write_text(json.dumps(values))
-            path.chmod(0o600)
-        except OSError:
-            pass
-        return values
-
-
-_DEV = {} if IS_PRODUCTION else _dev_secrets()
+# Development secrets: generated once per checkout by `manage.py init_dev_secrets` (make run
+# runs it first) into .dev-secrets.json, git-ignored. Settings only read the file; they write
+# nothing. Without it (and without the variables) the system checks name the command, like any
+# other missing secret. The test environment falls back to fixed, test-only values (every
+# process of a test run, workers included, derives the same ones), so `pytest` runs from a
+# clean clone; they are never used outside DJANGO_ENV=test.
+_DEV = {} if IS_PRODUCTION else dev_secrets.read(BASE_DIR)
+if IS_TEST and not _DEV:
+    _DEV = dev_secrets.for_tests()
 
 # --- Core -------------------------------------------------------------------
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default=_DEV.get("DJANGO_SECRET_KEY", ""))
@@ -206,9 +193,6 @@ else:
             "LOCATION": "dashtam",
         }
     }
-    # django-ratelimit refuses a local-memory cache because counts are per process.
-    # Without Redis we run one process (make run), so the count is still exact there.
-    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.E003", "django_ratelimit.W001"]
 
 # --- Passwords ----------------------------------------------------------------
 PASSWORD_HASHERS = [
@@ -277,7 +261,6 @@ if IS_PRODUCTION:
     # a redirect would already have sent the bearer token in clear. The admin
     # pages are redirected by the same middleware.
     SECURE_SSL_REDIRECT = False
-    SILENCED_SYSTEM_CHECKS = ["security.W008"]
 REQUIRE_HTTPS = env.bool("REQUIRE_HTTPS", default=IS_PRODUCTION)
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
@@ -448,10 +431,6 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_USERNAME_FORM_FIELD = "email"
 AXES_USERNAME_CALLABLE = "accounts.lockout.axes_username"
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
-# axes.W006 asks for "ip_address" in AXES_LOCKOUT_PARAMETERS. We count per IP in
-# LockoutHandler instead: with it in the list, a successful login would also wipe
-# every other account's failures from the same IP (AXES_RESET_ON_SUCCESS).
-SILENCED_SYSTEM_CHECKS = [*globals().get("SILENCED_SYSTEM_CHECKS", []), "axes.W006"]
 AXES_CLIENT_IP_CALLABLE = "audit.context.client_ip_for_request"
 AXES_VERBOSE = False
 # The audit trail (auth.login.succeeded, auth.logout) is the sign-in history, kept 400 days
@@ -489,7 +468,18 @@ WEBAUTHN_MAX_PASSKEYS = env.int("WEBAUTHN_MAX_PASSKEYS", default=20)  # per acco
 # --- Email -------------------------------------------------------------------------
 EMAIL_URL = env.str("EMAIL_URL", default="memorymail://" if IS_TEST else "consolemail://")
 # django-environ knows smtp://, consolemail:// etc., not anymail:// (handled just below).
-vars().update(env.email_url_config(EMAIL_URL) if "://" in EMAIL_URL and not EMAIL_URL.startswith("anymail") else {})
+_EMAIL = (env.email_url_config(EMAIL_URL) if "://" in EMAIL_URL and not EMAIL_URL.startswith("anymail")
+          else {})
+EMAIL_BACKEND = _EMAIL.get("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = _EMAIL.get("EMAIL_HOST") or "localhost"
+EMAIL_PORT = _EMAIL.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER = _EMAIL.get("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = _EMAIL.get("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = bool(_EMAIL.get("EMAIL_USE_TLS", False))
+EMAIL_USE_SSL = bool(_EMAIL.get("EMAIL_USE_SSL", False))
+EMAIL_SSL_CERTFILE = _EMAIL.get("EMAIL_SSL_CERTFILE")
+EMAIL_SSL_KEYFILE = _EMAIL.get("EMAIL_SSL_KEYFILE")
+EMAIL_FILE_PATH = _EMAIL.get("EMAIL_FILE_PATH", "")
 if EMAIL_URL.startswith("anymail"):
     # EMAIL_URL=anymail://amazon_ses etc.; ANYMAIL_* settings configure the ESP.
     EMAIL_BACKEND = "anymail.backends.{}.EmailBackend".format(EMAIL_URL.split("://", 1)[1].strip("/"))
@@ -504,10 +494,12 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL
 CELERY_EMBEDDED = not CELERY_BROKER_URL
 # A test run's embedded broker is its own: nothing left in a developer's queue by
-# `make run`, or by another test run, reaches its workers.
+# `make run`, or by another test run, reaches its workers. The folders are made when the
+# Celery app is configured (dashtam/celery.py), not here: settings write nothing.
 CELERY_DATA_DIR = Path(env.str(
     "CELERY_DATA_DIR",
-    default=tempfile.mkdtemp(prefix="dashtam-celery-") if IS_TEST else str(BASE_DIR / "var" / "celery"),
+    default=str(Path(tempfile.gettempdir()) / f"dashtam-celery-{secrets.token_hex(8)}") if IS_TEST
+    else str(BASE_DIR / "var" / "celery"),
 ))
 if CELERY_EMBEDDED:
     # kombu's filesystem transport: one machine, no broker to run (make run).
@@ -520,8 +512,6 @@ if CELERY_EMBEDDED:
         "store_processed": False,
         "polling_interval": env.float("CELERY_POLLING_INTERVAL", default=0.2),
     }
-    for _sub in ("queue", "processed", "control"):
-        (CELERY_DATA_DIR / _sub).mkdir(parents=True, exist_ok=True)
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=IS_TEST)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_IGNORE_RESULT = True
@@ -675,6 +665,20 @@ PROVIDER_REFRESH_RESERVED_SHARE = env.float("PROVIDER_REFRESH_RESERVED_SHARE", d
 # than PROVIDER_SYNC_COOLDOWN_SECONDS after one completed, answers 202 with that job.
 PROVIDER_SYNC_QUEUED_SECONDS = env.int("PROVIDER_SYNC_QUEUED_SECONDS", default=900)
 PROVIDER_SYNC_COOLDOWN_SECONDS = env.int("PROVIDER_SYNC_COOLDOWN_SECONDS", default=300)
+
+# --- System checks silenced knowingly: the one list --------------------------------------
+SILENCED_SYSTEM_CHECKS = [
+    # axes.W006 asks for "ip_address" in AXES_LOCKOUT_PARAMETERS. We count per IP in
+    # LockoutHandler instead: with it in the list, a successful login would also wipe
+    # every other account's failures from the same IP (AXES_RESET_ON_SUCCESS).
+    "axes.W006",
+    # django-ratelimit refuses a local-memory cache because counts are per process. Without
+    # Redis we run one process (make run), so the count is still exact there. Production
+    # needs Redis: there both checks stand, beside dashtam.E013.
+    *(["django_ratelimit.E003", "django_ratelimit.W001"] if not REDIS_URL and not IS_PRODUCTION else []),
+    # /api/ over plain HTTP is refused by HttpsOnlyApiMiddleware, never redirected (see above).
+    *(["security.W008"] if IS_PRODUCTION else []),
+]
 
 # --- Benchmarks ------------------------------------------------------------------------------
 # Routes the bare baseline view (dashtam/bench_views.py) that `make bench` compares

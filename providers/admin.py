@@ -11,7 +11,7 @@ import time
 from django.contrib import admin, messages
 from django.db import transaction
 
-from audit.services import record
+from audit.services import record_admin_action
 from dashtam.admin import ReadOnlyAdmin
 from providers import breaker, selectors, services
 from providers.models import FinancialAccount, ProviderConnection
@@ -25,10 +25,6 @@ def _circuit_states() -> dict:
     if now - _STATES["at"] > 1.0:
         _STATES.update(at=now, value=selectors.circuit_breaker_states())
     return _STATES["value"]
-
-
-def _admin_action(request, *, action: str, count: int) -> None:
-    record(action="admin.action", actor=request.user, extra={"action": action, "count": count})
 
 
 @admin.register(ProviderConnection)
@@ -96,7 +92,7 @@ class ProviderConnectionAdmin(ReadOnlyAdmin):
         results = [services.token_refresh(connection_id=c.pk, force=True) for c in queryset.select_related(None).only("pk")]
         ok = sum(r.status == "refreshed" for r in results)
         with transaction.atomic():
-            _admin_action(request, action="providers.force_refresh", count=len(results))
+            record_admin_action(request, action="providers.force_refresh", count=len(results))
         self.message_user(request, f"{ok} of {len(results)} connection(s) refreshed.",
                           messages.SUCCESS if ok == len(results) else messages.WARNING)
 
@@ -109,7 +105,7 @@ class ProviderConnectionAdmin(ReadOnlyAdmin):
         with transaction.atomic():
             count = sum(services.provider_tokens_rotate_for_user(user=user, reason="admin")
                         for user in get_user_model().objects.filter(pk__in=user_ids))
-            _admin_action(request, action="providers.rotate_tokens", count=count)
+            record_admin_action(request, action="providers.rotate_tokens", count=count)
         self.message_user(request, f"{count} connection(s) will get new tokens (or need re-authorization).",
                           messages.SUCCESS)
 
@@ -118,7 +114,7 @@ class ProviderConnectionAdmin(ReadOnlyAdmin):
         with transaction.atomic():
             count = sum(services.connection_revoke(connection=c, reason="admin", actor=request.user)
                         for c in queryset)
-            _admin_action(request, action="providers.revoke", count=count)
+            record_admin_action(request, action="providers.revoke", count=count)
         self.message_user(request, f"{count} connection(s) revoked.", messages.SUCCESS)
 
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
-from audit.services import record
+from audit.services import record_admin_action
 from dashtam.admin import ReadOnlyAdmin
 from sessions_mgmt import services
 from sessions_mgmt.models import SecurityConfig, Session
@@ -60,12 +60,6 @@ class UserFilter(admin.SimpleListFilter):
         return queryset
 
 
-
-
-def _admin_action(request, *, action: str, count: int, **extra) -> None:
-    record(action="admin.action", actor=request.user, extra={"action": action, "count": count, **extra})
-
-
 @admin.register(Session)
 class SessionAdmin(ReadOnlyAdmin):
     list_display = ("id", "user_link", "device", "browser", "os", "ip", "location", "auth_methods", "created_at",
@@ -94,7 +88,7 @@ class SessionAdmin(ReadOnlyAdmin):
                 services.session_revoke(session=s, reason="admin", actor=request.user)
                 for s in queryset.select_related(None).only("pk", "user_id")
             )
-            _admin_action(request, action="sessions.revoke", count=count)
+            record_admin_action(request, action="sessions.revoke", count=count)
         self.message_user(request, f"{count} session(s) revoked.", messages.SUCCESS)
 
     @admin.action(description="Revoke every token of the selected sessions' users (breach rotation)",
@@ -106,7 +100,7 @@ class SessionAdmin(ReadOnlyAdmin):
         with transaction.atomic():
             for user in get_user_model().objects.filter(pk__in=user_ids):
                 services.tokens_revoke_for_user(user=user, reason="admin", actor=request.user)
-            _admin_action(request, action="tokens.revoke_for_users", count=len(user_ids))
+            record_admin_action(request, action="tokens.revoke_for_users", count=len(user_ids))
         self.message_user(request, f"Every token of {len(user_ids)} user(s) revoked.", messages.SUCCESS)
 
 
@@ -123,7 +117,7 @@ class SecurityConfigAdmin(ReadOnlyAdmin):
     def revoke_all_tokens(self, request, queryset):
         with transaction.atomic():
             version = services.tokens_revoke_all(reason="admin", actor=request.user)
-            _admin_action(request, action="tokens.revoke_all", count=1, min_version=version)
+            record_admin_action(request, action="tokens.revoke_all", count=1, min_version=version)
         self.message_user(request, f"Every token revoked; global minimum version is now {version}.",
                           messages.WARNING)
 

@@ -20,8 +20,8 @@ from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
 from audit import context
 from audit.services import record
-from dashtam.api.exceptions import ProblemError
 from dashtam.db.statements import Statement, Table
+from dashtam.errors import DomainError
 from dashtam.mail import send_templated_email
 from sessions_mgmt import revocation, tokens
 from sessions_mgmt.devices import describe
@@ -167,14 +167,14 @@ def session_refresh(*, refresh: str) -> IssuedTokens:
     try:
         payload = tokens.decode_refresh(refresh)
     except tokens.InvalidTokenError:
-        raise ProblemError("TOKEN_INVALID", "The refresh token is invalid or expired.", headers=BEARER) from None
+        raise DomainError("TOKEN_INVALID", "The refresh token is invalid or expired.", headers=BEARER) from None
 
     if ROTATE.usable(connection.alias):
         issued = _rotate_in_one_statement(payload)
         if issued is not None:
             return issued
     # Not rotated above: find out why under the row lock (or rotate here, off PostgreSQL).
-    failure: ProblemError | None = None
+    failure: DomainError | None = None
     issued: IssuedTokens | None = None
     with transaction.atomic():
         # One statement: the session (locked), its user, and the global minimum version.
@@ -189,13 +189,13 @@ def session_refresh(*, refresh: str) -> IssuedTokens:
             user_active=session.user.is_active, version=payload["ver"],
             user_min=session.user.min_token_version, global_min=session.global_min_version)
         if session is None or str(session.user_id) != str(payload["user_id"]):
-            failure = ProblemError("TOKEN_INVALID", "The refresh token is invalid or expired.", headers=BEARER)
+            failure = DomainError("TOKEN_INVALID", "The refresh token is invalid or expired.", headers=BEARER)
         elif why == REVOKED:
-            failure = ProblemError("SESSION_REVOKED", "This session has ended. Sign in again.", headers=BEARER)
+            failure = DomainError("SESSION_REVOKED", "This session has ended. Sign in again.", headers=BEARER)
         elif why in (EXPIRED, INACTIVE):
-            failure = ProblemError("TOKEN_INVALID", "This session has expired. Sign in again.", headers=BEARER)
+            failure = DomainError("TOKEN_INVALID", "This session has expired. Sign in again.", headers=BEARER)
         elif why is not None:  # a stale token version
-            failure = ProblemError("SESSION_REVOKED", "This session has ended. Sign in again.", headers=BEARER)
+            failure = DomainError("SESSION_REVOKED", "This session has ended. Sign in again.", headers=BEARER)
         elif payload["jti"] != session.refresh_jti:
             grace = settings.REFRESH_REUSE_GRACE_SECONDS
             in_grace = (
@@ -203,12 +203,12 @@ def session_refresh(*, refresh: str) -> IssuedTokens:
                 and now - session.rotated_at <= timedelta(seconds=grace)
             )
             if in_grace:
-                failure = ProblemError(
+                failure = DomainError(
                     "TOKEN_INVALID", "This refresh token was just rotated; use the newest one.", headers=BEARER
                 )
             else:
                 _token_reuse_detected(session=session, now=now)
-                failure = ProblemError(
+                failure = DomainError(
                     "TOKEN_REUSED",
                     "This refresh token was already used. The session has been ended for your safety.",
                     headers=BEARER,
@@ -217,7 +217,7 @@ def session_refresh(*, refresh: str) -> IssuedTokens:
             version = version_floor(user_min=session.user.min_token_version, global_min=session.global_min_version)
             issued = _rotate(session=session, old_jti=payload["jti"], version=version, now=now)
             if issued is None:
-                failure = ProblemError("TOKEN_INVALID", "The refresh token is invalid or expired.", headers=BEARER)
+                failure = DomainError("TOKEN_INVALID", "The refresh token is invalid or expired.", headers=BEARER)
     if failure is not None:
         raise failure
     return issued
@@ -368,9 +368,9 @@ def session_logout(*, session_id, refresh: str, user) -> bool:
     try:
         payload = tokens.decode_refresh(refresh)
     except tokens.InvalidTokenError:
-        raise ProblemError("TOKEN_INVALID", "The refresh token is invalid or expired.", headers=BEARER) from None
+        raise DomainError("TOKEN_INVALID", "The refresh token is invalid or expired.", headers=BEARER) from None
     if payload["sid"] != str(session_id) or str(payload["user_id"]) != str(user.pk):
-        raise ProblemError("TOKEN_INVALID", "The refresh token does not belong to this session.", headers=BEARER)
+        raise DomainError("TOKEN_INVALID", "The refresh token does not belong to this session.", headers=BEARER)
     session = Session.objects.select_for_update().filter(pk=session_id, user_id=user.pk).first()
     if session is None or session.revoked_at is not None:
         return False

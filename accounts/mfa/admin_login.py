@@ -31,7 +31,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from accounts.mfa import services
 from accounts.models import User
 from audit.services import record
-from dashtam.api.exceptions import ProblemError
+from dashtam.errors import DomainError
 
 PENDING = "dashtam_admin_mfa"
 
@@ -99,7 +99,7 @@ def admin_mfa_step(request):
     if request.method == "POST":
         try:
             method = services.staff_mfa_verify(request=request, user=user, code=request.POST.get("code", ""))
-        except ProblemError as exc:
+        except DomainError as exc:
             if exc.problem_code == "INVALID_MFA_CODE":
                 pending["failures"] = pending.get("failures", 0) + 1
                 if pending["failures"] >= settings.MFA_TOKEN_MAX_FAILURES:

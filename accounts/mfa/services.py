@@ -38,7 +38,7 @@ from accounts.services import (
 )
 from audit import context
 from audit.services import record
-from dashtam.api.exceptions import ProblemError, RetryAfterError
+from dashtam.errors import DomainError, RetryLater
 from dashtam.mail import send_templated_email
 from providers import crypto
 
@@ -163,19 +163,19 @@ def mfa_challenge_start(*, request, user: User, methods_done: list[str], methods
 def _live_challenge(*, request, mfa_token: str) -> MfaChallenge:
     now = timezone.now()
     if not isinstance(mfa_token, str) or not mfa_token or len(mfa_token) > 256 or not mfa_token.isascii():
-        raise ProblemError("TOKEN_INVALID", DEAD_TOKEN_DETAIL)
+        raise DomainError("TOKEN_INVALID", DEAD_TOKEN_DETAIL)
     challenge = (MfaChallenge.objects.select_related("user")
                  .filter(token_hash=totp.token_hash(mfa_token), used_at__isnull=True, expires_at__gt=now,
                          failures__lt=settings.MFA_TOKEN_MAX_FAILURES).first())
     if challenge is None or not challenge.user.is_active:
-        raise ProblemError("TOKEN_INVALID", DEAD_TOKEN_DETAIL)
+        raise DomainError("TOKEN_INVALID", DEAD_TOKEN_DETAIL)
     ip, user_agent = _client(request)
     same_client = (hmac.compare_digest(challenge.ip_network, _network(ip))
                    and hmac.compare_digest(challenge.user_agent_hash, _ua_hash(user_agent)))
     if not same_client:
         record(action="auth.mfa.failed", outcome="denied", target=challenge.user, actor=challenge.user,
                extra={"reason": "other_client"})
-        raise ProblemError("TOKEN_INVALID", DEAD_TOKEN_DETAIL)
+        raise DomainError("TOKEN_INVALID", DEAD_TOKEN_DETAIL)
     return challenge
 
 
@@ -190,7 +190,7 @@ def _raise_if_locked(*, request, user: User, step: str) -> None:
     if state.account_locked or ip_locked:
         record(action="auth.mfa.failed", outcome="denied", target=user, actor=user,
                extra={"reason": "locked", "step": step})
-        raise RetryAfterError("ACCOUNT_LOCKED", lockout.LOCKED_DETAIL, retry_after=max(1, state.retry_after))
+        raise RetryLater("ACCOUNT_LOCKED", lockout.LOCKED_DETAIL, retry_after=max(1, state.retry_after))
 
 
 def _count_failure(*, request, user: User) -> None:
@@ -224,7 +224,7 @@ def login_mfa_verify(*, request, mfa_token: str, code: str) -> LoginResult:
                 failures__lt=settings.MFA_TOKEN_MAX_FAILURES,
             ).update(used_at=now)
             if not spent:
-                raise ProblemError("TOKEN_INVALID", DEAD_TOKEN_DETAIL)
+                raise DomainError("TOKEN_INVALID", DEAD_TOKEN_DETAIL)
             method = _factor_use(user=user, code=code, now=now, allow_recovery=True)
             return login_complete(request=request, user=user, auth_methods=[*challenge.methods_done, method])
     except _WrongCode as wrong:
@@ -232,7 +232,7 @@ def login_mfa_verify(*, request, mfa_token: str, code: str) -> LoginResult:
         record(action="auth.mfa.failed", outcome="failure", target=user, actor=user,
                extra={"reason": wrong.reason, "step": "login"})
         _count_failure(request=request, user=user)
-        raise ProblemError("INVALID_MFA_CODE", INVALID_CODE_DETAIL) from None
+        raise DomainError("INVALID_MFA_CODE", INVALID_CODE_DETAIL) from None
 
 
 def _factor_use(*, user: User, code, now, allow_recovery: bool, device: TotpDevice | None = None) -> str:
@@ -336,7 +336,7 @@ def totp_enrol_confirm(*, user: User, code: str, end_other_sessions: bool = Fals
             User.objects.select_for_update().filter(pk=user.pk).first()
             pending = TotpDevice.objects.filter(user_id=user.pk, confirmed_at__isnull=True).first()
             if pending is None:
-                raise ProblemError("CONFLICT", "There is no pending authenticator to confirm. "
+                raise DomainError("CONFLICT", "There is no pending authenticator to confirm. "
                                                "Start with POST auth/mfa/totp.")
             _factor_use(user=user, code=code, now=now, allow_recovery=False, device=pending)
             replaced = TotpDevice.objects.filter(user_id=user.pk, confirmed_at__isnull=False).delete()[0] > 0
@@ -354,7 +354,7 @@ def totp_enrol_confirm(*, user: User, code: str, end_other_sessions: bool = Fals
     except _WrongCode as wrong:
         record(action="auth.mfa.failed", outcome="failure", target=user, actor=user,
                extra={"reason": wrong.reason, "step": "confirm"})
-        raise ProblemError("INVALID_MFA_CODE", INVALID_CODE_DETAIL) from None
+        raise DomainError("INVALID_MFA_CODE", INVALID_CODE_DETAIL) from None
 
 
 def totp_disable(*, user: User, password: str, code: str, end_other_sessions: bool = False,
@@ -370,7 +370,7 @@ def totp_disable(*, user: User, password: str, code: str, end_other_sessions: bo
 
     _current_password_check(user=user, password=password, field="password", request=request)
     if not TotpDevice.objects.filter(user_id=user.pk, confirmed_at__isnull=False).exists():
-        raise ProblemError("CONFLICT", "Two-step verification is not on.")
+        raise DomainError("CONFLICT", "Two-step verification is not on.")
     if request is not None:
         _raise_if_locked(request=request, user=user, step="disable")
     now = timezone.now()
@@ -391,7 +391,7 @@ def totp_disable(*, user: User, password: str, code: str, end_other_sessions: bo
         record(action="auth.mfa.failed", outcome="failure", target=user, actor=user,
                extra={"reason": wrong.reason, "step": "disable"})
         _count_failure(request=request, user=user)
-        raise ProblemError("INVALID_MFA_CODE", INVALID_CODE_DETAIL) from None
+        raise DomainError("INVALID_MFA_CODE", INVALID_CODE_DETAIL) from None
 
 
 def _factors_delete(*, user: User) -> int:
@@ -412,7 +412,7 @@ def recovery_codes_regenerate(*, user: User, password: str, request=None) -> lis
     with transaction.atomic():
         User.objects.select_for_update().filter(pk=user.pk).first()
         if not TotpDevice.objects.filter(user_id=user.pk, confirmed_at__isnull=False).exists():
-            raise ProblemError("CONFLICT", "Turn on two-step verification first.")
+            raise DomainError("CONFLICT", "Turn on two-step verification first.")
         codes = _new_recovery_codes(user=user, now=now)
         send_templated_email(to=user.email, template="account_mfa_recovery_codes_regenerated",
                              context=_mail_context(user, recovery_codes=len(codes)))
@@ -494,7 +494,7 @@ def staff_mfa_verify(*, request, user: User, code: str) -> str:
         record(action="auth.mfa.failed", outcome="failure", target=user, actor=user,
                extra={"reason": wrong.reason, "step": "admin"})
         _count_failure(request=request, user=user)
-        raise ProblemError("INVALID_MFA_CODE", INVALID_CODE_DETAIL) from None
+        raise DomainError("INVALID_MFA_CODE", INVALID_CODE_DETAIL) from None
 
 
 @transaction.atomic

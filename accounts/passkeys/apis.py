@@ -9,10 +9,10 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.apis import NO_STORE, PublicApi
+from accounts.apis import NO_STORE, PublicApi, login_response
 from accounts.passkeys import selectors, services
 from accounts.passkeys import serializers as s
-from accounts.serializers import LoginResponseSerializer, UserSerializer
+from accounts.serializers import LoginResponseSerializer
 
 OPTIONS_HELP = ("Pass the JSON to the browser (PublicKeyCredential.parseCreationOptionsFromJSON / "
                 "parseRequestOptionsFromJSON). The challenge lives server-side for "
@@ -129,9 +129,4 @@ class AuthenticationApi(PublicApi):
         data = s.AuthenticationSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         result = services.passkey_login(request=request._request, credential=data.validated_data["credential"])
-        body = {
-            "access": result.access, "refresh": result.refresh, "token_type": "Bearer",
-            "expires_in": result.expires_in, "session_id": result.session_id,
-            "user": UserSerializer(result.user).data,
-        }
-        return Response(body, headers=NO_STORE)
+        return login_response(result)

@@ -21,7 +21,7 @@ from django.core.cache import cache
 from webauthn.helpers import base64url_to_bytes
 from webauthn.helpers.parse_client_data_json import parse_client_data_json
 
-from dashtam.api.exceptions import ProblemError
+from dashtam.errors import DomainError
 
 logger = logging.getLogger("accounts.passkeys")
 
@@ -34,9 +34,9 @@ def _key(challenge: bytes) -> str:
     return "passkeys:challenge:" + hashlib.sha256(challenge).hexdigest()
 
 
-def _unavailable(exc: Exception) -> ProblemError:
+def _unavailable(exc: Exception) -> DomainError:
     logger.warning("passkey challenge store unavailable: %s", type(exc).__name__)
-    return ProblemError("SERVICE_UNAVAILABLE", "Passkeys are unavailable right now. Try again shortly.")
+    return DomainError("SERVICE_UNAVAILABLE", "Passkeys are unavailable right now. Try again shortly.")
 
 
 def challenge_issue(*, purpose: str, user_id=None, mfa_token_hash: str = "") -> bytes:

@@ -21,7 +21,6 @@ import re
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.exceptions import ValidationError
 from webauthn import (
     generate_authentication_options,
     generate_registration_options,
@@ -45,7 +44,7 @@ from accounts.passkeys import challenges
 from accounts.passkeys.models import Passkey
 from accounts.services import LoginResult, _current_password_check, _mail_context, login_complete
 from audit.services import record
-from dashtam.api.exceptions import ProblemError, RetryAfterError
+from dashtam.errors import DomainError, InvalidInput, RetryLater
 from dashtam.mail import send_templated_email
 
 PASSKEY = "passkey"
@@ -98,18 +97,18 @@ def passkey_name_clean(name) -> str:
     if name is None:
         return DEFAULT_NAME
     if not isinstance(name, str):
-        raise ValidationError({"name": ["Enter a name."]})
+        raise InvalidInput({"name": ["Enter a name."]})
     name = " ".join(name.split())
     if not name:
-        raise ValidationError({"name": ["Enter a name."]})
+        raise InvalidInput({"name": ["Enter a name."]})
     if len(name) > NAME_MAX or _CONTROL.search(name):
-        raise ValidationError({"name": [f"Use at most {NAME_MAX} printable characters."]})
+        raise InvalidInput({"name": [f"Use at most {NAME_MAX} printable characters."]})
     return name
 
 
 def _credential_object(credential) -> dict:
     if not isinstance(credential, dict):
-        raise ValidationError({"credential": ["Send the credential as a JSON object (PublicKeyCredential.toJSON())."]})
+        raise InvalidInput({"credential": ["Send the credential as a JSON object (PublicKeyCredential.toJSON())."]})
     return credential
 
 
@@ -175,7 +174,7 @@ def passkey_register(*, user: User, credential, name=None) -> Passkey:
     if reason is not None:
         record(action="auth.passkey.failed", outcome="failure", target=user, actor=user,
                extra={"step": "register", "reason": reason})
-        raise ValidationError({"credential": ["The passkey could not be registered: the request expired, "
+        raise InvalidInput({"credential": ["The passkey could not be registered: the request expired, "
                                               "was already used, or the response did not verify."]})
     transports = (credential.get("response") or {}).get("transports")
     transports = [t for t in transports if isinstance(t, str)][:8] if isinstance(transports, list) else []
@@ -183,7 +182,7 @@ def passkey_register(*, user: User, credential, name=None) -> Passkey:
         with transaction.atomic():
             User.objects.select_for_update().filter(pk=user.pk).first()
             if Passkey.objects.filter(user_id=user.pk).count() >= settings.WEBAUTHN_MAX_PASSKEYS:
-                raise ProblemError("CONFLICT", f"An account can have at most {settings.WEBAUTHN_MAX_PASSKEYS} "
+                raise DomainError("CONFLICT", f"An account can have at most {settings.WEBAUTHN_MAX_PASSKEYS} "
                                                "passkeys. Delete one first.")
             passkey = Passkey.objects.create(
                 user=user, name=name, credential_id=bytes_to_base64url(verified.credential_id),
@@ -196,7 +195,7 @@ def passkey_register(*, user: User, credential, name=None) -> Passkey:
                    extra={"passkey_id": str(passkey.pk), "name": name, "aaguid": passkey.aaguid})
             _mail(user, "account_passkey_added", passkey_name=name)
     except IntegrityError:
-        raise ProblemError("CONFLICT", "This passkey is already registered.") from None
+        raise DomainError("CONFLICT", "This passkey is already registered.") from None
     return passkey
 
 
@@ -205,7 +204,7 @@ def _own(*, user: User, passkey_id) -> Passkey:
     """The user's passkey ``passkey_id``, row-locked; 404 for another user's or an unknown id."""
     passkey = Passkey.objects.select_for_update().filter(pk=passkey_id, user_id=user.pk).first()
     if passkey is None:
-        raise ProblemError("NOT_FOUND", "No such passkey.")
+        raise DomainError("NOT_FOUND", "No such passkey.")
     return passkey
 
 
@@ -237,18 +236,18 @@ def passkey_delete(*, user: User, passkey_id, password=None, assertion=None, req
     lockout). Audits ``auth.passkey.deleted`` and emails the owner.
     """
     if not Passkey.objects.filter(pk=passkey_id, user_id=user.pk).exists():
-        raise ProblemError("NOT_FOUND", "No such passkey.")
+        raise DomainError("NOT_FOUND", "No such passkey.")
     if user.has_usable_password():
         _current_password_check(user=user, password=password if password is not None else "",
                                 field="password", request=request)
     else:
         if assertion is None:
-            raise ValidationError({"passkey": ["Confirm with one of your passkeys."]})
+            raise InvalidInput({"passkey": ["Confirm with one of your passkeys."]})
         try:
             passkey_assertion_verify(credential=assertion, purposes=(challenges.LOGIN,), user=user,
                                      step="delete", request=request)
         except _Failure as failure:
-            raise ProblemError(failure.code, failure.detail) from None
+            raise DomainError(failure.code, failure.detail) from None
     with transaction.atomic():
         passkey = _own(user=user, passkey_id=passkey_id)
         name = passkey.name
@@ -321,7 +320,7 @@ def passkey_assertion_verify(*, credential, purposes: tuple[str, ...], user: Use
     UPDATE: of two concurrent uses of one count, one wins).
     """
     if not isinstance(credential, dict):
-        raise ValidationError({"credential": ["Send the credential as a JSON object (PublicKeyCredential.toJSON())."]})
+        raise InvalidInput({"credential": ["Send the credential as a JSON object (PublicKeyCredential.toJSON())."]})
     challenge = challenges.challenge_from_credential(credential)
     entry = challenges.challenge_take(challenge=challenge)
     passkey = None
@@ -392,7 +391,7 @@ def _raise_if_locked(*, request, user: User, step: str) -> None:
         with transaction.atomic():
             record(action="auth.passkey.failed", outcome="denied", target=user, actor=user,
                    extra={"step": step, "reason": "locked"})
-        raise RetryAfterError("ACCOUNT_LOCKED", lockout.LOCKED_DETAIL, retry_after=max(1, state.retry_after))
+        raise RetryLater("ACCOUNT_LOCKED", lockout.LOCKED_DETAIL, retry_after=max(1, state.retry_after))
 
 
 def passkey_login(*, request, credential) -> LoginResult:
@@ -408,15 +407,15 @@ def passkey_login(*, request, credential) -> LoginResult:
         passkey = passkey_assertion_verify(credential=credential, purposes=(challenges.LOGIN,), step="login",
                                            request=request)
     except _Failure as failure:
-        raise ProblemError(failure.code, failure.detail) from None
+        raise DomainError(failure.code, failure.detail) from None
     user = passkey.user
     if not user.is_active:
-        raise ProblemError("INVALID_CREDENTIALS", SIGN_IN_FAILED)
+        raise DomainError("INVALID_CREDENTIALS", SIGN_IN_FAILED)
     _raise_if_locked(request=request, user=user, step="login")
     if not user.is_verified:
         with transaction.atomic():
             record(action="auth.login.unverified", outcome="denied", target=user, actor=user)
-        raise ProblemError("EMAIL_NOT_VERIFIED", "Verify your email address before logging in.")
+        raise DomainError("EMAIL_NOT_VERIFIED", "Verify your email address before logging in.")
     return login_complete(request=request, user=user, auth_methods=[PASSKEY])
 
 
@@ -431,11 +430,11 @@ def passkey_mfa_options(*, request, mfa_token: str) -> dict:
         from accounts.mfa.services import _live_challenge
         from accounts.mfa.totp import token_hash
     except ImportError:  # no second-factor step in this build: no mfa_token can be alive
-        raise ProblemError("TOKEN_INVALID", DEAD_CHALLENGE) from None
+        raise DomainError("TOKEN_INVALID", DEAD_CHALLENGE) from None
 
     step = _live_challenge(request=request, mfa_token=mfa_token)
     if not Passkey.objects.filter(user_id=step.user_id).exists():
-        raise ProblemError("CONFLICT", "This account has no passkey: finish with a code.")
+        raise DomainError("CONFLICT", "This account has no passkey: finish with a code.")
     return passkey_authentication_options(mfa_user=step.user, mfa_token_hash=token_hash(mfa_token))
 
 
@@ -465,13 +464,13 @@ def passkey_mfa_verify(*, request, mfa_token: str, credential) -> LoginResult:
         MfaChallenge.objects.filter(pk=step.pk).update(failures=F("failures") + 1)
         if not failure.reason.startswith("sign_count"):
             mfa._count_failure(request=request, user=user)
-            raise ProblemError("INVALID_MFA_CODE", mfa.INVALID_CODE_DETAIL) from None
-        raise ProblemError(failure.code, failure.detail) from None
+            raise DomainError("INVALID_MFA_CODE", mfa.INVALID_CODE_DETAIL) from None
+        raise DomainError(failure.code, failure.detail) from None
     now = timezone.now()
     with transaction.atomic():
         spent = MfaChallenge.objects.filter(
             pk=step.pk, used_at__isnull=True, expires_at__gt=now, failures__lt=settings.MFA_TOKEN_MAX_FAILURES,
         ).update(used_at=now)
         if not spent:
-            raise ProblemError("TOKEN_INVALID", mfa.DEAD_TOKEN_DETAIL)
+            raise DomainError("TOKEN_INVALID", mfa.DEAD_TOKEN_DETAIL)
         return login_complete(request=request, user=user, auth_methods=[*step.methods_done, PASSKEY])
