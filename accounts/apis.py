@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from accounts import serializers as s
 from accounts import services
 from accounts.mfa.serializers import MfaRequiredSerializer
-from audit.context import client_ip_for_request
+from dashtam.context import client_ip_for_request
 
 # Every path that can sign someone in answers either the login response or, for an account
 # with a second factor, the mfa_required step (accounts.mfa.services.login_next_step).

@@ -18,7 +18,7 @@ from contextvars import ContextVar
 
 from django.contrib.auth.hashers import Argon2PasswordHasher, BCryptPasswordHasher
 
-from audit import context
+from dashtam import context
 
 BCRYPT_MAX_BYTES = 72
 ARGON2 = "argon2"

@@ -34,9 +34,9 @@ from django.utils import timezone
 
 from accounts.email_address import MAX_LENGTH as EMAIL_MAX_LENGTH
 from accounts.email_address import canonical_email
-from audit import context as request_context
-from audit.context import client_ip_for_request
+from dashtam import context as request_context
 from dashtam.api.problems import problem_response
+from dashtam.context import client_ip_for_request
 
 LOCKED_DETAIL = "Too many failed login attempts. Try again later."
 

@@ -7,6 +7,4 @@ class AuditConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from audit import checks, propagation  # noqa: F401 - checks register on import
-
-        propagation.connect()
+        from audit import checks  # noqa: F401 - checks register on import

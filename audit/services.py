@@ -13,9 +13,10 @@ from django.db import connection, connections, router, transaction
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
-from audit import chain, context
+from audit import chain
 from audit.catalogue import validate
 from audit.models import AuditEvent, Outcome
+from dashtam import context
 from dashtam.db.statements import Statement, Table
 from dashtam.logging import scrub
 from dashtam.observability import metrics

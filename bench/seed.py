@@ -65,7 +65,7 @@ def sessions_start(*, users: list, count: int) -> list[tuple[str, str]]:
     Goes through ``sessions_mgmt.services.session_start``, the same service the
     login endpoint calls, so the rows are exactly what a real login writes.
     """
-    from audit import context
+    from dashtam import context
     from sessions_mgmt import services as session_services
 
     pairs = []

@@ -6,9 +6,13 @@ class DashtamConfig(AppConfig):
     verbose_name = "Dashtam"
 
     def ready(self):
-        from dashtam import checks  # noqa: F401 - registers the configuration checks
+        from dashtam import (
+            checks,  # noqa: F401 - registers the configuration checks
+            context_celery,
+        )
         from dashtam.observability import checks as _observability_checks  # noqa: F401
         from dashtam.observability import metrics, tracing
 
         metrics.connect_signals()
         tracing.configure_from_settings()
+        context_celery.connect()

@@ -1,9 +1,17 @@
-"""Liveness and readiness for load balancers and operators."""
+"""Liveness and readiness for load balancers and operators.
+
+The hub checks what it owns (database, cache, broker). Apps add their own from their
+``AppConfig.ready``, so the hub imports no app: :func:`register_readiness_check` for a
+check that can make the service degraded, :func:`register_readiness_detail` for a
+section of the body that informs and never changes the status (providers: its
+circuit breakers).
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
@@ -99,13 +107,38 @@ def _run(check) -> tuple[bool, str]:
         return False, f"error: {type(exc).__name__}"
 
 
-def _circuit_breakers() -> dict:
-    try:
-        from providers.selectors import circuit_breaker_states
+# name -> check (returns its message, raises when not ready), beside the hub's own three.
+_checks: dict[str, Callable[[], str]] = {}
+# name -> report (a JSON-able dict), each a top-level key of the readiness body.
+_details: dict[str, Callable[[], dict]] = {}
 
-        return circuit_breaker_states()
-    except Exception:  # noqa: BLE001
-        logger.warning("circuit breaker state unavailable")
+
+def register_readiness_check(name: str, check: Callable[[], str]) -> None:
+    """Add ``check`` to /readyz's ``checks`` under ``name`` (an app's, from its ``ready()``).
+
+    It runs beside the database, cache and broker checks, with the same timeout: it
+    returns its message ("ok", ...) or raises, which marks the service ``degraded``
+    (never ``unavailable``: only the database decides that). Registering a name again
+    replaces its check.
+    """
+    if name in ("database", "cache", "broker"):
+        raise ValueError(f"{name!r} is a check of the hub's own")
+    _checks[name] = check
+
+
+def register_readiness_detail(name: str, report: Callable[[], dict]) -> None:
+    """Add ``report()`` to the /readyz body under ``name``: information for operators
+    that never changes the status. A report that raises is logged and shown as ``{}``."""
+    if name in ("status", "checks"):
+        raise ValueError(f"{name!r} is a key of the readiness body itself")
+    _details[name] = report
+
+
+def _detail(name: str, report: Callable[[], dict]) -> dict:
+    try:
+        return report()
+    except Exception:  # noqa: BLE001 - a readiness probe reports, it does not raise
+        logger.warning("readiness detail %s unavailable", name)
         return {}
 
 
@@ -121,11 +154,13 @@ def readyz(request):
     ``degraded`` but stays 200: rate limits fail open, and revocation and lockout
     fall back to the database, so the service still serves safely.
     """
-    results = {name: _run(fn) for name, fn in
-               (("database", _check_database), ("cache", _check_cache), ("broker", _check_broker))}
+    to_run = (("database", _check_database), ("cache", _check_cache), ("broker", _check_broker),
+              *_checks.items())
+    results = {name: _run(fn) for name, fn in to_run}
     checks = {name: message for name, (ok, message) in results.items()}
     db_ok = results["database"][0]
     degraded = not all(ok for ok, _ in results.values())
     status = "ok" if not degraded else ("degraded" if db_ok else "unavailable")
-    body = {"status": status, "checks": checks, "circuit_breakers": _circuit_breakers()}
+    body = {"status": status, "checks": checks,
+            **{name: _detail(name, report) for name, report in _details.items()}}
     return JsonResponse(body, status=200 if db_ok else 503)

@@ -89,7 +89,7 @@ class RequestContextFilter(logging.Filter):
     """Adds request_id, user_id, method and path from the request context."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from audit import context
+        from dashtam import context
 
         ctx = context.get()
         if ctx is not None:

@@ -18,7 +18,8 @@ from pathlib import Path
 import environ
 
 from dashtam import dev_secrets
-from dashtam.config import browser_url, derive_jwt_key, parse_rate_rules
+from dashtam.config import browser_url, derive_jwt_key
+from dashtam.ratelimit.rule_table import parse_rate_rules
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -99,7 +100,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     # Request context first: every response, even a crash, carries X-Request-ID.
-    "audit.middleware.RequestContextMiddleware",
+    "dashtam.context_middleware.RequestContextMiddleware",
     # Request count and latency by route and status (off with METRICS_ENABLED=false).
     "dashtam.observability.middleware.MetricsMiddleware",
     "dashtam.api.middleware.ProblemDetailsMiddleware",
@@ -431,7 +432,7 @@ AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
 AXES_USERNAME_FORM_FIELD = "email"
 AXES_USERNAME_CALLABLE = "accounts.lockout.axes_username"
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.lockout_response"
-AXES_CLIENT_IP_CALLABLE = "audit.context.client_ip_for_request"
+AXES_CLIENT_IP_CALLABLE = "dashtam.context.client_ip_for_request"
 AXES_VERBOSE = False
 # The audit trail (auth.login.succeeded, auth.logout) is the sign-in history, kept 400 days
 # and tamper-evident; axes' AccessLog would be a second copy that nothing purges, and one
@@ -604,7 +605,7 @@ RATELIMIT_IPV6_MASK = env.int("RATELIMIT_IPV6_MASK", default=64)
 # After a cache error, requests are served uncounted (fail open) without retrying the
 # cache for this many seconds, so a dead Redis costs no connect timeout per request.
 RATELIMIT_CACHE_RETRY_SECONDS = env.int("RATELIMIT_CACHE_RETRY_SECONDS", default=5)
-# The rule table (dashtam/config.py): RATE_LIMIT_<NAME>=20/m overrides a rate, =off disables it.
+# The rule table (dashtam/ratelimit/rule_table.py): RATE_LIMIT_<NAME>=20/m overrides a rate, =off disables it.
 RATE_LIMIT_RULES = parse_rate_rules(env)
 
 # --- Providers ---------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
-from accounts.mfa.admin_login import admin_mfa_step
 from dashtam import health
 from dashtam.docs_views import SwaggerUiView, favicon, home
 from dashtam.observability.views import metrics
@@ -36,7 +35,7 @@ urlpatterns = [
     path("api/docs/", SwaggerUiView.as_view(url_name="schema"), name="swagger-ui"),
     path("sandbox/", include("providers.sandbox.urls")),
     # The admin's second-factor step (accounts/mfa); its password step is the site's own login/.
-    path("admin/mfa/", admin_mfa_step, name="admin-mfa"),
+    path("admin/mfa/", include("accounts.mfa.admin_urls")),
     path("admin/", admin.site.urls),
 ]
 

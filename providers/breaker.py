@@ -17,9 +17,9 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.core.cache import cache, caches
+from django.core.cache import cache
 
-from dashtam.ratelimit.core import redis_client
+from dashtam.redis import default_client, lua_script
 
 logger = logging.getLogger("dashtam.providers")
 
@@ -74,17 +74,13 @@ def allow(provider_key: str) -> tuple[bool, int]:
     return (True, 0) if won else (False, max(1, settings.CIRCUIT_BREAKER_RESET_SECONDS // 2))
 
 
-def _redis_client():
-    """The raw client behind the default cache when it is Redis (the fast paths), else None."""
-    return redis_client(caches["default"])  # the backend itself: ``cache`` is a proxy to it
-
-
 # Whether the circuit was open (KEYS[2] is opened_at), then forget failures, opening and probe.
 _CLOSE_SCRIPT = """
 local was_open = redis.call('EXISTS', KEYS[2])
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 return was_open
 """
+CLOSE = lua_script("providers.breaker_close", _CLOSE_SCRIPT)
 
 
 def record_success(provider_key: str) -> None:
@@ -92,12 +88,9 @@ def record_success(provider_key: str) -> None:
     successful provider call ends here, so it is on the hot path)."""
     keys = [_key(provider_key, p) for p in ("failures", "opened_at", "probe")]
     try:
-        client = _redis_client()
+        client = default_client()
         if client is not None:
-            script = getattr(client, "_dashtam_breaker_close_script", None)
-            if script is None:
-                script = client._dashtam_breaker_close_script = client.register_script(_CLOSE_SCRIPT)
-            was_open = bool(script(keys=[cache.make_key(k) for k in keys]))
+            was_open = bool(CLOSE(client, keys=[cache.make_key(k) for k in keys]))
         else:
             was_open = cache.get(keys[1]) is not None
             cache.delete_many(keys)

@@ -15,7 +15,7 @@ def _url_ok(value: str, *, https: bool) -> bool:
 
 @register()
 def check_provider_settings(app_configs=None, **kwargs):
-    from dashtam.ratelimit.core import parse_rate
+    from dashtam.ratelimit.counter import parse_rate
 
     errors = []
     production = settings.DJANGO_ENV == "production"

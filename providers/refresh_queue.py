@@ -11,15 +11,12 @@ that it is due), a lost one is not.
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.cache import cache, caches
-from django_redis.exceptions import ConnectionInterrupted
-from redis.exceptions import RedisError
+from django.core.cache import cache
 
-from dashtam.ratelimit.core import redis_client
+from dashtam.redis import CACHE_ERRORS, default_client, lua_script
 from providers import selectors
 
 QUEUED_KEY = "providers:refresh-queued:{}"
-CACHE_ERRORS = (ConnectionInterrupted, RedisError)
 # Connections claimed (and published) per script call.
 CLAIM_CHUNK = 1000
 
@@ -31,11 +28,7 @@ for i, key in ipairs(KEYS) do
 end
 return won
 """
-
-
-def _redis_client():
-    """The raw client behind the default cache when it is Redis (the fast paths), else None."""
-    return redis_client(caches["default"])  # the backend itself: ``cache`` is a proxy to it
+CLAIM = lua_script("providers.refresh_claim", _CLAIM_SCRIPT)
 
 
 def claim(connection_id: str) -> bool:
@@ -52,16 +45,13 @@ def claim_many(connection_ids: list[str]) -> list[str]:
     """
     timeout = settings.PROVIDER_REFRESH_AHEAD
     try:
-        client = _redis_client()
+        client = default_client()
         if client is None:
             return [cid for cid in connection_ids if cache.add(QUEUED_KEY.format(cid), 1, timeout=timeout)]
-        script = getattr(client, "_dashtam_refresh_claim_script", None)
-        if script is None:
-            script = client._dashtam_refresh_claim_script = client.register_script(_CLAIM_SCRIPT)
         claimed = []
         for i in range(0, len(connection_ids), CLAIM_CHUNK):
             chunk = connection_ids[i:i + CLAIM_CHUNK]
-            won = script(keys=[cache.make_key(QUEUED_KEY.format(cid)) for cid in chunk], args=[timeout])
+            won = CLAIM(client, keys=[cache.make_key(QUEUED_KEY.format(cid)) for cid in chunk], args=[timeout])
             claimed += [chunk[int(n) - 1] for n in won]
         return claimed
     except CACHE_ERRORS:

@@ -10,7 +10,12 @@ class SessionsMgmtConfig(AppConfig):
         from django.contrib.auth import get_user_model
         from django.db.models.signals import post_delete, post_save
 
+        from dashtam.ratelimit.enforcement import register_key_reader
         from sessions_mgmt import checks, revocation, schema  # noqa: F401 - registers checks and the OpenAPI scheme
+        from sessions_mgmt.tokens import refresh_session_id
+
+        # The "session" rate-limit key: only this app can verify a refresh token.
+        register_key_reader("session", refresh_session_id)
 
         def forget_cached_user(sender, instance, update_fields=None, **kwargs):
             # The authentication class caches user rows; a saved user is re-read. A login's

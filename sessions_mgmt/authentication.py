@@ -15,7 +15,7 @@ from django.contrib.auth import get_user_model
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.settings import api_settings
 
-from audit import context
+from dashtam import context
 from dashtam.api.exceptions import ProblemError
 from dashtam.ratelimit.enforcement import early_count
 from sessions_mgmt import revocation, tokens

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
 import logging
 import pickle
 import threading
@@ -41,14 +40,11 @@ from django.conf import settings
 from django.core.cache import cache, caches
 from django.db import transaction
 from django.utils import timezone
-from django_redis.exceptions import ConnectionInterrupted
-from redis.exceptions import NoScriptError, RedisError
 
-from dashtam.ratelimit.core import consume_many_and_read, redis_client
+from dashtam.ratelimit.counted_read import consume_many_and_read
+from dashtam.redis import CACHE_ERRORS, CacheBackoff, lua_script, redis_client
 
 logger = logging.getLogger("dashtam.sessions")
-
-CACHE_ERRORS = (ConnectionInterrupted, RedisError)
 
 GEN_KEY = "sessions:gen"
 GLOBAL_VERSION_KEY = "sessions:gver"
@@ -73,8 +69,9 @@ def user_key(user_id) -> str:
 
 # Process-local: after a cache error, skip the cache for a few seconds instead of
 # paying a timeout on every request; remember to bump the generation afterwards.
+_backoff = CacheBackoff("REVOCATION_CACHE_RETRY_SECONDS")
 _lock = threading.Lock()
-_state = {"down_until": 0.0, "pending_generation_bump": False}
+_state = {"pending_generation_bump": False}
 # On a cache that is not Redis (the embedded default's local memory, one process), every
 # write of this module holds this lock, which makes a fill's compare-and-set atomic.
 _local_write_lock = threading.RLock()
@@ -90,12 +87,11 @@ def _writes_exclusive():
 
 
 def _cache_usable() -> bool:
-    return time.monotonic() >= _state["down_until"]
+    return not _backoff.resting()
 
 
 def _cache_failed(exc: BaseException) -> None:
-    with _lock:
-        _state["down_until"] = time.monotonic() + settings.REVOCATION_CACHE_RETRY_SECONDS
+    _backoff.failed()
     logger.warning("revocation cache unavailable, using the database", extra={"error": type(exc).__name__})
 
 
@@ -124,8 +120,8 @@ def _bump_generation_if_pending() -> str | None:
 
 def reset_process_state() -> None:
     """Forget a past outage (tests, and after a settings change)."""
+    _backoff.reset()
     with _lock:
-        _state["down_until"] = 0.0
         _state["pending_generation_bump"] = False
 
 
@@ -301,7 +297,7 @@ for i = 2, #KEYS do
 end
 return written
 """
-_FILL_SHA = hashlib.sha1(LUA_FILL.encode(), usedforsecurity=False).hexdigest()
+FILL = lua_script("sessions.revocation_fill", LUA_FILL)
 
 
 def fill(*, lookup: Lookup, session_id: str, user_id: str, session: SessionState | None = None,
@@ -350,11 +346,7 @@ def _fill_redis(backend, client, lookup: Lookup, writes) -> None:
         keys.append(backend.make_key(key))
         expected = lookup.seen.get(key)
         argv.extend([mode, b"" if expected is None else expected, backend.client.encode(value), int(ttl * 1000)])
-    try:
-        client.evalsha(_FILL_SHA, len(keys), *keys, *argv)
-    except NoScriptError:
-        client.script_load(LUA_FILL)
-        client.evalsha(_FILL_SHA, len(keys), *keys, *argv)
+    FILL(client, keys=keys, args=argv)
 
 
 def _fill_local(lookup: Lookup, writes) -> None:

@@ -18,8 +18,8 @@ from django.db.models import Q
 from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 
-from audit import context
 from audit.services import record
+from dashtam import context
 from dashtam.db.statements import Statement, Table
 from dashtam.errors import DomainError
 from dashtam.mail import send_templated_email

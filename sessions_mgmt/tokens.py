@@ -116,6 +116,21 @@ def decode_refresh(raw: str) -> dict:
     return payload
 
 
+def refresh_session_id(data) -> str | None:
+    """The session id of the refresh token in a request body (``{"refresh": ...}``), when its
+    signature is ours; else None. The rate limiter's ``session`` key (registered in
+    ``SessionsMgmtConfig.ready``): it picks a bucket, and the refresh view still does every check.
+    """
+    raw = data.get("refresh") if hasattr(data, "get") else None
+    if not isinstance(raw, str) or not raw:
+        return None
+    try:
+        payload = decode_refresh(raw)  # remembered: the refresh view reads it again for free
+    except InvalidTokenError:
+        return None
+    return payload["sid"]
+
+
 class _VerifiedAccessToken(AccessToken):
     """An access token this process has verified before: only its expiry is checked again."""
 

@@ -229,13 +229,13 @@ def _fresh_rate_limit_counters():
     import uuid
 
     from accounts import hashers
-    from dashtam.ratelimit import core
+    from dashtam.ratelimit import counter
     from sessions_mgmt import revocation
 
-    core.reset_state(namespace=f"rl-test-{uuid.uuid4().hex[:12]}")
+    counter.reset_state(namespace=f"rl-test-{uuid.uuid4().hex[:12]}")
     hashers.reset_process_state()  # whether legacy hashes exist is read again from this test's rows
     # A Redis outage in one test must not leave the next one skipping the cache.
     revocation.reset_process_state()
     yield
-    core.reset_state()
+    counter.reset_state()
     revocation.reset_process_state()

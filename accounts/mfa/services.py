@@ -36,8 +36,8 @@ from accounts.services import (
     _mail_context,
     login_complete,
 )
-from audit import context
 from audit.services import record
+from dashtam import context
 from dashtam.errors import DomainError, RetryLater
 from dashtam.mail import send_templated_email
 from providers import crypto

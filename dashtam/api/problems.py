@@ -6,7 +6,7 @@ import json
 
 from django.http import HttpResponse
 
-from audit import context
+from dashtam import context
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 

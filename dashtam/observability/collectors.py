@@ -1,8 +1,14 @@
-"""Gauges read at scrape time: what is true now, not what a process last saw."""
+"""Gauges read at scrape time: what is true now, not what a process last saw.
+
+Readings only an app can take are registered by that app from its ``AppConfig.ready``
+(:func:`register_state_reader`), so the hub imports no app: providers registers
+``circuit_breakers`` and ``token_refresh_lag_seconds``.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from prometheus_client.core import GaugeMetricFamily
 
@@ -11,6 +17,15 @@ from dashtam.observability.metrics import PREFIX
 logger = logging.getLogger("dashtam.metrics")
 
 BREAKER_VALUES = {"closed": 0, "half_open": 1, "open": 2}
+
+# name -> reader, called at every scrape.
+_readers: dict[str, Callable[[], object]] = {}
+
+
+def register_state_reader(name: str, reader: Callable[[], object]) -> None:
+    """Let a gauge read ``name`` from ``reader()`` at scrape time. A reading nobody
+    registered is left out of the scrape (its family is reported empty)."""
+    _readers[name] = reader
 
 
 class StateCollector:
@@ -32,10 +47,9 @@ class StateCollector:
         failures = GaugeMetricFamily(
             f"{PREFIX}_circuit_breaker_failures", "Consecutive failures counted by a provider's breaker.",
             labels=["provider"])
+        reader = _readers.get("circuit_breakers")
         try:
-            from providers.selectors import circuit_breaker_states
-
-            for key, current in circuit_breaker_states().items():
+            for key, current in (reader() if reader is not None else {}).items():
                 family.add_metric([key], BREAKER_VALUES.get(current["state"], 0))
                 failures.add_metric([key], current["failures"])
         except Exception:  # noqa: BLE001 - a scrape reports what it can
@@ -47,10 +61,10 @@ class StateCollector:
         family = GaugeMetricFamily(
             f"{PREFIX}_provider_token_refresh_lag_seconds",
             "How long the oldest connection due for a token refresh has been waiting (0 when none is late).")
+        reader = _readers.get("token_refresh_lag_seconds")
         try:
-            from providers.selectors import token_refresh_lag_seconds
-
-            family.add_metric([], token_refresh_lag_seconds())
+            if reader is not None:
+                family.add_metric([], reader())
         except Exception:  # noqa: BLE001
             logger.warning("metrics: token refresh lag unavailable")
         yield family

@@ -67,7 +67,7 @@ def _response_hook(span, request, response) -> None:
 def _task_prerun(task=None, **kwargs) -> None:
     from opentelemetry import trace
 
-    from audit.propagation import HEADER_REQUEST_ID, _header
+    from dashtam.context_celery import HEADER_REQUEST_ID, _header
 
     span = trace.get_current_span()
     if span.is_recording():

@@ -19,7 +19,7 @@ from django.http import Http404, HttpResponse, HttpResponseForbidden
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 
-from audit import context
+from dashtam import context
 from dashtam.observability.collectors import StateCollector
 
 

@@ -72,7 +72,7 @@ def reset_process_state() -> None:
 
 def _headers() -> dict:
     """The request-context headers a message published now would carry."""
-    from audit.propagation import on_before_task_publish
+    from dashtam.context_celery import on_before_task_publish
 
     headers: dict = {}
     on_before_task_publish(headers=headers)
@@ -128,7 +128,8 @@ def outbox_record(*, task_name: str, args, kwargs, headers: dict, error: str = "
 
 def _publish(row: OutboxTask) -> None:
     """Publish one row's task under the request context it was recorded with."""
-    from audit import context, propagation
+    from dashtam import context
+    from dashtam import context_celery as propagation
     from dashtam.celery import app
     from providers.crypto import decrypt
 

@@ -9,8 +9,9 @@ from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
 
-from dashtam.ratelimit.core import limited_keys, parse_rate
+from dashtam.ratelimit.counter import parse_rate
 from dashtam.ratelimit.models import LimitedKey
+from dashtam.ratelimit.registry import limited_keys
 from dashtam.ratelimit.services import limited_key_unblock
 
 

@@ -6,14 +6,16 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from audit import context
+from dashtam import context
 from dashtam.api.middleware import is_api
-from dashtam.ratelimit.core import Decision, consume_many, refund_many
+from dashtam.email_address import canonical_email
+from dashtam.ratelimit.counter import Decision, consume_many, refund_many
 from dashtam.ratelimit.rules import Rule, rules_for
 
 logger = logging.getLogger("dashtam.ratelimit")
@@ -97,23 +99,33 @@ def _user(user) -> str | None:
     return None
 
 
+# Keys only an app can read from a request body, by rule key kind: ``reader(data)`` is the
+# bucket id, or None when the body does not name one. The app registers its reader in its
+# AppConfig.ready (sessions_mgmt: "session", the login session of a refresh token it
+# signed), so the hub never imports an app.
+_key_readers: dict[str, Callable[[object], str | None]] = {}
+
+
+def register_key_reader(kind: str, reader: Callable[[object], str | None]) -> None:
+    """Let rules keyed on ``kind`` find their bucket in a request body with ``reader``.
+
+    Registering a kind again replaces its reader (a reloaded app). A kind nobody
+    registered falls back as its rule says (``session``: the client IP).
+    """
+    _key_readers[kind] = reader
+
+
 def _session(data) -> str | None:
     """The session id of the refresh token in the body, when its signature is ours.
 
     The claim only picks the bucket; the refresh view still does every check. A
     token we did not sign (or none) is counted by IP instead, so forging a ``sid``
-    cannot open a fresh budget or spend someone else's.
+    cannot open a fresh budget or spend someone else's. The token is read by the
+    reader its app registered for the ``session`` kind.
     """
-    raw = data.get("refresh") if hasattr(data, "get") else None
-    if not isinstance(raw, str) or not raw:
-        return None
-    from sessions_mgmt.tokens import InvalidTokenError, decode_refresh
-
-    try:
-        payload = decode_refresh(raw)  # remembered: the refresh view reads it again for free
-    except InvalidTokenError:
-        return None
-    return f"session:{payload['sid']}"
+    reader = _key_readers.get("session")
+    session_id = reader(data) if reader is not None else None
+    return f"session:{session_id}" if session_id else None
 
 
 def _body_field(data, field: str) -> str | None:
@@ -127,8 +139,6 @@ def _body_field(data, field: str) -> str | None:
     if not isinstance(value, str):
         return None
     if field == "email" or field.endswith("_email"):
-        from accounts.email_address import canonical_email
-
         value = canonical_email(value)
     else:
         value = value.strip().lower()

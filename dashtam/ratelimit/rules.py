@@ -8,8 +8,8 @@ from functools import lru_cache
 from django.conf import settings
 from django.core.signals import setting_changed
 
-from dashtam.config import RATE_LIMIT_KEYS, RATE_OFF, rate_rule_env_var
-from dashtam.ratelimit.core import parse_rate
+from dashtam.ratelimit.counter import parse_rate
+from dashtam.ratelimit.rule_table import RATE_LIMIT_KEYS, RATE_OFF, rate_rule_env_var
 
 
 @dataclass(frozen=True)

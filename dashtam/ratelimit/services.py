@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 
 from audit.services import record
-from dashtam.ratelimit.core import limited_key_clear
+from dashtam.ratelimit.registry import limited_key_clear
 
 
 @transaction.atomic

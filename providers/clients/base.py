@@ -6,7 +6,7 @@
   only for idempotent calls (GET). A token request is never retried: a retry
   after a lost response could burn a rotated refresh token.
 - Each provider's outbound budget (``<KEY>_RATE_LIMIT``) is counted through
-  ``dashtam.ratelimit.core.consume`` in the shared cache, across processes.
+  ``dashtam.ratelimit.counter.consume`` in the shared cache, across processes.
 - Each provider's circuit breaker (``providers.breaker``) is consulted before
   every call and told the outcome after it.
 
@@ -66,7 +66,7 @@ def reserved_budget():
 def shared_rate(rate: str, reserved_share: float) -> str | None:
     """The part of ``rate`` that calls outside ``reserved_budget`` may spend, or None when
     nothing is reserved: ``shared_rate("120/m", 0.25) == "90/60s"`` (at least 1)."""
-    from dashtam.ratelimit.core import parse_rate
+    from dashtam.ratelimit.counter import parse_rate
 
     if reserved_share <= 0:
         return None
@@ -287,7 +287,7 @@ class BaseClient:
         """
         if not self.rate_limit:
             return
-        from dashtam.ratelimit.core import consume
+        from dashtam.ratelimit.counter import consume
 
         if _budget_share.get() != "reserved":
             shared = shared_rate(self.rate_limit, settings.PROVIDER_REFRESH_RESERVED_SHARE)

@@ -178,17 +178,17 @@ def test_the_admin_search_finds_an_address_in_any_spelling(client, staff_user, p
 
 def test_rate_limit_keys_use_the_canonical_form(api_client, user, settings):
     """The per-address reset budget (3/h) is one budget whatever the spelling."""
-    from dashtam.ratelimit import core
+    from dashtam.ratelimit import counter
 
     settings.RATELIMIT_ENABLE = True
-    core.reset_state(namespace=f"identity-key-{uuid.uuid4().hex[:12]}")
+    counter.reset_state(namespace=f"identity-key-{uuid.uuid4().hex[:12]}")
     try:
         spellings = [user.email, user.email.upper(), user.email.replace("s", "\u017f"), f" {user.email} "]
         statuses = [api_client.post("/api/v1/auth/request-password-reset", {"email": e}, format="json",
                                     REMOTE_ADDR=f"198.51.100.{n}").status_code
                     for n, e in enumerate(spellings)]
     finally:
-        core.reset_state()
+        counter.reset_state()
     assert statuses == [202, 202, 202, 429]
 
 
@@ -236,14 +236,14 @@ def test_the_migration_stops_on_a_collision_and_names_both_rows(db):
 ])
 @pytest.mark.parametrize("path", ["login", "register", "request-password-reset", "resend-verification"])
 def test_odd_spellings_never_earn_a_500(api_client, settings, email, path):
-    from dashtam.ratelimit import core
+    from dashtam.ratelimit import counter
 
     settings.RATELIMIT_ENABLE = True  # the body:email keys are hashed from the canonical form
-    core.reset_state(namespace=f"identity-odd-{uuid.uuid4().hex[:12]}")
+    counter.reset_state(namespace=f"identity-odd-{uuid.uuid4().hex[:12]}")
     try:
         response = _post_raw(api_client, path, email)
     finally:
-        core.reset_state()
+        counter.reset_state()
     assert response.status_code < 500, response.content
 
 

@@ -21,7 +21,7 @@ FIRST, LAST = "Quirinus", "Zebulon"
 @pytest.fixture
 def limits(settings):
     """The default rule table on the real routes, counting (the package's autouse turns it off)."""
-    from dashtam.config import DEFAULT_RATE_RULES
+    from dashtam.ratelimit.rule_table import DEFAULT_RATE_RULES
 
     settings.RATELIMIT_ENABLE = True
 
@@ -258,7 +258,7 @@ def test_mail_to_a_proven_address_still_greets_its_owner_by_name(
 
 
 def test_a_malformed_method_narrowing_stops_start_up(settings):
-    from dashtam.config import DEFAULT_RATE_RULES
+    from dashtam.ratelimit.rule_table import DEFAULT_RATE_RULES
     from dashtam.ratelimit.rules import rule_problems
 
     rules = {name: dict(rule) for name, rule in DEFAULT_RATE_RULES.items()}

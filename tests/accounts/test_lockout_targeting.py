@@ -134,14 +134,14 @@ def test_a_lock_set_through_the_admin_login_emails_the_owner_an_unlock_link(
 
 
 def test_the_admin_login_spends_the_api_login_rate_limit(client, api_client, settings):
-    from dashtam.config import DEFAULT_RATE_RULES
-    from dashtam.ratelimit import core
+    from dashtam.ratelimit import counter
+    from dashtam.ratelimit.rule_table import DEFAULT_RATE_RULES
 
     settings.RATELIMIT_ENABLE = True
     rules = {name: dict(rule) for name, rule in DEFAULT_RATE_RULES.items()}
     rules["login"]["rate"] = "3/m"
     settings.RATE_LIMIT_RULES = rules
-    core.reset_state(namespace=f"identity-admin-{uuid.uuid4().hex[:12]}")
+    counter.reset_state(namespace=f"identity-admin-{uuid.uuid4().hex[:12]}")
     try:
         first = [
             post_login(api_client, "a@example.com", WRONG).status_code,
@@ -154,7 +154,7 @@ def test_the_admin_login_spends_the_api_login_rate_limit(client, api_client, set
                                REMOTE_ADDR="203.0.113.77")
         page = client.get("/admin/login/")
     finally:
-        core.reset_state()
+        counter.reset_state()
     assert first == [401, 200, 401]
     assert admin.status_code == 429
     assert int(admin["Retry-After"]) >= 1

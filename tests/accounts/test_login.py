@@ -156,7 +156,7 @@ def test_a_bcrypt_check_is_timed_once(settings):
     import bcrypt
     from django.contrib.auth.hashers import check_password
 
-    from audit import context
+    from dashtam import context
 
     encoded = "bcrypt$" + bcrypt.hashpw(b"Correct-Horse-9-Battery", bcrypt.gensalt(4)).decode()
     token = context.set_context(context.RequestContext(request_id="r"))

@@ -112,7 +112,7 @@ def test_a_password_over_72_bytes_against_a_bcrypt_hash_still_computes_bcrypt():
     """The hasher itself (also used by change-password and DELETE me) spends the bcrypt."""
     from django.contrib.auth.hashers import check_password
 
-    from audit import context
+    from dashtam import context
 
     encoded = "bcrypt$" + bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()
     token = context.set_context(context.RequestContext(request_id="r"))

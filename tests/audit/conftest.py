@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from audit import context
+from dashtam import context
 
 
 @pytest.fixture

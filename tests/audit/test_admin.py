@@ -10,9 +10,9 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
-from audit import context
 from audit.models import AuditEvent
 from audit.services import record
+from dashtam import context
 from tests.conftest import PASSWORD
 from tests.factories import UserFactory
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from rest_framework.test import APIClient
 
-from audit import context
 from audit.models import AuditEvent
 from audit.services import record
+from dashtam import context
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

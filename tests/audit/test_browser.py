@@ -13,9 +13,9 @@ import uuid
 import pytest
 from django.db import connection, connections
 
-from audit import context
 from audit.models import AuditEvent
 from audit.services import record
+from dashtam import context
 from tests.conftest import PASSWORD
 from tests.factories import UserFactory
 

@@ -135,7 +135,7 @@ def test_an_event_edited_before_it_was_sealed_is_reported(in_request):
 def test_row_hashes_survive_the_database_round_trip(in_request):
     record(action="admin.action", extra={"big": 1e20, "small": 1e-7, "nested": [{"x": (1, 2)}], "n": None,
                                          "text": "tab\tnew\nline é ✓"})
-    from audit import context as ctx
+    from dashtam import context as ctx
 
     token = ctx.set_context(ctx.RequestContext(request_id="r-ip6", ip="2001:0db8:0000::0001"))
     try:

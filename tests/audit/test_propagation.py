@@ -15,9 +15,10 @@ from django.http import JsonResponse
 from django.test import override_settings
 from django.urls import path
 
-from audit import context, propagation
 from audit.models import AuditEvent
 from audit.services import record
+from dashtam import context
+from dashtam import context_celery as propagation
 from dashtam.logging import JsonFormatter, RequestContextFilter
 from tests.conftest import wait_until
 from tests.factories import UserFactory

@@ -91,7 +91,7 @@ def test_claims_fail_open_when_the_cache_is_down(db, settings):
 
     ids = _due(2)
     with mock.patch.object(refresh_queue.cache, "add", side_effect=RedisConnectionError("down")), \
-            mock.patch.object(refresh_queue, "_redis_client", side_effect=RedisConnectionError("down")), \
+            mock.patch.object(refresh_queue, "default_client", side_effect=RedisConnectionError("down")), \
             mock.patch.object(tasks.refresh_connection_tokens, "delay") as delay:
         assert tasks.refresh_due_tokens() == 2  # a duplicate task is harmless; a lost one is not
     assert sorted(_enqueued(delay)) == sorted(ids)
@@ -120,5 +120,5 @@ def test_with_redis_the_claims_use_the_raw_client(settings):
         import pytest
 
         pytest.skip("the cache is not Redis here")
-    assert refresh_queue._redis_client() is not None
-    assert breaker._redis_client() is not None
+    assert refresh_queue.default_client() is not None
+    assert breaker.default_client() is not None

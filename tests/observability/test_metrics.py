@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from dashtam.config import DEFAULT_RATE_RULES
+from dashtam.ratelimit.rule_table import DEFAULT_RATE_RULES
 from providers.services import token_refresh
 from tests.conftest import PASSWORD
 from tests.factories import UserFactory

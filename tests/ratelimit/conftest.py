@@ -3,7 +3,7 @@ import uuid
 
 import pytest
 
-from dashtam.ratelimit import core
+from dashtam.ratelimit import counter
 
 
 @pytest.fixture(autouse=True)
@@ -12,13 +12,13 @@ def fresh_counters(monkeypatch):
 
     The clock stands still so that no window boundary falls in the middle of a
     test (which would reset a count the test is filling). Tests that travel in
-    time patch ``core._now`` themselves.
+    time patch ``counter._now`` themselves.
     """
-    core.reset_state(namespace=f"rl-test-{uuid.uuid4().hex[:12]}")
+    counter.reset_state(namespace=f"rl-test-{uuid.uuid4().hex[:12]}")
     now = time.time()
-    monkeypatch.setattr(core, "_now", lambda: now)
+    monkeypatch.setattr(counter, "_now", lambda: now)
     yield
-    core.reset_state()
+    counter.reset_state()
 
 
 @pytest.fixture(params=["default", "own_redis"])
@@ -43,7 +43,7 @@ def rate_rules(settings):
 
     Call the fixture's value with ``name=rate`` to change rates (``"off"`` disables).
     """
-    from dashtam.config import DEFAULT_RATE_RULES
+    from dashtam.ratelimit.rule_table import DEFAULT_RATE_RULES
 
     settings.ROOT_URLCONF = "tests.ratelimit.urls"
 
@@ -61,7 +61,7 @@ def rate_rules(settings):
 @pytest.fixture
 def real_rates(settings):
     """The default rule table on the real routes; call with ``name=rate`` to change rates."""
-    from dashtam.config import DEFAULT_RATE_RULES
+    from dashtam.ratelimit.rule_table import DEFAULT_RATE_RULES
 
     def apply(**rates):
         rules = {name: dict(rule) for name, rule in DEFAULT_RATE_RULES.items()}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import environ
 
-from dashtam.config import DEFAULT_RATE_RULES, parse_rate_rules
 from dashtam.ratelimit.checks import check_rate_limits
+from dashtam.ratelimit.rule_table import DEFAULT_RATE_RULES, parse_rate_rules
 
 
 def test_each_rule_reads_its_rate_key_and_routes_from_the_environment(monkeypatch):

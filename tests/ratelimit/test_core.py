@@ -7,8 +7,9 @@ import threading
 
 import pytest
 
-from dashtam.ratelimit import core
-from dashtam.ratelimit.core import consume, consume_many, limited_key_clear, limited_keys, parse_rate
+from dashtam.ratelimit import counter
+from dashtam.ratelimit.counter import consume, consume_many, parse_rate
+from dashtam.ratelimit.registry import limited_key_clear, limited_keys
 
 
 @pytest.mark.parametrize(
@@ -55,7 +56,7 @@ def test_consume_many_counts_every_pair_in_one_call(any_cache):
 
 def test_the_window_starts_at_the_first_hit_and_frees_up_reset_in_seconds_later(locmem_cache, monkeypatch):
     clock = [1_000_000.0]
-    monkeypatch.setattr(core, "_now", lambda: clock[0])
+    monkeypatch.setattr(counter, "_now", lambda: clock[0])
     consume("test:window", "1/m")
     refused = consume("test:window", "1/m")
     assert not refused.allowed
@@ -77,7 +78,7 @@ def test_reset_in_is_the_counters_real_ttl_on_redis(own_redis):
     first = consume("test:ttl", "1/h")
     assert first.reset_in == 3600
     client = cache.client.get_client(write=True)
-    name = cache.make_key(core.counter_key("test:ttl", 1, 3600))
+    name = cache.make_key(counter.counter_key("test:ttl", 1, 3600))
     assert 3599_000 <= client.pttl(name) <= 3600_000
     client.pexpire(name, 12_300)
 
@@ -146,9 +147,9 @@ def test_a_dead_redis_fails_open_and_warns_once(own_redis, caplog):
 def test_after_a_failure_the_cache_rests_then_counting_resumes(own_redis, monkeypatch, settings):
     settings.RATELIMIT_CACHE_RETRY_SECONDS = 5
     clock = [500.0]
-    monkeypatch.setattr(core, "_monotonic", lambda: clock[0])
+    monkeypatch.setattr(counter, "_monotonic", lambda: clock[0])
     calls = []
-    real = core._consume_redis
+    real = counter._consume_redis
 
     def flaky(cache, client, items):
         calls.append(1)
@@ -156,7 +157,7 @@ def test_after_a_failure_the_cache_rests_then_counting_resumes(own_redis, monkey
             raise ConnectionError("redis went away")
         return real(cache, client, items)
 
-    monkeypatch.setattr(core, "_consume_redis", flaky)
+    monkeypatch.setattr(counter, "_consume_redis", flaky)
     assert consume("test:rest", "1/m").degraded
     assert consume("test:rest", "5/m").degraded  # resting: the cache is not tried
     assert len(calls) == 1

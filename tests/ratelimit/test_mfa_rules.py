@@ -1,4 +1,4 @@
-"""The second-factor step's own rules: per mfa_token and per client IP (dashtam/config.py)."""
+"""The second-factor step's own rules: per mfa_token and per client IP (dashtam/ratelimit/rule_table.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def rules(settings):
-    from dashtam.config import DEFAULT_RATE_RULES
+    from dashtam.ratelimit.rule_table import DEFAULT_RATE_RULES
 
     def apply(**rates):
         table = {name: dict(rule) for name, rule in DEFAULT_RATE_RULES.items()}

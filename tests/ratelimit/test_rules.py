@@ -7,7 +7,7 @@ import uuid
 
 from rest_framework_simplejwt.state import token_backend
 
-from dashtam.ratelimit import core, enforcement
+from dashtam.ratelimit import counter, enforcement
 from tests.factories import UserFactory
 from tests.ratelimit.urls import LOCKED_EMAIL
 
@@ -49,7 +49,7 @@ def test_retry_after_is_the_real_number_of_seconds_until_the_window_frees_up(
 ):
     rate_rules(login="2/m")
     clock = [time.time()]
-    monkeypatch.setattr(core, "_now", lambda: clock[0])
+    monkeypatch.setattr(counter, "_now", lambda: clock[0])
     login(api_client)
     clock[0] += 20
     login(api_client)
@@ -178,7 +178,7 @@ def test_a_violation_writes_one_audit_event_per_key_per_window(
 
     rate_rules(login="2/m")
     clock = [time.time()]
-    monkeypatch.setattr(core, "_now", lambda: clock[0])
+    monkeypatch.setattr(counter, "_now", lambda: clock[0])
     statuses = [login(api_client).status_code for _ in range(7)]
     assert statuses == [200, 200] + [429] * 5
 
@@ -318,7 +318,7 @@ def test_staff_who_are_not_superusers_can_look_but_not_unblock(rate_rules, clien
 
 def test_outbound_budgets_are_listed_for_staff_too(client, staff_user):
     for _ in range(3):
-        core.consume("provider-out:schwab", "2/m")
+        counter.consume("provider-out:schwab", "2/m")
     client.force_login(staff_user)
     html = client.get("/admin/dashtam_ratelimit/limitedkey/").content.decode()
     assert "provider-out" in html

@@ -57,7 +57,7 @@ def test_a_stale_cache_entry_is_ignored_after_a_failed_revocation_write(own_redi
     # Simulate a revocation whose cache write failed (e.g. a network blip) while the
     # stale "active" entry survived in Redis.
     revocation._revocation_write_failed(RuntimeError("blip"))
-    revocation._state["down_until"] = 0.0  # the cache answers again
+    revocation._backoff.reset()  # the cache answers again
     Session.objects.filter(pk=issued.session.pk).update(revoked_at=timezone.now())
 
     assert client.get(SESSIONS).json()["code"] == "SESSION_REVOKED"
@@ -94,7 +94,7 @@ def test_a_cache_that_reads_but_refuses_writes_is_not_trusted_after_a_failed_rev
     client = client_for(issued)
     assert client.get(SESSIONS).status_code == 200  # "active" is cached
     revocation._revocation_write_failed(RuntimeError("blip"))
-    revocation._state["down_until"] = 0.0
+    revocation._backoff.reset()
     Session.objects.filter(pk=issued.session.pk).update(revoked_at=timezone.now())
     server = redis.Redis.from_url(own_redis.url)
     server.config_set("maxmemory-policy", "noeviction")
@@ -104,6 +104,6 @@ def test_a_cache_that_reads_but_refuses_writes_is_not_trusted_after_a_failed_rev
     assert revocation._state["pending_generation_bump"] is True  # still owed, paid once Redis takes writes
 
     server.config_set("maxmemory", 0)
-    revocation._state["down_until"] = 0.0
+    revocation._backoff.reset()
     assert client.get(SESSIONS).json()["code"] == "SESSION_REVOKED"
     assert revocation._state["pending_generation_bump"] is False

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.email_address import canonical_email
 from accounts.services import lockout_clear
-from audit import context
+from dashtam import context
 
 
 class Command(BaseCommand):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from audit import context
 from audit.services import audit_events_purge
+from dashtam import context
 
 
 class Command(BaseCommand):

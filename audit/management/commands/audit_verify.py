@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from audit import context
 from audit.services import audit_chain_seal, audit_chain_verify, record
+from dashtam import context
 
 
 class Command(BaseCommand):

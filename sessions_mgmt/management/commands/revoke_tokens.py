@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.models import normalize_email
-from audit import context
+from dashtam import context
+from dashtam.email_address import canonical_email
 from sessions_mgmt.services import tokens_revoke_all, tokens_revoke_for_user
 
 
@@ -34,7 +34,8 @@ class Command(BaseCommand):
                     f"Every token of every user is revoked (global minimum token version {version})."
                 ))
                 return
-            email = normalize_email(options["user"])
+            # The user model stores addresses in their one canonical form: an exact match.
+            email = canonical_email(options["user"])
             user = get_user_model().objects.filter(email=email).first()
             if user is None:
                 raise CommandError(f"No user with the email {email}.")

@@ -9,13 +9,13 @@ beat's scheduler thread runs under a context of origin ``scheduler``, so each
 message it sends gets a fresh request id of its own (origin ``beat`` in the
 worker); tasks those enqueue in turn share that id, like a request's tasks do.
 
-Connected in ``AuditConfig.ready``. Eager tasks (tests, ``CELERY_TASK_ALWAYS_EAGER``)
+Connected in ``DashtamConfig.ready``. Eager tasks (tests, ``CELERY_TASK_ALWAYS_EAGER``)
 are not published: they run in the caller's thread and inherit its context.
 """
 
 from __future__ import annotations
 
-from audit import context
+from dashtam import context
 
 HEADER_REQUEST_ID = "dashtam_request_id"
 HEADER_ORIGIN = "dashtam_origin"
@@ -113,7 +113,7 @@ def connect() -> None:
     from celery import signals
 
     signals.before_task_publish.connect(on_before_task_publish, weak=False,
-                                        dispatch_uid="audit.before_task_publish")
-    signals.task_prerun.connect(on_task_prerun, weak=False, dispatch_uid="audit.task_prerun")
-    signals.task_postrun.connect(on_task_postrun, weak=False, dispatch_uid="audit.task_postrun")
-    signals.beat_init.connect(on_beat_init, weak=False, dispatch_uid="audit.beat_init")
+                                        dispatch_uid="dashtam.context.before_task_publish")
+    signals.task_prerun.connect(on_task_prerun, weak=False, dispatch_uid="dashtam.context.task_prerun")
+    signals.task_postrun.connect(on_task_postrun, weak=False, dispatch_uid="dashtam.context.task_postrun")
+    signals.beat_init.connect(on_beat_init, weak=False, dispatch_uid="dashtam.context.beat_init")

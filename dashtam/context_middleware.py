@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
-from audit import context
+from dashtam import context
 from dashtam.checks import forwarded_for_observe
 
 logger = logging.getLogger("dashtam.request")
@@ -16,7 +16,7 @@ class RequestContextMiddleware:
 
     The id is the incoming X-Request-ID only behind a trusted proxy; otherwise a new
     UUID, and the client's own value is echoed in X-Client-Request-ID and recorded as
-    ``client_request_id`` (see ``audit.context.request_ids``).
+    ``client_request_id`` (see ``dashtam.context.request_ids``).
 
     It sits first in MIDDLEWARE, so even a crashed request's response carries
     ``X-Request-ID`` and logs one access line with the id, status and duration.

@@ -18,11 +18,14 @@ any concurrency. Only the first refusal of a key in a window costs a second
 round trip, to list the key for staff. On any other cache (the embedded
 default's local memory) a process-wide lock makes the count exact within the
 process, which is the only web process the embedded default runs.
+
+This module is the counter. Two neighbours build on it: ``counted_read`` counts a
+request inside the revocation check's own round trip, and ``registry`` is what the
+admin lists and clears (the counter writes that list as it counts).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import re
@@ -34,7 +37,8 @@ from functools import lru_cache
 from django.conf import settings
 from django.core.cache import caches
 from django_ratelimit.core import _split_rate
-from redis.exceptions import NoScriptError
+
+from dashtam.redis import CacheBackoff, lua_script, redis_client
 
 logger = logging.getLogger("dashtam.ratelimit")
 
@@ -91,30 +95,19 @@ def _now() -> float:
 _state_lock = threading.Lock()
 _last_warning = 0.0
 _suppressed = 0
-_down_until = 0.0  # monotonic time before which the cache is not retried
 
 
 def _monotonic() -> float:
     return time.monotonic()
 
 
-def _cache_resting() -> bool:
-    """True while a recent cache failure says not to try again yet.
-
-    A dead or black-holed Redis would otherwise cost every request a connect
-    timeout; for RATELIMIT_CACHE_RETRY_SECONDS after a failure requests are
-    served uncounted at once, then one request tries the cache again.
-    """
-    return _down_until > _monotonic()
+# A dead or black-holed Redis would otherwise cost every request a connect timeout: for
+# RATELIMIT_CACHE_RETRY_SECONDS after a failure requests are served uncounted at once,
+# then one request tries the cache again. (Read through ``_monotonic`` so tests can move it.)
+backoff = CacheBackoff("RATELIMIT_CACHE_RETRY_SECONDS", default=5, clock=lambda: _monotonic())
 
 
-def _cache_failed() -> None:
-    global _down_until
-    with _state_lock:
-        _down_until = _monotonic() + float(getattr(settings, "RATELIMIT_CACHE_RETRY_SECONDS", 5))
-
-
-def _warn_failing_open(exc: BaseException) -> None:
+def warn_failing_open(exc: BaseException) -> None:
     """Log that rate limits are failing open, at most once per WARNING_INTERVAL."""
     global _last_warning, _suppressed
     now = _monotonic()
@@ -138,12 +131,12 @@ def reset_state(*, namespace: str = "rl") -> None:
     Tests call it with a fresh namespace, so no test inherits another's counters
     (all test requests come from the same IP). Production never calls it.
     """
-    global _last_warning, _suppressed, _namespace, _down_until
+    global _last_warning, _suppressed, _namespace
     with _state_lock:
         _last_warning = 0.0
         _suppressed = 0
-        _down_until = 0.0
         _namespace = namespace
+    backoff.reset()
 
 
 # --- Redis: one script, one round trip ------------------------------------------------------
@@ -171,23 +164,10 @@ return out
 """
 
 
-_CONSUME_SHA = hashlib.sha1(LUA_CONSUME.encode(), usedforsecurity=False).hexdigest()
+CONSUME = lua_script("ratelimit.consume", LUA_CONSUME)
 
 
-def redis_client(cache):
-    """The raw redis-py client behind a django-redis cache backend, or None for any other cache.
-
-    Pass the backend (``caches[alias]``), not ``django.core.cache.cache``, which is a proxy.
-    """
-    client = getattr(cache, "client", None)
-    get_client = getattr(client, "get_client", None)
-    if get_client is None or not type(cache).__module__.startswith("django_redis"):
-        return None
-    return get_client(write=True)
-
-
-
-def _member(key: str, limit: int, period: int) -> str:
+def member(key: str, limit: int, period: int) -> str:
     return f"{limit}/{period}s {key}"
 
 
@@ -197,12 +177,7 @@ def _consume_redis(cache, client, items: list[tuple[str, int, int]],
     keys = [cache.make_key(counter_key(k, lim, per)) for k, lim, per in items]
     keys.extend(cache.make_key(name) for name in read)
     argv = [len(items), *(per * 1000 for _, _, per in items)]
-    try:
-        # EVALSHA, loading the script on the first NOSCRIPT: one round trip per call.
-        raw = client.evalsha(_CONSUME_SHA, len(keys), *keys, *argv)
-    except NoScriptError:
-        client.script_load(LUA_CONSUME)
-        raw = client.evalsha(_CONSUME_SHA, len(keys), *keys, *argv)
+    raw = CONSUME(client, keys=keys, args=argv)  # one round trip (EVALSHA)
     counted = 2 * len(items)
     out = [(int(raw[i]), int(raw[i + 1])) for i in range(0, counted, 2)]
     values = list(raw[counted:])
@@ -215,19 +190,19 @@ def _consume_redis(cache, client, items: list[tuple[str, int, int]],
         pipe.zremrangebyscore(registry, "-inf", now_ms)
         for i in newly_limited:
             key, limit, period = items[i]
-            pipe.zadd(registry, {_member(key, limit, period): now_ms + out[i][1]})
+            pipe.zadd(registry, {member(key, limit, period): now_ms + out[i][1]})
         pipe.pexpire(registry, 86400 * 1000)
         pipe.execute()
     return out, values
 
 
 # --- Any other cache: exact within one process --------------------------------------------
-_local_lock = threading.Lock()
+local_lock = threading.Lock()
 
 
 def _consume_local(cache, items: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
     out = []
-    with _local_lock:
+    with local_lock:
         now = _now()
         registry = None
         for key, limit, period in items:
@@ -240,19 +215,20 @@ def _consume_local(cache, items: list[tuple[str, int, int]]) -> list[tuple[int, 
             if count == limit + 1:
                 if registry is None:
                     registry = {m: exp for m, exp in (cache.get(registry_key()) or {}).items() if exp > now}
-                registry[_member(key, limit, period)] = expires
+                registry[member(key, limit, period)] = expires
             out.append((count, int((expires - now) * 1000)))
         if registry is not None:
             cache.set(registry_key(), registry, timeout=86400)
     return out
 
 
-# --- Public API --------------------------------------------------------------------------
-def _cache():
+# --- Public API (the helpers just below are shared with counted_read and registry) ---------
+def cache_backend():
+    """The cache the counters live in (RATELIMIT_USE_CACHE)."""
     return caches[getattr(settings, "RATELIMIT_USE_CACHE", "default")]
 
 
-def _parse(items: list[tuple[str, str]]) -> list[tuple[str, int, int]]:
+def parse_items(items: list[tuple[str, str]]) -> list[tuple[str, int, int]]:
     parsed = []
     for key, rate in items:
         limit, period = parse_rate(rate)
@@ -260,7 +236,7 @@ def _parse(items: list[tuple[str, str]]) -> list[tuple[str, int, int]]:
     return parsed
 
 
-def _decisions(parsed, counts) -> list[Decision]:
+def decisions_for(parsed, counts) -> list[Decision]:
     return [
         Decision(
             allowed=count <= limit,
@@ -273,7 +249,7 @@ def _decisions(parsed, counts) -> list[Decision]:
     ]
 
 
-def _uncounted(parsed, *, degraded: bool) -> list[Decision]:
+def uncounted(parsed, *, degraded: bool) -> list[Decision]:
     return [Decision(True, limit, limit, period, degraded=degraded) for _, limit, period in parsed]
 
 
@@ -287,74 +263,25 @@ def consume_many(items: list[tuple[str, str]]) -> list[Decision]:
     is a hit. Keys are shown to staff in the admin, so they must not hold secrets
     (hash a body value before using it in a key).
     """
-    parsed = _parse(items)
+    parsed = parse_items(items)
     if not parsed:
         return []
     if not getattr(settings, "RATELIMIT_ENABLE", True):
-        return _uncounted(parsed, degraded=False)
-    if _cache_resting():
-        return _uncounted(parsed, degraded=True)
+        return uncounted(parsed, degraded=False)
+    if backoff.resting():
+        return uncounted(parsed, degraded=True)
     try:
-        cache = _cache()
+        cache = cache_backend()
         client = redis_client(cache)
         if client is not None:
             counts, _ = _consume_redis(cache, client, parsed)
         else:
             counts = _consume_local(cache, parsed)
     except Exception as exc:  # noqa: BLE001 - any cache failure fails open, never a 500
-        _cache_failed()
-        _warn_failing_open(exc)
-        return _uncounted(parsed, degraded=True)
-    return _decisions(parsed, counts)
-
-
-@dataclass(frozen=True)
-class CountedRead:
-    """What :func:`consume_many_and_read` found: the decisions, and the values read.
-
-    ``values`` maps each key read to its decoded value (None when absent); it is
-    None when the cache failed, and ``error`` then says how (the counting itself
-    has failed open, as :func:`consume_many` does).
-    """
-
-    decisions: list[Decision]
-    values: dict | None
-    error: BaseException | None = None
-    # The same values as the cache stored them (bytes, None when absent), for a caller
-    # that writes back only over exactly what it read (the revocation cache's fill).
-    raw: dict | None = None
-
-
-def consume_many_and_read(items: list[tuple[str, str]], read: list[str], *,
-                          alias: str = "default") -> CountedRead | None:
-    """Count ``items`` as :func:`consume_many` does and read the keys ``read`` of the cache ``alias``,
-    together in one Redis round trip.
-
-    For a caller that needs the cache on every request anyway (the revocation
-    check reads its entries here), so that counting costs no round trip of its
-    own. Returns None when the two cannot share a round trip (the limiter is off
-    or resting after a failure, the limiter uses another cache, or the cache is
-    not Redis); the caller then reads, and the request is counted, separately.
-    """
-    parsed = _parse(items)
-    if not parsed or not getattr(settings, "RATELIMIT_ENABLE", True) or _cache_resting():
-        return None
-    if getattr(settings, "RATELIMIT_USE_CACHE", "default") != alias:
-        return None
-    cache = caches[alias]
-    client = redis_client(cache)
-    if client is None:
-        return None
-    try:
-        counts, raw = _consume_redis(cache, client, parsed, tuple(read))
-        values = {name: (None if value is None else cache.client.decode(value))
-                  for name, value in zip(read, raw, strict=True)}
-    except Exception as exc:  # noqa: BLE001 - counting fails open; the caller decides about its read
-        _cache_failed()
-        _warn_failing_open(exc)
-        return CountedRead(decisions=_uncounted(parsed, degraded=True), values=None, error=exc)
-    return CountedRead(decisions=_decisions(parsed, counts), values=values,
-                       raw=dict(zip(read, raw, strict=True)))
+        backoff.failed()
+        warn_failing_open(exc)
+        return uncounted(parsed, degraded=True)
+    return decisions_for(parsed, counts)
 
 
 LUA_REFUND = """
@@ -365,6 +292,7 @@ for i = 1, #KEYS do
 end
 return 1
 """
+REFUND = lua_script("ratelimit.refund", LUA_REFUND)
 
 
 def refund_many(items: list[tuple[str, str]]) -> None:
@@ -373,19 +301,16 @@ def refund_many(items: list[tuple[str, str]]) -> None:
     A counter whose window has ended since is left alone (never recreated, so
     never left without an expiry). Never raises.
     """
-    parsed = _parse(items)
-    if not parsed or not getattr(settings, "RATELIMIT_ENABLE", True) or _cache_resting():
+    parsed = parse_items(items)
+    if not parsed or not getattr(settings, "RATELIMIT_ENABLE", True) or backoff.resting():
         return
     try:
-        cache = _cache()
+        cache = cache_backend()
         client = redis_client(cache)
         if client is not None:
-            script = getattr(client, "_dashtam_ratelimit_refund", None)
-            if script is None:
-                script = client._dashtam_ratelimit_refund = client.register_script(LUA_REFUND)
-            script(keys=[cache.make_key(counter_key(k, lim, per)) for k, lim, per in parsed])
+            REFUND(client, keys=[cache.make_key(counter_key(k, lim, per)) for k, lim, per in parsed])
             return
-        with _local_lock:
+        with local_lock:
             now = _now()
             for key, limit, period in parsed:
                 name = counter_key(key, limit, period)
@@ -393,8 +318,8 @@ def refund_many(items: list[tuple[str, str]]) -> None:
                 if entry and entry[1] > now and entry[0] > 0:
                     cache.set(name, (entry[0] - 1, entry[1]), timeout=max(1, math.ceil(entry[1] - now)))
     except Exception as exc:  # noqa: BLE001 - a refund is best effort; the count stands
-        _cache_failed()
-        _warn_failing_open(exc)
+        backoff.failed()
+        warn_failing_open(exc)
 
 
 def consume(key: str, rate: str) -> Decision:
@@ -403,76 +328,3 @@ def consume(key: str, rate: str) -> Decision:
     See :func:`consume_many` for the guarantees: atomic, one round trip, fails open.
     """
     return consume_many([(key, rate)])[0]
-
-
-@dataclass(frozen=True)
-class LimitedKey:
-    key: str
-    limit: int
-    period: int
-    count: int
-    reset_in: int
-
-
-def limited_keys() -> list[LimitedKey]:
-    """The keys over their limit in their current window, soonest to free up last.
-
-    Empty when the cache is down.
-    """
-    cache = _cache()
-    now = _now()
-    try:
-        client = redis_client(cache)
-        if client is not None:
-            raw = client.zrangebyscore(cache.make_key(registry_key()), int(now * 1000), "+inf",
-                                       withscores=True)
-            entries = [(m.decode() if isinstance(m, bytes) else m, score / 1000) for m, score in raw]
-        else:
-            entries = [(m, exp) for m, exp in (cache.get(registry_key()) or {}).items() if exp > now]
-        parsed = []
-        for member, expires in entries:
-            rate, _, key = member.partition(" ")
-            limit, period = parse_rate(rate)
-            parsed.append((key, limit, period, expires))
-        names = [counter_key(k, lim, per) for k, lim, per, _ in parsed]
-        if client is not None:
-            values = client.mget([cache.make_key(n) for n in names]) if names else []
-            counts = [int(v) if v is not None else 0 for v in values]
-        else:
-            counts = [(entry[0] if entry else 0) for entry in (cache.get(n) for n in names)]
-    except Exception as exc:  # noqa: BLE001 - the admin page shows nothing rather than a 500
-        _warn_failing_open(exc)
-        return []
-    out = [
-        LimitedKey(key=k, limit=lim, period=per, count=c, reset_in=max(1, math.ceil(exp - now)))
-        for (k, lim, per, exp), c in zip(parsed, counts, strict=True)
-        if c > lim
-    ]
-    out.sort(key=lambda item: item.reset_in, reverse=True)
-    return out
-
-
-def limited_key_clear(*, key: str, rate: str) -> bool:
-    """Forget one key's count now (staff unblocking a key). Returns False when there was none.
-
-    Idempotent. Raises nothing on a cache outage: it returns False.
-    """
-    limit, period = parse_rate(rate)
-    name = counter_key(key, limit, period)
-    cache = _cache()
-    try:
-        client = redis_client(cache)
-        if client is not None:
-            removed = client.delete(cache.make_key(name))
-            client.zrem(cache.make_key(registry_key()), _member(key, limit, period))
-            return bool(removed)
-        with _local_lock:
-            existed = cache.get(name) is not None
-            cache.delete(name)
-            registry = cache.get(registry_key()) or {}
-            registry.pop(_member(key, limit, period), None)
-            cache.set(registry_key(), registry, timeout=86400)
-            return existed
-    except Exception as exc:  # noqa: BLE001
-        _warn_failing_open(exc)
-        return False
