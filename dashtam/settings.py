@@ -106,15 +106,18 @@ MIDDLEWARE = [
     "dashtam.api.middleware.ProblemDetailsMiddleware",
     "dashtam.api.middleware.HttpsOnlyApiMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Static files, the cookie session, request.user from the session and flash
+    # messages serve the pages only: the JSON API (/api/v1/) passes them by
+    # (dashtam/pages_middleware.py). Security headers, CORS and the rest run for every request.
+    "dashtam.pages_middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
+    "dashtam.pages_middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    "dashtam.pages_middleware.AuthenticationMiddleware",
+    "dashtam.pages_middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "dashtam.pages_middleware.CSPMiddleware",  # django-csp's, its policy text built once
     "dashtam.ratelimit.middleware.RateLimitMiddleware",
     # Axes last, as its documentation asks.
     "axes.middleware.AxesMiddleware",
@@ -315,6 +318,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PARSER_CLASSES": ["dashtam.api.parsers.JSONParser"],  # DRF's, bounded in depth
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "dashtam.api.negotiation.ContentNegotiation",  # DRF's, short path
     "DEFAULT_SCHEMA_CLASS": "dashtam.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "dashtam.api.exceptions.problem_exception_handler",
     # Rate limits run after authentication, so user keys know the JWT's user.

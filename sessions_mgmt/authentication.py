@@ -54,7 +54,7 @@ def bearer_token(header: str | None) -> str | None:
         return None
     parts = header.split()
     if (len(parts) != 2 or parts[0].lower() != "bearer"
-            or not all(" " < ch < "\x7f" for ch in parts[1])):
+            or not (parts[1].isascii() and parts[1].isprintable())):  # no space left after split()
         raise _invalid(MALFORMED_HEADER)
     return parts[1]
 
