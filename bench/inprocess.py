@@ -55,7 +55,7 @@ def main(argv: list[str]) -> int:
     os.environ.update(config.env())
     log_path = ROOT / "var" / "bench" / "inprocess.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    log = open(log_path, "w")  # noqa: SIM115 - open for the life of the process
+    log = open(log_path, "w")  # open for the life of the process
     os.dup2(log.fileno(), 2)
 
     import django

@@ -175,7 +175,7 @@ class JsonFormatter(_BaseJsonFormatter):
         # python-json-logger writes ASCII only (\u escapes); a line with anything else takes its way.
         return line if line.isascii() or not self.json_ensure_ascii else self._encode(log_record)
 
-    def formatTime(self, record, datefmt=None):  # noqa: N802 - logging API
+    def formatTime(self, record, datefmt=None):  # logging API
         if datefmt is not None or self.converter is not time.localtime:
             return super().formatTime(record, datefmt)
         second = int(record.created)
