@@ -8,3 +8,7 @@ class AccountsConfig(AppConfig):
 
     def ready(self):
         from accounts import backends, checks  # noqa: F401
+        from accounts.mfa.services import totp_devices_reencrypt
+        from dashtam.crypto import register_resealer
+
+        register_resealer("TOTP seed", totp_devices_reencrypt)

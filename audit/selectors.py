@@ -7,8 +7,8 @@ from datetime import datetime
 
 from django.db.models import Q, QuerySet
 
-from accounts.email_address import canonical_email
 from audit.models import AuditEvent
+from dashtam.email_address import canonical_email
 
 
 def audit_events_filtered(

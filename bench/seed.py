@@ -226,7 +226,8 @@ def provider_connections_reset(*, count: int, users: list, ledger, expires_at) -
     from django.db import transaction
     from django.utils import timezone
 
-    from providers import crypto, services
+    from dashtam import crypto
+    from providers import services
     from providers.models import ConnectionStatus, ProviderConnection, ProviderToken
 
     now = timezone.now()

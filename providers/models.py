@@ -1,7 +1,7 @@
 """Provider connections, their encrypted tokens, OAuth states, and the synced data.
 
 Token plaintext never lives on a model: ``ProviderToken`` holds ciphertext only
-(``providers.crypto``), and the column values carry the key id they were sealed
+(``dashtam.crypto``), and the column values carry the key id they were sealed
 with and are bound to the row's id, so a ciphertext copied to another row fails.
 """
 

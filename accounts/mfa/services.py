@@ -37,10 +37,9 @@ from accounts.services import (
     login_complete,
 )
 from audit.services import record
-from dashtam import context
+from dashtam import context, crypto
 from dashtam.errors import DomainError, RetryLater
 from dashtam.mail import send_templated_email
-from providers import crypto
 
 logger = logging.getLogger("dashtam.accounts.mfa")
 

@@ -124,7 +124,7 @@ def dispatch(task: Task, args: Sequence[Any], kwargs: dict[str, Any]) -> None:
 def outbox_record(*, task_name: str, args: Sequence[Any], kwargs: dict[str, Any], headers: dict, error: str = "") -> OutboxTask:
     """Write one task to the outbox (inside the caller's transaction, if any). Not idempotent:
     each call is one more publish later."""
-    from providers.crypto import encrypt
+    from dashtam.crypto import encrypt
 
     payload = json.dumps({"args": list(args), "kwargs": dict(kwargs), "headers": headers})
     return OutboxTask.objects.create(task_name=task_name[:200], payload=encrypt(payload, aad=_AAD),
@@ -136,7 +136,7 @@ def _publish(row: OutboxTask) -> None:
     from dashtam import context
     from dashtam import context_celery as propagation
     from dashtam.celery import app
-    from providers.crypto import decrypt
+    from dashtam.crypto import decrypt
 
     data = json.loads(decrypt(row.payload, aad=_AAD))
     headers = data.get("headers") or {}
@@ -177,7 +177,7 @@ def outbox_sweep(*, batch_size: int | None = None) -> int:
     key left FIELD_ENCRYPTION_KEYS) waits the longest backoff and says why.
     Idempotent: an empty outbox publishes nothing.
     """
-    from providers.crypto import DecryptionError
+    from dashtam.crypto import DecryptionError
 
     size = batch_size or settings.OUTBOX_BATCH_SIZE
     total = 0

@@ -1,7 +1,7 @@
 """Sealed provider secrets: the associated data they are bound to, sealing and opening a
 connection's tokens, and re-sealing a row under the newest key (``rotate_encryption_keys``).
 
-Token plaintext exists only in local variables: it is sealed by ``providers.crypto``
+Token plaintext exists only in local variables: it is sealed by ``dashtam.crypto``
 before it touches a model, and no message, exception, log line or audit ``extra`` ever
 carries it.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from providers import crypto
+from dashtam import crypto
 from providers.models import OAuthState, ProviderToken
 
 # Written out, not taken from ``_meta``: the name is part of every stored ciphertext, so a

@@ -18,8 +18,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import record
+from dashtam import crypto
 from dashtam.errors import InvalidInput
-from providers import crypto, registry, selectors
+from providers import registry, selectors
 from providers.clients.base import TokenResponse, pkce_pair
 from providers.exceptions import InvalidGrant, ProviderError
 from providers.models import ConnectionStatus, OAuthState, ProviderConnection, ProviderToken

@@ -19,7 +19,8 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from audit.services import record
-from providers import crypto, refresh_statements, selectors
+from dashtam import crypto
+from providers import refresh_statements, selectors
 from providers.clients.base import TokenResponse
 from providers.exceptions import InvalidGrant, ProviderError, ProviderUnavailable
 from providers.models import ConnectionStatus, ProviderConnection, ProviderToken

@@ -18,8 +18,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from audit.services import record
+from dashtam import crypto
 from dashtam.errors import DomainError, RetryLater
-from providers import crypto, selectors
+from providers import selectors
 from providers.exceptions import InvalidGrant, ProviderError, ProviderRequestRejected, ProviderUnavailable
 from providers.models import (
     ConnectionStatus,

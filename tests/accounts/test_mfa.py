@@ -361,7 +361,7 @@ def test_password_reset_does_not_switch_mfa_off(auth_client, api_client, user, p
 
 # --- at rest ---------------------------------------------------------------------------------------
 def test_the_seed_is_encrypted_at_rest_and_bound_to_its_row(auth_client, user, password):
-    from providers import crypto
+    from dashtam import crypto
 
     secret, _ = enable_totp(auth_client, password)
     table = TotpDevice._meta.db_table

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from providers import crypto
+from dashtam import crypto
 from providers.models import ProviderToken
 from providers.services import token_access_plaintext
 from tests.factories import ProviderTokenFactory

@@ -9,7 +9,7 @@ from django.core import mail
 from django.utils import timezone
 
 from audit.models import AuditEvent
-from providers import crypto
+from dashtam import crypto
 from providers.models import ConnectionStatus, ProviderConnection, ProviderToken
 from providers.services import token_refresh
 from tests.providers.conftest import connected

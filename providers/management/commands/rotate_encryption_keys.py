@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from audit.services import record
-from providers import crypto
+from dashtam import crypto
 from providers.models import ProviderToken
 from providers.services import oauth_state_reencrypt, token_reencrypt
 
@@ -68,13 +68,14 @@ class Command(BaseCommand):
             raise CommandError(f"{failed} token(s) could not be decrypted with any key in FIELD_ENCRYPTION_KEYS")
 
     def _rotate_totp_seeds(self) -> None:
-        """Second-factor seeds (accounts/mfa) are sealed with the same ring: re-seal them too."""
-        from accounts.mfa.services import totp_devices_reencrypt
-
-        done, failed = totp_devices_reencrypt(stderr=self.stderr)
-        self.stdout.write(f"re-encrypted {done} TOTP seed(s); {failed} failed")
-        if failed:
-            raise CommandError(f"{failed} TOTP seed(s) could not be decrypted with any key in FIELD_ENCRYPTION_KEYS")
+        """Values other apps seal with the same ring (the second-factor seeds of accounts/mfa)
+        are re-sealed by the re-sealers those apps register with ``dashtam.crypto``."""
+        for label, reseal in crypto.resealers().items():
+            done, failed = reseal(stderr=self.stderr)
+            self.stdout.write(f"re-encrypted {done} {label}(s); {failed} failed")
+            if failed:
+                raise CommandError(
+                    f"{failed} {label}(s) could not be decrypted with any key in FIELD_ENCRYPTION_KEYS")
 
     def _rotate_pending_states(self, newest: str) -> int:
         """Re-seal the PKCE verifiers of authorizations still in flight, so the old key can

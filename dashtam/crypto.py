@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+from collections.abc import Callable
 from functools import lru_cache
 
 from cryptography.exceptions import InvalidTag
@@ -87,3 +88,20 @@ def decrypt(token: str, *, aad: str) -> str:
     except (InvalidTag, UnicodeDecodeError) as exc:
         raise DecryptionError("ciphertext failed authentication") from exc
 
+
+
+# --- Re-sealers ------------------------------------------------------------------------
+# Every app that seals values with this ring registers how to re-seal them under the newest
+# key (`rotate_encryption_keys` runs them all), so the command imports no app's internals.
+# A re-sealer takes ``stderr=`` (a stream for per-row failures) and returns (re-sealed, failed).
+_RESEALERS: dict[str, Callable[..., tuple[int, int]]] = {}
+
+
+def register_resealer(label: str, reseal: Callable[..., tuple[int, int]]) -> None:
+    """Register ``reseal`` under ``label`` (e.g. "TOTP seed"); called from ``AppConfig.ready``."""
+    _RESEALERS[label] = reseal
+
+
+def resealers() -> dict[str, Callable[..., tuple[int, int]]]:
+    """The registered re-sealers, by label, in registration order."""
+    return dict(_RESEALERS)
