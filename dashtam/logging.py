@@ -43,7 +43,10 @@ SECRET_NAMES = ("password", "passwd", "secret", "token", "refresh", "access", "c
 
 
 def _may_hold_secret(text: str) -> bool:
-    if "eyJ" in text:
+    # The patterns match case-insensitively, and Unicode case-insensitivity has equivalences
+    # that str.lower() does not produce ("ſ" matches "s", "ı" matches "i"): the substring tests
+    # below are only exact on ASCII text, so any other text takes the patterns.
+    if not text.isascii() or "eyJ" in text:
         return True
     lowered = text.lower()
     if "bearer" in lowered or "basic" in lowered:

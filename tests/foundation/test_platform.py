@@ -135,3 +135,13 @@ def test_scrubbing_keeps_properties_of_secrets_and_removes_the_secrets():
     assert scrubbed["problem_code"] == "INVALID_TOKEN"
     for key in ("access_token", "refresh", "password", "code"):
         assert scrubbed[key] == "[REDACTED]"
+
+
+def test_a_secret_named_with_a_unicode_case_lookalike_is_still_redacted():
+    from dashtam.logging import scrub_text
+
+    # The redaction patterns match case-insensitively, so "ſ" counts as "s" and "ı" as "i".
+    assert scrub_text("paſſword=hunter2") == "paſſword=[REDACTED]"
+    assert scrub_text("acceſs: abc123") == "acceſs: [REDACTED]"
+    assert scrub_text("code=abc&ſtate=xyz") == "code=[REDACTED]&ſtate=[REDACTED]"
+    assert scrub_text("plain path /api/v1/auth/me") == "plain path /api/v1/auth/me"
