@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from celery import shared_task
+from celery.signals import task_postrun
 from django.db import connection, connections, transaction
 from django.http import JsonResponse
 from django.test import override_settings
@@ -152,12 +153,26 @@ def test_a_request_and_its_task_reach_the_collector_under_one_trace(celery_worke
                                                                      json_log_lines):
     tag = f"trace{uuid.uuid4().hex[:8]}"
     request_id = f"traced-{uuid.uuid4()}"
+    # The instrumentation ends the task's span in its own task_postrun receiver, connected when
+    # tracing was configured; a receiver connected now runs after it, so once it has fired the span
+    # is finished and the flush below carries it (the "ran" log line comes before the span ends).
+    finished = threading.Event()
+
+    def _postrun(sender=None, **kwargs):
+        if getattr(sender, "name", "") == "tests.observability.traced_probe":
+            finished.set()
+
+    task_postrun.connect(_postrun, weak=False)
     # TRUSTED_PROXY_COUNT: the incoming X-Request-ID is the request id only through a trusted proxy.
     with override_settings(ROOT_URLCONF=__name__, TRUSTED_PROXY_COUNT=1):
         response = client.get(f"/traced/{tag}", HTTP_X_REQUEST_ID=request_id)
     assert response.status_code == 200
     wait_until(lambda: any(line.get("tag") == tag and line["message"] == "traced probe ran"
                            for line in json_log_lines()), timeout=60)
+    try:
+        assert finished.wait(timeout=60), "the task's postrun signal never fired"
+    finally:
+        task_postrun.disconnect(_postrun)
     tracing.shutdown()  # flushes the batch to the collector
 
     assert traced.paths and set(traced.paths) == {"/v1/traces"}
