@@ -9,9 +9,12 @@ from dashtam import health
 from dashtam.docs_views import SwaggerUiView, favicon, home
 from dashtam.observability.views import metrics
 
+# Django tries the patterns in order until one matches. The literal routes below do not
+# overlap, so the order only sets what a request pays to be found: the session routes
+# (refresh first) come before the account routes, whose list starts with me and login.
 api_v1 = [
-    path("auth/", include("accounts.urls")),
     path("auth/", include("sessions_mgmt.urls")),
+    path("auth/", include("accounts.urls")),
     path("", include("providers.urls")),
     path("admin/audit/", include("audit.urls")),
 ]

@@ -109,3 +109,18 @@ def test_a_bad_hardening_setting_stops_start_up_naming_the_variable(var, value):
 
     result = run_check({"DJANGO_ENV": "development", var: value})
     assert result.returncode != 0 and f"{var}:" in result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_the_wsgi_application_moves_what_it_loaded_out_of_the_collectors_reach():
+    # Loaded once and kept for the life of the worker: a full collection no longer walks it
+    # (the pauses it caused were the tail of the latency, docs/performance.md). What the
+    # requests allocate afterwards is collected as usual.
+    env = good_production_env()
+    code = ("import gc; before = gc.get_freeze_count(); import dashtam.wsgi; "
+            "print('FROZEN', before, gc.get_freeze_count(), gc.isenabled())")
+    result = run_python(code, env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    before, after, enabled = result.stdout.split("FROZEN", 1)[1].split()
+    assert int(before) == 0 and int(after) > 100_000, result.stdout
+    assert enabled == "True"
