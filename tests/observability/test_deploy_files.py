@@ -4,7 +4,9 @@ every metric the dashboard queries is one the app really exposes (Docker cannot 
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -35,13 +37,14 @@ def test_compose_runs_prometheus_grafana_and_a_trace_collector():
     web = services["web"]
     assert web["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
     assert web["environment"]["PROMETHEUS_MULTIPROC_DIR"] == "/var/run/dashtam-metrics"
-    assert "python:dashtam.observability.gunicorn" in web["command"]
+    assert "granian --interface wsgi" in web["command"] and "dashtam.wsgi:application" in web["command"]
     assert "metrics:/var/run/dashtam-metrics" in services["worker"]["volumes"]  # the worker's tasks count too
     assert compose["secrets"]["metrics_token"] == {"environment": "METRICS_BEARER_TOKEN"}
     mounted = [v.split(":")[0] for v in services["grafana"]["volumes"]]
     for source in mounted + [v.split(":")[0] for v in services["prometheus"]["volumes"]]:
         assert (DOCKER / source).exists(), source
-    # The gunicorn config module named in the command exists and has the hook gunicorn calls.
+    # gunicorn stays supported (docs/operations/deployment.md): the config module its command
+    # line names exists and has the hook gunicorn calls.
     from dashtam.observability import gunicorn
 
     assert callable(gunicorn.child_exit)
@@ -88,3 +91,37 @@ def test_unauthenticated_observability_uis_listen_on_the_loopback_only():
     for name in ("prometheus", "jaeger", "mailpit"):
         for port in services[name].get("ports", []):
             assert str(port).startswith("127.0.0.1:"), (name, port)
+
+
+def _granian_params(argv: list[str], env: dict[str, str]) -> dict:
+    """What granian's own command line makes of ``argv`` (it refuses an unknown option)."""
+    from granian.cli import cli
+
+    assert argv[0] == "granian", argv
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        return cli.make_context("granian", argv[1:], auto_envvar_prefix="GRANIAN").params
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def test_the_image_and_compose_serve_the_wsgi_app_with_granian_one_process_per_core():
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    cmd = json.loads(re.search(r"^CMD (\[.*?\])\s*$", dockerfile, re.S | re.M).group(1).replace("\\\n", ""))
+    env = dict(re.findall(r"\b(GRANIAN_[A-Z_]+)=(\S+)", dockerfile))
+    params = _granian_params(cmd, env)
+    assert params["interface"] == "wsgi" and params["app"] == "dashtam.wsgi:application"
+    assert (params["host"], params["port"]) == ("0.0.0.0", 8000)
+    assert params["workers"] == 2 and params["blocking_threads"] == 8 and params["respawn_failed_workers"]
+    assert not params["log_access_enabled"]  # the app writes the one access line, without query strings
+
+    web = yaml.safe_load((DOCKER / "compose.yaml").read_text())["services"]["web"]
+    shell, flag, script = shlex.split(web["command"])
+    assert (shell, flag) == ("sh", "-c")
+    served = shlex.split(script.split("exec ", 1)[1])
+    assert _granian_params(served, env) == params  # the same server, the same settings
