@@ -163,6 +163,16 @@ def _write_or_release(claim: _Claim, write) -> RefreshResult:
         return write(locked)
 
 
+def _reauth_and_release(claim: _Claim, *, code: str, message: str, action: str) -> RefreshResult:
+    """The connection needs its user to connect again (``code``): marked so under its lock,
+    the lease given back, ``reauth_required`` returned."""
+    def write(locked: ProviderConnection) -> RefreshResult:
+        _to_reauth(locked, code=code, message=message, action=action)
+        _lease_release(claim)
+        return RefreshResult("reauth_required", locked.status, error_code=code)
+    return _write_or_release(claim, write)
+
+
 def token_refresh(*, connection_id, force: bool = False, wait: bool = False,
                   fresh_ok: bool = False) -> RefreshResult:
     """Refresh one connection's access token, exactly once however many callers race.
@@ -215,29 +225,16 @@ def _refresh_claimed(claim: _Claim, *, force: bool) -> RefreshResult:
     except crypto.DecryptionError as exc:
         logger.error("stored provider token does not decrypt",
                      extra={"connection": str(connection.pk), "key_id": token.key_id, "error": str(exc)})
-
-        def decrypt_failed(locked):
-            _to_reauth(locked, code="decrypt_failed", message="The stored credentials could not be read.",
-                       action="provider.token.decrypt_failed")
-            _lease_release(claim)
-            return RefreshResult("reauth_required", locked.status, error_code="decrypt_failed")
-        return _write_or_release(claim, decrypt_failed)
+        return _reauth_and_release(claim, code="decrypt_failed", action="provider.token.decrypt_failed",
+                                   message="The stored credentials could not be read.")
     if not old_refresh:
-        def no_refresh_token(locked):
-            _to_reauth(locked, code="no_refresh_token", message="No refresh token is stored.",
-                       action="provider.token.reauth_required")
-            _lease_release(claim)
-            return RefreshResult("reauth_required", locked.status, error_code="no_refresh_token")
-        return _write_or_release(claim, no_refresh_token)
+        return _reauth_and_release(claim, code="no_refresh_token", action="provider.token.reauth_required",
+                                   message="No refresh token is stored.")
     try:
         response = _client(connection).refresh(refresh_token=old_refresh)
     except InvalidGrant:
-        def invalid_grant(locked):
-            _to_reauth(locked, code="invalid_grant", message="The provider refused the refresh token.",
-                       action="provider.token.reauth_required")
-            _lease_release(claim)
-            return RefreshResult("reauth_required", locked.status, error_code="invalid_grant")
-        return _write_or_release(claim, invalid_grant)
+        return _reauth_and_release(claim, code="invalid_grant", action="provider.token.reauth_required",
+                                   message="The provider refused the refresh token.")
     except ProviderUnavailable as exc:
         # Nothing reached the provider (open circuit or spent budget): not the connection's failure.
         _lease_release(claim)
