@@ -1,4 +1,4 @@
-"""WSGI entry point (gunicorn dashtam.wsgi). Refuses to start when misconfigured."""
+"""WSGI entry point (granian or gunicorn: dashtam.wsgi:application). Refuses to start when misconfigured."""
 
 import gc
 import os
